@@ -1,0 +1,250 @@
+"""The facts that make up a person's story, and what each one carries.
+
+``FACT_TYPES`` is the one table of fact types: their fields, which are required, and
+what kind of value each field holds. The API builds its request schema from it and the
+aggregate validates against it, so a field added here is a field everywhere.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from domain.identity import Identity
+
+SOURCE_KINDS = ("party", "icrc", "family", "media", "court", "ngo", "other")
+CLASSIFICATIONS = ("prisoner_of_war", "civilian_internee", "criminal_detainee", "other")
+WILLINGNESS = ("willing", "unwilling")
+CATEGORIES = ("prisoner_of_war", "civilian_internee", "detained_person", "missing_person")
+
+_ALPHA2 = re.compile(r"^[A-Z]{2}$")
+MAX_TEXT = 200
+MAX_LONG_TEXT = 4000
+
+# Field kinds: how a field's value is checked.
+PARTY = "party"  # ISO 3166-1 alpha-2 code
+ACTOR = "actor"  # a party code or an organisation named as text (ICRC, CTA)
+TEXT = "text"
+LONG_TEXT = "long_text"
+DATE = "date"
+VERSION = "version"
+CLASSIFICATION = "classification"
+RESULT = "result"
+
+FIELD_KINDS: dict[str, str] = {
+    "by_party": PARTY,
+    "to_party": PARTY,
+    "held_by": PARTY,
+    "place": TEXT,
+    "to_place": TEXT,
+    "condition": TEXT,
+    "by": ACTOR,
+    "to": ACTOR,
+    "classification": CLASSIFICATION,
+    "basis": LONG_TEXT,
+    "charge": LONG_TEXT,
+    "sentence_ends_on": DATE,
+    "result": RESULT,
+    "cause": LONG_TEXT,
+    "channel": TEXT,
+    "text": LONG_TEXT,
+    "version": VERSION,
+    "reason": LONG_TEXT,
+}
+
+
+@dataclass(frozen=True)
+class FactType:
+    """One row of the table: a fact type, its fields and whether it needs ``occurred_on``."""
+
+    name: str
+    required: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+    dated: bool = True  # False: acts when recorded, occurred_on optional
+    one_of: tuple[str, ...] = ()  # at least one of these optional fields must be given
+    doc: str = ""
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return self.required + self.optional
+
+
+def _t(name: str, req: str = "", opt: str = "", **kw: Any) -> FactType:
+    return FactType(name, tuple(req.split()), tuple(opt.split()), **kw)
+
+
+FACT_TYPES: dict[str, FactType] = {
+    t.name: t
+    for t in (
+        _t("captured", "by_party", "place", doc="Taken into a party's custody."),
+        _t("held", "by_party", "place", doc="Custody by a party confirmed at a place."),
+        _t(
+            "transferred",
+            "by_party",
+            "to_place to_party",
+            one_of=("to_place", "to_party"),
+            doc="Moved to another place, or handed to another party (to_party).",
+        ),
+        _t("hospitalised", "", "place condition", doc="Admitted to hospital; custody goes on."),
+        _t("visited", "by", "place held_by", doc="Seen alive (in custody when held_by is given)."),
+        _t("holding_acknowledged", "by_party", doc="A party says it holds the person."),
+        _t("holding_denied", "by_party", doc="A party says it does not hold the person."),
+        _t("classified", "by_party classification", "basis", doc="A party's claim of status."),
+        _t("charged", "by_party charge", doc="Criminal proceedings opened (GC III Art. 119(5))."),
+        _t("sentenced", "by_party charge", "sentence_ends_on", doc="A sentence pronounced."),
+        _t("willingness_verified", "by result", doc="Private interview on repatriation."),
+        _t("released", "by_party to_party", doc="Unilateral release, outside any exchange."),
+        _t("repatriated", "to_party", "place", doc="Returned to a party."),
+        _t("escaped", "", "by_party", doc="Escaped from custody (by_party: from whom)."),
+        _t("recaptured", "by_party", "place", doc="Taken back into custody after an escape."),
+        _t("died", "", "place cause", doc="Death asserted by the source."),
+        _t("remains_returned", "to_party", "place", doc="Remains handed to a party."),
+        _t("seen", "", "place", doc="A missing person reported alive."),
+        _t("family_informed", "", "channel", doc="The family was told."),
+        _t("identity_updated", doc="Identity corrections and new spellings (aliases)."),
+        _t("transmitted", "to", "channel", doc="Information sent (GC III Art. 122)."),
+        _t("note", "text", dated=False, doc="A case worker's note."),
+        _t("retracted", "version reason", dated=False, doc="A recorded fact was wrong."),
+        _t("closed", "reason", dated=False, doc="The case is closed."),
+        _t("reopened", "reason", dated=False, doc="A closed case is opened again."),
+    )
+}
+
+OPENED = "opened"  # the first event of every case; not recordable through /events
+
+
+class FactError(ValueError):
+    """A fact that cannot be right as given: names each bad field."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Source:
+    """Who says so. A party's claim is recorded as that party's, never as plain truth."""
+
+    kind: str
+    name: str | None = None
+    reference: str | None = None
+    reported_on: str | None = None
+
+    @classmethod
+    def parse(cls, data: Any) -> Source:
+        if not isinstance(data, dict):
+            raise FactError({"source": "must be an object with at least 'kind'"})
+        errors: dict[str, str] = {}
+        if data.get("kind") not in SOURCE_KINDS:
+            errors["source.kind"] = f"must be one of {', '.join(SOURCE_KINDS)}"
+        for key in ("name", "reference"):
+            value = data.get(key)
+            if value is not None and (not isinstance(value, str) or len(value) > MAX_TEXT):
+                errors[f"source.{key}"] = f"must be text of at most {MAX_TEXT} characters"
+        reported_on = data.get("reported_on")
+        if reported_on is not None:
+            try:
+                _parse_date(reported_on)
+            except ValueError as e:
+                errors["source.reported_on"] = str(e)
+        for key in sorted(set(data) - {"kind", "name", "reference", "reported_on"}):
+            errors[f"source.{key}"] = "unknown field"
+        if errors:
+            raise FactError(errors)
+        return cls(data["kind"], data.get("name"), data.get("reference"), reported_on)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One recorded event of a case, as the rules and the state derivation see it.
+
+    ``occurred_on`` is when it happened in the world (for undated types, the day it was
+    recorded); ``recorded_at`` is when the register stored it, assigned under the write
+    lock so that it never goes backwards.
+    """
+
+    version: int
+    type: str
+    occurred_on: date
+    recorded_at: datetime
+    source: dict[str, Any]
+    recorded_by: dict[str, Any]
+    data: dict[str, Any] = field(default_factory=dict)
+    person: Identity | None = None  # opened and identity_updated only
+
+    def get(self, name: str) -> Any:
+        return self.data.get(name)
+
+
+def _parse_date(value: Any) -> date:
+    if not isinstance(value, str) or len(value) != 10:
+        raise ValueError("must be a date YYYY-MM-DD")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("must be a date YYYY-MM-DD") from None
+
+
+def parse_occurred_on(value: Any, fact_type: FactType, today: date) -> date | None:
+    """The world date of a fact; at most one day ahead of ``today`` (time zones)."""
+    if value is None:
+        if fact_type.dated:
+            raise FactError({"occurred_on": "required for this type of fact"})
+        return None
+    try:
+        day = _parse_date(value)
+    except ValueError as e:
+        raise FactError({"occurred_on": str(e)}) from None
+    if day > today + timedelta(days=1):
+        raise FactError({"occurred_on": "must not be in the future"})
+    return day
+
+
+def parse_fields(fact_type: FactType, data: dict[str, Any]) -> dict[str, Any]:
+    """Check the type-specific fields of a fact; raise ``FactError`` naming every bad one."""
+    errors: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    for name in fact_type.fields:
+        value = data.get(name)
+        if value is None:
+            if name in fact_type.required:
+                errors[name] = "required"
+            continue
+        try:
+            values[name] = _check(FIELD_KINDS[name], value)
+        except ValueError as e:
+            errors[name] = str(e)
+    if fact_type.one_of and not any(n in values for n in fact_type.one_of):
+        errors[fact_type.one_of[0]] = f"give at least one of {', '.join(fact_type.one_of)}"
+    if errors:
+        raise FactError(errors)
+    return values
+
+
+def _check(kind: str, value: Any) -> Any:
+    if kind == VERSION:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError("must be a positive integer version")
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    if kind == PARTY and not _ALPHA2.match(value):
+        raise ValueError("must be an ISO 3166-1 alpha-2 code such as AM or AZ")
+    if kind == CLASSIFICATION and value not in CLASSIFICATIONS:
+        raise ValueError(f"must be one of {', '.join(CLASSIFICATIONS)}")
+    if kind == RESULT and value not in WILLINGNESS:
+        raise ValueError(f"must be one of {', '.join(WILLINGNESS)}")
+    if kind == DATE:
+        _parse_date(value)
+    limit = MAX_LONG_TEXT if kind == LONG_TEXT else MAX_TEXT
+    if len(value) > limit:
+        raise ValueError(f"must be at most {limit} characters")
+    return value

@@ -1,0 +1,118 @@
+"""Which fact may follow which: the transition table, in one place, and its guard.
+
+Order rules follow the world's order (``occurred_on``), not the order of recording,
+because facts arrive late and out of order. The guard therefore does not ask "what is
+the status now?" but "would the facts, with this one added, contradict each other in a
+way they did not before?". That one question covers a custody fact dated after a death,
+a death dated before a recorded custody fact, and a retraction that would bring a
+retracted death back in front of later custody facts.
+
+| fact type            | on a closed case | needs the person alive on its date | other rule          |
+|----------------------|------------------|------------------------------------|---------------------|
+| captured, held, transferred, hospitalised, escaped, recaptured,              |
+| released, repatriated, willingness_verified | no | yes                 |                     |
+| visited, seen        | no               | no: after a death it disputes it   |                     |
+| died                 | no               | no                                 | one unretracted death |
+| remains_returned     | no               | no                                 | once                |
+| classified, holding_acknowledged, holding_denied, charged, sentenced,        |
+| family_informed, transmitted, identity_updated | no | no               |                     |
+| note                 | yes              | no                                 |                     |
+| retracted            | yes              | no                                 | target exists, is not the opening, not already retracted |
+| closed               | no               | no                                 | case is open        |
+| reopened             | yes              | no                                 | case is closed      |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from domain.facts import FACT_TYPES, OPENED, Fact
+from domain.state import DEATH, active_facts, derive, retracted_versions, world_order
+
+NEEDS_ALIVE = frozenset(
+    {
+        "captured",
+        "held",
+        "transferred",
+        "hospitalised",
+        "escaped",
+        "recaptured",
+        "released",
+        "repatriated",
+        "willingness_verified",
+    }
+)
+ALLOWED_ON_CLOSED = frozenset({"note", "retracted", "reopened"})
+ONCE = frozenset({"died", "remains_returned"})
+
+assert NEEDS_ALIVE | ALLOWED_ON_CLOSED | ONCE <= set(FACT_TYPES)
+
+
+class InvalidTransition(Exception):  # noqa: N818 - the API's problem type is named after it
+    """The case's facts forbid this one. Nothing is recorded."""
+
+    def __init__(self, detail: str, conflicts_with: Sequence[int] = ()):
+        super().__init__(detail)
+        self.detail = detail
+        self.conflicts_with = list(conflicts_with)
+
+
+@dataclass(frozen=True, order=True)
+class Violation:
+    kind: str
+    version: int
+    other: int
+
+    def describe(self) -> str:
+        if self.kind == "after_death":
+            return (
+                f"the fact of version {self.version} is dated after the death recorded "
+                f"in version {self.other}; retract one of them first"
+            )
+        return (
+            f"version {self.version} records a second {self.kind}; version {self.other} "
+            "already does: retract it first"
+        )
+
+
+def violations(active: Sequence[Fact]) -> set[Violation]:
+    """Contradictions among unretracted facts that the register refuses to hold."""
+    found: set[Violation] = set()
+    ordered = world_order(active)
+    death = next((f for f in ordered if f.type in DEATH), None)
+    if death is not None:
+        for fact in ordered:
+            if fact.type in NEEDS_ALIVE and fact.occurred_on > death.occurred_on:
+                found.add(Violation("after_death", fact.version, death.version))
+    for kind in ONCE:
+        same = sorted((f for f in active if f.type == kind), key=lambda f: f.version)
+        found.update(Violation(kind, f.version, same[0].version) for f in same[1:])
+    return found
+
+
+def check_transition(facts: Sequence[Fact], new: Fact) -> None:
+    """Raise ``InvalidTransition`` unless ``new`` may follow ``facts``."""
+    state = derive(facts)
+    if state.closed and new.type not in ALLOWED_ON_CLOSED:
+        raise InvalidTransition("the case is closed: reopen it before recording new facts")
+    if new.type == "closed" and state.closed:
+        raise InvalidTransition("the case is already closed")
+    if new.type == "reopened" and not state.closed:
+        raise InvalidTransition("only a closed case can be reopened")
+    if new.type == "retracted":
+        _check_retraction(facts, new.get("version"))
+    added = violations(active_facts([*facts, new])) - violations(active_facts(facts))
+    if added:
+        first = min(added)
+        raise InvalidTransition(first.describe(), sorted({first.other, first.version} - {new.version}))
+
+
+def _check_retraction(facts: Sequence[Fact], target: int) -> None:
+    by_version = {f.version: f for f in facts}
+    if target not in by_version:
+        raise InvalidTransition(f"there is no version {target} to retract")
+    if by_version[target].type == OPENED:
+        raise InvalidTransition("the opening of a case cannot be retracted: close the case")
+    if target in retracted_versions(facts):
+        raise InvalidTransition(f"version {target} is already retracted")

@@ -1,0 +1,277 @@
+"""A case's state, derived from its facts by one pure function.
+
+Facts arrive in any order: a capture may be reported weeks after a later transfer was
+recorded. The aggregate keeps them in the order they were recorded (versions); the
+person's status follows the order of the world (``occurred_on``, then version). Every
+reader of state (the transition guards, the status views, the as-of and known-at
+answers, the view rebuild) calls ``derive``; nothing else computes status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from domain.facts import OPENED, Fact
+from domain.identity import Identity
+
+# Facts that put the person in a party's custody, and which field names that party.
+CUSTODY_PARTY = {
+    "captured": "by_party",
+    "held": "by_party",
+    "recaptured": "by_party",
+    "visited": "held_by",
+    "transferred": "to_party",
+}
+# Facts that show the person alive on their date.
+ALIVE_EVIDENCE = frozenset(
+    {
+        "captured",
+        "held",
+        "transferred",
+        "hospitalised",
+        "visited",
+        "seen",
+        "recaptured",
+        "released",
+        "repatriated",
+        "willingness_verified",
+        "escaped",
+    }
+)
+DEATH = frozenset({"died", "remains_returned"})
+
+
+@dataclass
+class CaseState:
+    """What the register says of one person at one point on both time axes."""
+
+    category: str = ""
+    person: Identity = field(default_factory=Identity)
+    status: str = "unknown"
+    held_by: str | None = None
+    place: str | None = None
+    last_seen_alive_on: date | None = None
+    classifications: dict[str, dict[str, Any]] = field(default_factory=dict)
+    disputes: list[dict[str, Any]] = field(default_factory=list)
+    closed: bool = False
+    version: int = 0
+    updated_at: datetime | None = None
+    opened_at: datetime | None = None
+    death: Fact | None = None
+
+    @property
+    def disputed(self) -> bool:
+        return bool(self.disputes)
+
+
+def retracted_versions(facts: Sequence[Fact]) -> set[int]:
+    """Versions undone by a retraction that stands. A retraction may itself be
+    retracted, which restores its target: walking from the newest version down settles
+    each retraction before its (older) target is reached."""
+    by_version = {f.version: f for f in facts}
+    retracted: set[int] = set()
+    for f in sorted(facts, key=lambda f: f.version, reverse=True):
+        if f.type == "retracted" and f.version not in retracted:
+            target = f.get("version")
+            if target in by_version:
+                retracted.add(target)
+    return retracted
+
+
+def active_facts(facts: Sequence[Fact]) -> list[Fact]:
+    """The facts that stand: not retracted, and not retractions themselves."""
+    retracted = retracted_versions(facts)
+    return [f for f in facts if f.version not in retracted and f.type != "retracted"]
+
+
+def world_order(facts: Iterable[Fact]) -> list[Fact]:
+    return sorted(facts, key=lambda f: (f.occurred_on, f.version))
+
+
+def derive(
+    facts: Sequence[Fact],
+    *,
+    as_of: date | None = None,
+    known_at: datetime | None = None,
+) -> CaseState:
+    """The case as of the world date ``as_of`` (facts that had happened by the end of
+    that day) with what had been recorded by ``known_at`` (both default to now)."""
+    known = [f for f in facts if known_at is None or f.recorded_at <= known_at]
+    state = CaseState()
+    if not known:
+        return state
+    state.version = max(f.version for f in known)
+    state.updated_at = max(f.recorded_at for f in known)
+    active = active_facts(known)
+    _apply_identity(state, active)
+    world = [f for f in world_order(active) if as_of is None or f.occurred_on <= as_of]
+    for fact in world:
+        _apply(state, fact)
+    _final_status(state, world, state.person.nationality)
+    state.disputes = _disputes(state, world)
+    return state
+
+
+def _apply_identity(state: CaseState, active: Sequence[Fact]) -> None:
+    # Identity is not a fact of the world's timeline: corrections apply in recorded order.
+    for fact in sorted(active, key=lambda f: f.version):
+        if fact.type == OPENED:
+            state.category = fact.get("category")
+            state.opened_at = fact.recorded_at
+            state.person = fact.person or Identity()
+        elif fact.type == "identity_updated" and fact.person is not None:
+            state.person = state.person.merged(fact.person)
+
+
+def _apply(state: CaseState, fact: Fact) -> None:  # noqa: C901 - one branch per fact type
+    kind = fact.type
+    if kind in ALIVE_EVIDENCE and fact.occurred_on is not None:
+        last = state.last_seen_alive_on
+        state.last_seen_alive_on = fact.occurred_on if last is None else max(last, fact.occurred_on)
+    if kind in CUSTODY_PARTY and fact.get(CUSTODY_PARTY[kind]):
+        state.held_by = fact.get(CUSTODY_PARTY[kind])
+        if state.status != "hospitalised" or kind in ("captured", "recaptured"):
+            state.status = "held"
+    if kind in ("captured", "held", "recaptured", "visited", "hospitalised"):
+        state.place = fact.get("place") or state.place
+    if kind == "transferred":
+        state.place = fact.get("to_place") or state.place
+        state.status = "held"
+    elif kind == "hospitalised":
+        state.status = "hospitalised"
+    elif kind == "escaped":
+        state.status, state.held_by, state.place = "escaped", None, None
+    elif kind in ("released", "repatriated"):
+        state.status = kind  # settled against nationality in _final_status
+        state.held_by = None
+        state.place = fact.get("place")
+    elif kind == "died":
+        state.status, state.held_by, state.death = "deceased", None, fact
+        state.place = fact.get("place") or state.place
+    elif kind == "remains_returned":
+        state.status, state.held_by = "remains_returned", None
+        state.death = state.death or fact
+    elif kind == "classified":
+        state.classifications[fact.get("by_party")] = {
+            "by_party": fact.get("by_party"),
+            "classification": fact.get("classification"),
+            "basis": fact.get("basis"),
+            "source": fact.source,
+            "occurred_on": fact.occurred_on.isoformat(),
+            "version": fact.version,
+        }
+    elif kind in ("closed", "reopened"):
+        state.closed = kind == "closed"
+
+
+def _final_status(state: CaseState, world: Sequence[Fact], nationality: str | None) -> None:
+    """Handed to the party of one's nationality is repatriation; to any other, release."""
+    handovers = [f for f in world if f.type in ("released", "repatriated")]
+    if state.status in ("released", "repatriated") and handovers:
+        to_party = handovers[-1].get("to_party")
+        state.status = "repatriated" if to_party and to_party == nationality else "released"
+    if state.closed:
+        state.status = "closed"
+
+
+def _disputes(state: CaseState, world: Sequence[Fact]) -> list[dict[str, Any]]:
+    return [
+        d
+        for d in (
+            *_custody_disputes(world),
+            _life_dispute(world),
+            _classification_dispute(state),
+        )
+        if d is not None
+    ]
+
+
+def _claim(fact: Fact, says: str) -> dict[str, Any]:
+    return {
+        "version": fact.version,
+        "type": fact.type,
+        "occurred_on": fact.occurred_on.isoformat(),
+        "source": fact.source,
+        "says": says,
+    }
+
+
+def _custody_disputes(world: Sequence[Fact]) -> list[dict[str, Any]]:
+    """A party denies holding the person while another source places them in its custody:
+    at the time of the denial, or now, with no later acknowledgement by that party."""
+    disputes = []
+    held_by: str | None = None
+    evidence: dict[str, Fact] = {}
+    stance: dict[str, Fact] = {}
+    denied_while_held: dict[str, Fact] = {}
+    for fact in world:
+        party = fact.get(CUSTODY_PARTY[fact.type]) if fact.type in CUSTODY_PARTY else None
+        if party:
+            held_by = party
+            evidence[party] = fact
+        elif fact.type in ("escaped", "released", "repatriated", "died", "remains_returned"):
+            held_by = None
+        if fact.type in ("holding_denied", "holding_acknowledged"):
+            by = fact.get("by_party")
+            stance[by] = fact
+            denied_while_held.pop(by, None)
+            if fact.type == "holding_denied" and held_by == by and by in evidence:
+                denied_while_held[by] = evidence[by]
+    for party, fact in sorted(stance.items()):
+        if fact.type != "holding_denied":
+            continue
+        proof = denied_while_held.get(party) or (evidence.get(party) if held_by == party else None)
+        if proof is not None:
+            disputes.append(
+                {
+                    "about": "custody",
+                    "party": party,
+                    "claims": [
+                        _claim(proof, f"held by {party}"),
+                        _claim(fact, f"{party} denies holding the person"),
+                    ],
+                }
+            )
+    return disputes
+
+
+def _life_dispute(world: Sequence[Fact]) -> dict[str, Any] | None:
+    """A death asserted, and the person seen alive after it."""
+    death = next((f for f in world if f.type in DEATH), None)
+    if death is None:
+        return None
+    later = [
+        f
+        for f in world
+        if f.type in ("seen", "visited") and f.occurred_on > death.occurred_on
+    ]
+    if not later:
+        return None
+    return {
+        "about": "life",
+        "claims": [_claim(death, "dead"), *(_claim(f, "seen alive") for f in later)],
+    }
+
+
+def _classification_dispute(state: CaseState) -> dict[str, Any] | None:
+    """Parties' latest claims of status disagree (GC III Art. 5(2): protected as a POW
+    until a tribunal decides)."""
+    claims = state.classifications
+    if len({c["classification"] for c in claims.values()}) < 2:
+        return None
+    return {
+        "about": "classification",
+        "claims": [
+            {
+                "version": c["version"],
+                "type": "classified",
+                "occurred_on": c["occurred_on"],
+                "source": c["source"],
+                "says": f"{party}: {c['classification']}",
+            }
+            for party, c in sorted(claims.items())
+        ],
+    }

@@ -1,0 +1,54 @@
+"""The app factory: one store and one casebook per process, routers, errors, middleware."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
+
+from api import problems
+from api.middleware import BodyLimit, RequestLog
+from api.routers import cases, health, reports
+from infrastructure.keys import KeyStore
+from infrastructure.service import Casebook
+from infrastructure.settings import Settings
+from infrastructure.store import Store
+
+DESCRIPTION = """An event-sourced register of people deprived of liberty in armed conflict.
+
+Every route but `/health` and these docs needs `Authorization: Bearer <key>`.
+Errors are RFC 9457 problem details."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = Store(settings)  # one per process: it owns the connection pool
+        app.state.store = store
+        app.state.casebook = Casebook(store)
+        app.state.keys = KeyStore(store.engine)
+        try:
+            yield
+        finally:
+            store.close()
+
+    # The docs are served from the installed package: the service runs offline.
+    app = FastAPIOffline(
+        title="casebook",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    app.include_router(health.router)
+    app.include_router(cases.router)
+    app.include_router(reports.router)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(RequestLog)
+    logging.getLogger("casebook").setLevel(logging.INFO)
+    return app

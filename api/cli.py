@@ -1,0 +1,160 @@
+"""The ``casebook`` command: serve, keys, views rebuild, replay.
+
+Every command reads ``CASEBOOK_DATABASE_URL`` (and the other ``CASEBOOK_*`` settings)
+and creates the store's tables when they are missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import tracemalloc
+from datetime import UTC, datetime
+from uuid import UUID
+
+import click
+
+from infrastructure.keys import ROLES, KeyError_, KeyStore
+from infrastructure.settings import Settings
+from infrastructure.store import Store
+
+
+def _store() -> Store:
+    return Store(Settings())
+
+
+@click.group()
+def main() -> None:
+    """casebook: the case register for people deprived of liberty in armed conflict."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+def serve(host: str, port: int, workers: int) -> None:
+    """Start the API."""
+    import uvicorn
+
+    settings = Settings()
+    Store(settings).close()  # create the tables once, before the workers race to
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    click.echo(f"casebook on http://{host}:{port} ({settings.mode} mode), docs at /docs")
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,  # its lines carry query strings, so names; ours do not
+        log_level="info",
+        server_header=False,
+    )
+
+
+@main.group()
+def keys() -> None:
+    """Create, list and revoke API keys."""
+
+
+@keys.command("create")
+@click.option("--name", required=True, help="who or what uses the key")
+@click.option("--role", required=True, type=click.Choice(ROLES))
+@click.option("--org", required=True, help="the organisation the key belongs to")
+@click.option("--expires", type=click.DateTime(), help="expiry (UTC), e.g. 2027-01-31")
+def keys_create(name: str, role: str, org: str, expires: datetime | None) -> None:
+    """Make a key and print it once, alone on the last line."""
+    store = _store()
+    try:
+        key, secret = KeyStore(store.engine).create(
+            name, role, org, expires.replace(tzinfo=UTC) if expires else None
+        )
+    except KeyError_ as e:
+        raise click.ClickException(str(e)) from None
+    finally:
+        store.close()
+    click.echo(f"key {key.name!r} ({key.role}, org {key.org}); it is shown only now:")
+    click.echo(secret)
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """List keys (never their secrets)."""
+    store = _store()
+    try:
+        for key in KeyStore(store.engine).list():
+            state = "revoked" if key.revoked_at else "active"
+            if key.expires_at and not key.revoked_at:
+                state += f", expires {key.expires_at:%Y-%m-%d %H:%M}Z"
+            click.echo(f"{key.name}\t{key.role}\t{key.org}\t{key.created_at:%Y-%m-%d}\t{state}")
+    finally:
+        store.close()
+
+
+@keys.command("revoke")
+@click.argument("name")
+def keys_revoke(name: str) -> None:
+    """Revoke a key: refused from the next request on."""
+    store = _store()
+    try:
+        KeyStore(store.engine).revoke(name)
+    except KeyError_ as e:
+        raise click.ClickException(str(e)) from None
+    finally:
+        store.close()
+    click.echo(f"revoked {name!r}")
+
+
+@main.group()
+def views() -> None:
+    """The status views."""
+
+
+@views.command("rebuild")
+@click.option("--measure-memory", is_flag=True, help="print the peak memory the rebuild took")
+def views_rebuild(measure_memory: bool) -> None:
+    """Rebuild the views from the event log (writers wait until it is done)."""
+    from infrastructure.views import rebuild
+
+    store = _store()
+    tty = sys.stderr.isatty()
+    last = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        now = time.monotonic()
+        if tty and (now - last[0] > 0.2 or done == total):
+            last[0] = now
+            click.echo(f"\rrebuilding views: {done}/{total} events", err=True, nl=False)
+
+    if measure_memory:
+        tracemalloc.start()
+    started = time.monotonic()
+    try:
+        count = rebuild(store, progress)
+    finally:
+        store.close()
+    if tty:
+        click.echo("", err=True)
+    click.echo(f"rebuilt the views from {count} events in {time.monotonic() - started:.1f}s")
+    if measure_memory:
+        _, peak = tracemalloc.get_traced_memory()
+        click.echo(f"peak traced memory: {peak / 1e6:.1f} MB")
+
+
+@main.command()
+@click.argument("case_id", type=click.UUID)
+def replay(case_id: UUID) -> None:
+    """Print a case's timeline, in the order it was recorded, for an auditor."""
+    from api.timeline import print_timeline
+    from domain.register import CaseNotFound
+    from infrastructure.service import Casebook
+
+    store = _store()
+    try:
+        history = Casebook(store).history(case_id)
+    except CaseNotFound:
+        raise click.ClickException("no such case") from None
+    finally:
+        store.close()
+    print_timeline(history, click.echo)

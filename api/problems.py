@@ -1,0 +1,162 @@
+"""RFC 9457 problem details for every error, mapped from domain errors in one place.
+
+Details never carry personal data: they name fields, versions and rules, not values.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from domain.facts import FACT_TYPES, FactError
+from domain.identity import IdentityError
+from domain.register import CaseNotFound, VersionConflict
+from domain.rules import InvalidTransition
+from infrastructure.service import BadCursor, IdempotencyMismatch
+from infrastructure.store import StoreBusy
+
+log = logging.getLogger("casebook")
+MEDIA_TYPE = "application/problem+json"
+
+TITLES = {
+    400: "Bad request",
+    401: "Not authenticated",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Request body too large",
+    415: "Unsupported media type",
+    422: "Invalid input",
+    429: "Too many requests",
+    500: "Internal error",
+    503: "Service busy",
+}
+
+
+class Problem(Exception):  # noqa: N818 - it is what RFC 9457 calls it
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        detail: str,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ):
+        super().__init__(detail)
+        self.status, self.slug, self.detail = status, slug, detail
+        self.headers = headers or {}
+        self.extra = extra
+
+
+def problem_response(
+    status: int, slug: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    body = {
+        "type": f"/problems/{slug}",
+        "title": TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, headers=headers, media_type=MEDIA_TYPE)
+
+
+def field_errors(errors: dict[str, str]) -> list[dict[str, str]]:
+    return [{"field": k, "message": v} for k, v in errors.items()]
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
+    out = []
+    for error in exc.errors():
+        loc = [str(p) for p in error.get("loc", ())]
+        if loc[:1] == ["body"]:
+            loc = loc[1:]
+            # A fact's type shows up as the first step (the union's tag): drop it.
+            if loc and loc[0] in FACT_TYPES:
+                loc = loc[1:]
+        out.append({"field": ".".join(loc) or "body", "message": error.get("msg", "invalid")})
+    return out
+
+
+def install(app: FastAPI) -> None:
+    """Map every error the service can raise to a problem response."""
+
+    @app.exception_handler(Problem)
+    def _problem(_: Request, exc: Problem) -> JSONResponse:
+        return problem_response(exc.status, exc.slug, exc.detail, exc.headers, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return problem_response(
+            422, "invalid-input", "the request is not valid", errors=_validation_errors(exc)
+        )
+
+    @app.exception_handler(FactError)
+    @app.exception_handler(IdentityError)
+    def _fact(_: Request, exc: FactError | IdentityError) -> JSONResponse:
+        return problem_response(
+            422, "invalid-input", "the request is not valid", errors=field_errors(exc.errors)
+        )
+
+    @app.exception_handler(CaseNotFound)
+    def _not_found(_: Request, exc: CaseNotFound) -> JSONResponse:
+        return problem_response(404, "not-found", "no case with this id")
+
+    @app.exception_handler(VersionConflict)
+    def _conflict(_: Request, exc: VersionConflict) -> JSONResponse:
+        return problem_response(
+            409,
+            "version-conflict",
+            f"the case is at version {exc.current}, not {exc.expected}; "
+            "read it again and resend",
+            headers={"ETag": f'"{exc.current}"'},
+            current_version=exc.current,
+        )
+
+    @app.exception_handler(InvalidTransition)
+    def _transition(_: Request, exc: InvalidTransition) -> JSONResponse:
+        return problem_response(
+            409, "invalid-transition", exc.detail, conflicts_with=exc.conflicts_with
+        )
+
+    @app.exception_handler(StoreBusy)
+    def _busy(_: Request, exc: StoreBusy) -> JSONResponse:
+        return problem_response(
+            503,
+            "busy",
+            "the register is busy with other writes; nothing was recorded, retry shortly",
+            headers={"Retry-After": "1"},
+        )
+
+    @app.exception_handler(IdempotencyMismatch)
+    def _idem(_: Request, exc: IdempotencyMismatch) -> JSONResponse:
+        return problem_response(
+            422,
+            "idempotency-key-reused",
+            "this Idempotency-Key was used with a different request",
+            errors=[{"field": "Idempotency-Key", "message": "used before for another request"}],
+        )
+
+    @app.exception_handler(BadCursor)
+    def _cursor(_: Request, exc: BadCursor) -> JSONResponse:
+        return problem_response(
+            400, "bad-cursor", str(exc), errors=[{"field": "cursor", "message": str(exc)}]
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        slug = TITLES.get(exc.status_code, "error").lower().replace(" ", "-")
+        detail = exc.detail if isinstance(exc.detail, str) else slug
+        return problem_response(exc.status_code, slug, detail, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # The type only: an exception's text may quote the data it choked on.
+        log.error("unhandled error %s", type(exc).__name__)
+        return problem_response(500, "internal-error", "an internal error occurred")

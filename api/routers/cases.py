@@ -1,0 +1,184 @@
+"""Cases: open a case, record facts, read one case or a filtered list, replay history."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Body, Header, Query, Response
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime
+
+from api.deps import CasebookDep, Reader, Writer
+from api.problems import Problem
+from api.schemas import (
+    CaseCreate,
+    CasePublic,
+    CasesPublic,
+    Day,
+    FactCreate,
+    HistoryPublic,
+    Party,
+    ProblemOut,
+)
+from infrastructure.service import Idempotency, Written, request_hash
+
+router = APIRouter(prefix="/cases", tags=["cases"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ProblemOut, "content": {"application/problem+json": {}}}
+    for code in (401, 403, 404, 422)
+}
+WRITE_ERRORS = {
+    **ERRORS,
+    409: {"model": ProblemOut, "description": "version-conflict or invalid-transition"},
+    413: {"model": ProblemOut},
+    503: {"model": ProblemOut, "description": "busy: retry after Retry-After seconds"},
+}
+_IF_MATCH = re.compile(r'^(?:W/)?"?(\d{1,9})"?$')
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="a retried POST with the same key returns the first answer",
+    ),
+]
+IfMatch = Annotated[
+    str | None, Header(alias="If-Match", description='"<version>": write only at that version')
+]
+
+
+def _idempotency(key: str | None, *parts: Any) -> Idempotency | None:
+    return None if key is None else Idempotency(key, request_hash(*parts))
+
+
+def _answer(written: Written) -> JSONResponse:
+    return JSONResponse(
+        written.view,
+        status_code=written.status_code,
+        headers={"Location": f"/cases/{written.case_id}", "ETag": f'"{written.version}"'},
+    )
+
+
+def _expected_version(if_match: str | None, in_body: int | None) -> int | None:
+    header_version = None
+    if if_match is not None:
+        found = _IF_MATCH.match(if_match.strip())
+        if found is None:
+            raise Problem(
+                422,
+                "invalid-input",
+                "If-Match must be the ETag of the case, such as \"3\"",
+                errors=[{"field": "If-Match", "message": 'must be "<version>"'}],
+            )
+        header_version = int(found.group(1))
+    if header_version is not None and in_body is not None and header_version != in_body:
+        raise Problem(
+            422,
+            "invalid-input",
+            "If-Match and expected_version disagree",
+            errors=[{"field": "expected_version", "message": "differs from If-Match"}],
+        )
+    return header_version if header_version is not None else in_body
+
+
+@router.post("", status_code=201, response_model=CasePublic, responses=WRITE_ERRORS)
+def open_case(
+    body: CaseCreate, key: Writer, casebook: CasebookDep, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
+    """Open a case for one person."""
+    payload = body.model_dump(exclude_none=True)
+    idem = _idempotency(idempotency_key, "open", payload)
+    return _answer(casebook.open_case(payload, key, idem))
+
+
+@router.post(
+    "/{case_id}/events", status_code=201, response_model=CasePublic, responses=WRITE_ERRORS
+)
+def record_event(
+    case_id: UUID,
+    body: Annotated[FactCreate, Body()],
+    key: Writer,
+    casebook: CasebookDep,
+    if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Record one fact about the person."""
+    payload = body.model_dump(exclude_none=True)
+    expected = _expected_version(if_match, payload.pop("expected_version", None))
+    idem = _idempotency(idempotency_key, "event", str(case_id), payload, expected)
+    return _answer(casebook.record_fact(case_id, payload, key, expected, idem))
+
+
+@router.get("/{case_id}", response_model=CasePublic, responses=ERRORS)
+def get_case(
+    case_id: UUID,
+    key: Reader,
+    casebook: CasebookDep,
+    as_of: Annotated[Day | None, Query(description="the world as of this day")] = None,
+    known_at: Annotated[
+        AwareDatetime | None, Query(description="only what was recorded by this instant")
+    ] = None,
+) -> Response:
+    """The case view; with as_of and/or known_at, as it stood then."""
+    if as_of is None and known_at is None:
+        version, text = casebook.view_json(case_id)
+        return Response(text, media_type="application/json", headers={"ETag": f'"{version}"'})
+    day = _parse_day(as_of, "as_of") if as_of else None
+    view = casebook.view_at(case_id, day, known_at)
+    return JSONResponse(view, headers={"ETag": f'"{view["version"]}"'})
+
+
+def _parse_day(value: str, name: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise Problem(
+            422, "invalid-input", f"{name} is not a date",
+            errors=[{"field": name, "message": "must be a date YYYY-MM-DD"}],
+        ) from None
+
+
+@router.get("", response_model=CasesPublic, responses=ERRORS)
+def list_cases(
+    key: Reader,
+    casebook: CasebookDep,
+    status: Literal[
+        "unknown", "held", "hospitalised", "released", "repatriated", "escaped",
+        "deceased", "remains_returned", "closed",
+    ] | None = None,
+    held_by: Party | None = None,
+    nationality: Annotated[str | None, Query(max_length=20)] = None,
+    category: Literal[
+        "prisoner_of_war", "civilian_internee", "detained_person", "missing_person"
+    ] | None = None,
+    negotiation: UUID | None = None,
+    disputed: bool | None = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> dict[str, Any]:
+    """Case views, filtered; q finds names and aliases across spellings and scripts."""
+    if negotiation is not None:
+        # Nobody is listed in a negotiation until negotiations are recorded.
+        return {"items": [], "next_cursor": None}
+    filters = {
+        "status": status,
+        "held_by": held_by,
+        "nationality": nationality,
+        "category": category,
+        "disputed": disputed,
+    }
+    items, next_cursor = casebook.list_cases(filters, q, limit, cursor)
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.get("/{case_id}/history", response_model=HistoryPublic, responses=ERRORS)
+def history(case_id: UUID, key: Reader, casebook: CasebookDep) -> dict[str, Any]:
+    """Every event of the case in order, oldest first, for auditors."""
+    return casebook.history(case_id)

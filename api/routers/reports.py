@@ -1,0 +1,22 @@
+"""Reports: counts over the status views."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter
+
+from api.deps import AnyRole, CasebookDep
+from api.schemas import SummaryPublic
+
+router = APIRouter(prefix="/reports", tags=["reports"])
+
+
+@router.get("/summary", response_model=SummaryPublic)
+def summary(
+    key: AnyRole,
+    casebook: CasebookDep,
+    group_by: Literal["status", "held_by", "nationality", "category"] = "status",
+) -> dict[str, Any]:
+    """How many cases, grouped by status, holding party, nationality or category."""
+    return casebook.summary(group_by)

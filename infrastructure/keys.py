@@ -1,0 +1,128 @@
+"""API keys: 256 random bits, shown once, stored only as a SHA-256 hash.
+
+A key is looked up by its hash on every request (no cache), so revocation and expiry
+take effect on the next request. SHA-256 without salt is the right hash here: keys are
+random and long, so there is nothing to brute-force, and an index on the hash finds a
+key in one lookup; the final comparison is constant-time all the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Engine
+
+from infrastructure import tables
+
+ROLES = ("case_worker", "auditor", "admin")
+PREFIX = "cbk_"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")
+
+
+class KeyError_(ValueError):
+    """A key command that cannot be carried out, with a reason for the operator."""
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: uuid.UUID
+    name: str
+    role: str
+    org: str
+    created_at: datetime
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+    def is_valid(self, now: datetime) -> bool:
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or _aware(self.expires_at) > now
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def hash_key(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _row_to_key(row: object) -> ApiKey:
+    return ApiKey(
+        id=row.id,  # type: ignore[attr-defined]
+        name=row.name,  # type: ignore[attr-defined]
+        role=row.role,  # type: ignore[attr-defined]
+        org=row.org,  # type: ignore[attr-defined]
+        created_at=_aware(row.created_at),  # type: ignore[attr-defined]
+        expires_at=row.expires_at and _aware(row.expires_at),  # type: ignore[attr-defined]
+        revoked_at=row.revoked_at and _aware(row.revoked_at),  # type: ignore[attr-defined]
+    )
+
+
+class KeyStore:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def create(
+        self, name: str, role: str, org: str, expires_at: datetime | None = None
+    ) -> tuple[ApiKey, str]:
+        """Make a key; return it and its secret, which is never stored or shown again."""
+        if role not in ROLES:
+            raise KeyError_(f"role must be one of {', '.join(ROLES)}")
+        if not _NAME.match(name) or not _NAME.match(org):
+            raise KeyError_("name and org: letters, digits and . _ - @, at most 100")
+        secret = PREFIX + secrets.token_urlsafe(32)
+        key = ApiKey(uuid.uuid4(), name, role, org, datetime.now(UTC), expires_at)
+        t = tables.api_keys
+        with self.engine.begin() as conn:
+            if conn.execute(select(t.c.id).where(t.c.name == name)).first() is not None:
+                raise KeyError_(f"a key named {name!r} already exists")
+            conn.execute(
+                insert(t).values(
+                    id=key.id,
+                    name=name,
+                    role=role,
+                    org=org,
+                    key_hash=hash_key(secret),
+                    created_at=key.created_at,
+                    expires_at=expires_at,
+                )
+            )
+        return key, secret
+
+    def list(self) -> list[ApiKey]:
+        t = tables.api_keys
+        with self.engine.connect() as conn:
+            return [_row_to_key(r) for r in conn.execute(select(t).order_by(t.c.created_at))]
+
+    def revoke(self, name: str) -> ApiKey:
+        t = tables.api_keys
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(t)
+                .where(t.c.name == name, t.c.revoked_at.is_(None))
+                .values(revoked_at=datetime.now(UTC))
+            )
+            if result.rowcount == 0:
+                raise KeyError_(f"no active key named {name!r}")
+            return _row_to_key(conn.execute(select(t).where(t.c.name == name)).one())
+
+    def authenticate(self, secret: str) -> ApiKey | None:
+        """The valid key with this secret, or None (unknown, revoked or expired)."""
+        if not secret.startswith(PREFIX) or len(secret) > 200:
+            return None
+        digest = hash_key(secret)
+        t = tables.api_keys
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t).where(t.c.key_hash == digest)).first()
+        if row is None or not hmac.compare_digest(row.key_hash, digest):
+            return None
+        key = _row_to_key(row)
+        return key if key.is_valid(datetime.now(UTC)) else None

@@ -1,0 +1,84 @@
+"""Where the register's events live: eventsourcing-sqlalchemy, tuned for our guarantees.
+
+``CasebookFactory`` is eventsourcing-sqlalchemy's factory with its engine configured
+before the first connection is made:
+
+- SQLite: WAL journal, ``synchronous=FULL`` (a write acknowledged to a client survives
+  a power cut, not only a killed process; WAL with NORMAL may lose the last commits),
+  a busy timeout, and write transactions that start with ``BEGIN IMMEDIATE`` so that two
+  processes never both read and then both try to upgrade to writing (that upgrade fails
+  at once with "database is locked", whatever the timeout).
+- PostgreSQL: a ``lock_timeout`` so that a writer waiting for the register's write lock
+  gives up and the client gets a 503 instead of a hung request.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import Any
+
+from eventsourcing.utils import Environment
+from eventsourcing_sqlalchemy.factory import SQLAlchemyFactory
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from infrastructure.settings import Settings
+
+# Set while a write transaction is being opened: SQLite then begins IMMEDIATE.
+writing: ContextVar[bool] = ContextVar("writing", default=False)
+
+SQLITE_SYNCHRONOUS = "FULL"
+
+
+class CasebookFactory(SQLAlchemyFactory):
+    """eventsourcing-sqlalchemy with the connection settings above."""
+
+    def __init__(self, env: Environment):
+        super().__init__(env)
+        engine = self.datastore.engine
+        assert isinstance(engine, Engine)
+        if engine.dialect.name == "sqlite":
+            busy_ms = int(env.get("CASEBOOK_SQLITE_BUSY_TIMEOUT_MS") or 30_000)
+            _configure_sqlite(engine, busy_ms)
+            # We set WAL ourselves, outside any transaction, on every connection.
+            self.datastore._tried_init_sqlite_wal_mode = True
+            self.datastore.is_sqlite_wal_mode = True
+        elif engine.dialect.name == "postgresql":
+            lock_ms = int(env.get("CASEBOOK_PG_LOCK_TIMEOUT_MS") or 10_000)
+            _configure_postgres(engine, lock_ms)
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from the sqlite3 module, so that BEGIN is ours.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute(f"PRAGMA synchronous = {SQLITE_SYNCHRONOUS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writing.get() else "BEGIN")
+
+
+def _configure_postgres(engine: Engine, lock_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET lock_timeout = {int(lock_timeout_ms)}")
+        dbapi_connection.commit()
+
+
+def persistence_env(settings: Settings) -> dict[str, str]:
+    """The eventsourcing environment for our settings."""
+    return {
+        "PERSISTENCE_MODULE": "infrastructure.persistence:CasebookFactory",
+        "SQLALCHEMY_URL": settings.url(),
+        "CREATE_TABLE": "y",
+        "CASEBOOK_SQLITE_BUSY_TIMEOUT_MS": str(settings.sqlite_busy_timeout_ms),
+        "CASEBOOK_PG_LOCK_TIMEOUT_MS": str(settings.pg_lock_timeout_ms),
+    }

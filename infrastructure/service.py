@@ -1,0 +1,269 @@
+"""The register's use cases as the API sees them: each write in one transaction.
+
+A write: take the lock, answer a retried request from its idempotency record, run the
+domain command, project the view, store the idempotency record, commit. Reads go to
+the view table, except as-of / known-at answers and histories, which replay the log.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from domain.case import Case, Stamp
+from domain.facts import FACT_TYPES, OPENED, Fact
+from domain.input import parse_fact, parse_opening
+from domain.register import CaseNotFound
+from domain.state import derive, retracted_versions
+from infrastructure import names, tables, views
+from infrastructure.keys import ApiKey
+from infrastructure.store import Store
+
+GROUPS = ("status", "held_by", "nationality", "category")
+FILTERS = ("status", "held_by", "nationality", "category", "disputed")
+
+
+class IdempotencyMismatch(Exception):  # noqa: N818
+    """The Idempotency-Key was used before with a different request."""
+
+
+class BadCursor(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Written:
+    status_code: int
+    case_id: uuid.UUID
+    version: int
+    view: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    key: str
+    request_hash: str
+
+
+def request_hash(*parts: Any) -> str:
+    data = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(data.encode()).hexdigest()
+
+
+class Casebook:
+    def __init__(self, store: Store):
+        self.store = store
+        self.register = store.register
+
+    # ---- writes -------------------------------------------------------------------
+
+    def open_case(
+        self, payload: dict[str, Any], key: ApiKey, idem: Idempotency | None = None
+    ) -> Written:
+        category, person, source = parse_opening(payload)
+        with self.store.write() as unit:
+            replay = self._replay(unit.session, key, idem)
+            if replay is not None:
+                return replay
+            stamp = Stamp(unit.recorded_at, key.name, key.org)
+            case, recordings = self.register.open_case(
+                uuid.uuid4(), category, person, source, stamp
+            )
+            return self._finish(unit.session, case, recordings, key, idem, 201, opened=True)
+
+    def record_fact(
+        self,
+        case_id: uuid.UUID,
+        payload: dict[str, Any],
+        key: ApiKey,
+        expected_version: int | None = None,
+        idem: Idempotency | None = None,
+    ) -> Written:
+        fact = parse_fact(payload, datetime.now(UTC).date())
+        with self.store.write() as unit:
+            replay = self._replay(unit.session, key, idem)
+            if replay is not None:
+                return replay
+            stamp = Stamp(unit.recorded_at, key.name, key.org)
+            case, recordings = self.register.record_fact(case_id, fact, stamp, expected_version)
+            return self._finish(unit.session, case, recordings, key, idem, 201, opened=False)
+
+    def _finish(
+        self,
+        session: Session,
+        case: Case,
+        recordings: list[Any],
+        key: ApiKey,
+        idem: Idempotency | None,
+        status_code: int,
+        opened: bool,
+    ) -> Written:
+        seq = recordings[0].notification.id if opened else None
+        view = views.project(session, case, seq, key.org)
+        self.store.set_position(session, recordings[-1].notification.id)
+        if idem is not None:
+            session.execute(
+                insert(tables.idempotency).values(
+                    api_key_id=key.id,
+                    idem_key=idem.key,
+                    request_hash=idem.request_hash,
+                    status_code=status_code,
+                    case_id=case.id,
+                    version=case.version,
+                    created_at=datetime.now(UTC),
+                )
+            )
+        return Written(status_code, case.id, case.version, view)
+
+    def _replay(self, session: Session, key: ApiKey, idem: Idempotency | None) -> Written | None:
+        """The first answer to a request retried with the same Idempotency-Key."""
+        if idem is None:
+            return None
+        t = tables.idempotency
+        row = session.execute(
+            select(t).where(t.c.api_key_id == key.id, t.c.idem_key == idem.key)
+        ).first()
+        if row is None:
+            return None
+        if row.request_hash != idem.request_hash:
+            raise IdempotencyMismatch()
+        case = self.register.get_case(row.case_id, version=row.version)
+        return Written(row.status_code, case.id, case.version, views.render(case.id, case.state()))
+
+    # ---- reads --------------------------------------------------------------------
+
+    def view_json(self, case_id: uuid.UUID) -> tuple[int, str]:
+        """The live view, as stored JSON text (no re-encoding on the hot path)."""
+        with self.store.read() as session:
+            found = views.read_view(session, case_id)
+        if found is None:
+            raise CaseNotFound(case_id)
+        return found[0], found[1]
+
+    def view_at(
+        self, case_id: uuid.UUID, as_of: date | None, known_at: datetime | None
+    ) -> dict[str, Any]:
+        """The case as of a world date and/or with only what was recorded by an instant."""
+        case = self.register.get_case(case_id)
+        if known_at is not None and case.facts[0].recorded_at > known_at:
+            raise CaseNotFound(case_id)  # nobody knew of this case then
+        state = derive(case.facts, as_of=as_of, known_at=known_at)
+        view = views.render(case_id, state)
+        view["as_of"] = as_of.isoformat() if as_of else None
+        view["known_at"] = known_at.isoformat() if known_at else None
+        return view
+
+    def history(self, case_id: uuid.UUID) -> dict[str, Any]:
+        facts = self.register.get_case(case_id).facts
+        undone = retracted_versions(facts)
+        retracted_by = {f.get("version"): f.version for f in facts if f.type == "retracted"}
+        return {
+            "case_id": str(case_id),
+            "events": [_history_entry(f, undone, retracted_by) for f in facts],
+        }
+
+    def list_cases(
+        self, filters: dict[str, Any], q: str | None, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        t = tables.case_views
+        query = select(t.c.seq, t.c.view)
+        for name in FILTERS:
+            if filters.get(name) is not None:
+                query = query.where(t.c[name] == filters[name])
+        with self.store.read() as session:
+            if q is None:
+                after = _decode_cursor(cursor, "s")
+                rows = session.execute(
+                    query.where(t.c.seq > after).order_by(t.c.seq).limit(limit + 1)
+                ).all()
+                items = [json.loads(r.view) for r in rows[:limit]]
+                more = len(rows) > limit
+                return items, _encode_cursor("s", rows[limit - 1].seq) if more else None
+            return self._search(session, query, q, limit, cursor)
+
+    def _search(
+        self, session: Session, query: Any, q: str, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        offset = _decode_cursor(cursor, "o")
+        keys = names.blocking_keys(q)
+        if not keys:
+            return [], None
+        k = tables.case_name_keys
+        t = tables.case_views
+        candidates = select(k.c.case_id).where(k.c.key.in_(sorted(keys))).distinct()
+        scored = []
+        for row in session.execute(query.add_columns(t.c.case_id).where(t.c.case_id.in_(candidates))):
+            view = json.loads(row.view)
+            person_names = _view_names(view)
+            score = names.best_similarity(q, person_names)
+            if score >= names.MATCH_THRESHOLD:
+                view["match_score"] = round(score, 3)
+                scored.append((-score, row.seq, view))
+        scored.sort(key=lambda s: (s[0], s[1]))
+        page = [v for _, _, v in scored[offset : offset + limit]]
+        more = len(scored) > offset + limit
+        return page, _encode_cursor("o", offset + limit) if more else None
+
+    def summary(self, group_by: str) -> dict[str, Any]:
+        t = tables.case_views
+        column = t.c[group_by]
+        with self.store.read() as session:
+            rows = session.execute(
+                select(column, func.count()).group_by(column).order_by(column)
+            ).all()
+        groups = [{"value": r[0], "count": r[1]} for r in rows]
+        return {"group_by": group_by, "groups": groups, "total": sum(g["count"] for g in groups)}
+
+
+def _view_names(view: dict[str, Any]) -> list[str]:
+    person = view.get("person", {})
+    full = " ".join(
+        p for p in (person.get("family_name"), person.get("given_names")) if p and p not in ("unknown", "withheld")
+    )
+    return [n for n in (full, *person.get("aliases", [])) if n]
+
+
+def _history_entry(fact: Fact, undone: set[int], retracted_by: dict[int, int]) -> dict[str, Any]:
+    fields: dict[str, Any] = dict(fact.data)
+    if fact.person is not None:
+        fields.update(fact.person.to_dict())
+    dated = fact.type == OPENED or FACT_TYPES[fact.type].dated
+    entry = {
+        "version": fact.version,
+        "type": fact.type,
+        "occurred_on": fact.occurred_on.isoformat() if dated or fact.type == "note" else None,
+        "recorded_at": fact.recorded_at.isoformat(),
+        "recorded_by": fact.recorded_by,
+        "source": fact.source,
+        "fields": fields,
+        "retracted": fact.version in undone,
+    }
+    if fact.version in retracted_by:
+        entry["retracted_by"] = retracted_by[fact.version]
+    return entry
+
+
+def _encode_cursor(kind: str, value: int) -> str:
+    raw = json.dumps({kind: value}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None, kind: str) -> int:
+    if cursor is None:
+        return 0
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value = json.loads(base64.urlsafe_b64decode(padded))[kind]
+        if not isinstance(value, int) or value < 0:
+            raise ValueError
+        return value
+    except (ValueError, KeyError, TypeError):
+        raise BadCursor("the cursor is not one this list gave out") from None

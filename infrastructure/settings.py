@@ -1,0 +1,42 @@
+"""The service's settings: one object, read from ``CASEBOOK_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. Defaults are for one machine in development."""
+
+    model_config = SettingsConfigDict(env_prefix="CASEBOOK_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="unset: a SQLite file in the data folder; sqlite:///PATH; "
+        "postgresql+psycopg://USER@HOST:PORT/DB",
+    )
+    data_dir: Path = Field(default=PROJECT_DIR / "data", description="the data folder")
+    mode: Literal["development", "production"] = "development"
+    max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    # SQLite: how long a writer waits for another process's write to finish before the
+    # request is answered 503 with Retry-After. Never "database is locked".
+    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+    # PostgreSQL: how long a writer waits for the register's write lock (the events
+    # table lock); past it the request is answered 503 with Retry-After.
+    pg_lock_timeout_ms: int = Field(default=10_000, ge=1)
+    pg_schema: str | None = Field(default=None, description="PostgreSQL schema (tests)")
+
+    def url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'casebook.sqlite').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url().startswith("sqlite")

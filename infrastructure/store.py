@@ -1,0 +1,127 @@
+"""The store: the register application plus its tables, and the write transaction.
+
+``Store.write()`` is the one way anything is written. It opens a transaction holding
+the register's write lock (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: the events table
+lock that eventsourcing-sqlalchemy takes too, taken first), stamps the time under that
+lock, and commits the events, the view rows, the head position and the idempotency
+record together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy.exc
+from eventsourcing.persistence import OperationalError as ESOperationalError
+from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
+from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
+from sqlalchemy import Table, insert, select, text, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from domain.register import Register
+from infrastructure import tables
+from infrastructure.persistence import persistence_env, writing
+from infrastructure.settings import Settings
+
+
+class StoreBusy(Exception):  # noqa: N818
+    """The write lock could not be had in time: try again shortly (503)."""
+
+
+@dataclass
+class WriteUnit:
+    session: Session
+    recorded_at: datetime
+    position: int  # the views' position before this write
+
+
+def _is_busy(error: BaseException) -> bool:
+    message = str(error).lower()
+    return "database is locked" in message or "lock timeout" in message or "busy" in message
+
+
+class Store:
+    """The register and its tables on one database."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        if settings.is_sqlite:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.register = Register(env=persistence_env(settings))
+        recorder = self.register.recorder
+        assert isinstance(recorder, SQLAlchemyApplicationRecorder)
+        self.recorder = recorder
+        self.datastore: SQLAlchemyDatastore = recorder.datastore
+        engine = self.datastore.engine
+        assert isinstance(engine, Engine)
+        self.engine = engine
+        self.events_table: Table = recorder.events_record_cls.__table__
+        self.dialect = engine.dialect.name
+        tables.metadata.create_all(engine, checkfirst=True)
+        self._ensure_head()
+
+    def _ensure_head(self) -> None:
+        with self.engine.begin() as conn:
+            if conn.execute(select(tables.register_head.c.id)).first() is None:
+                conn.execute(insert(tables.register_head).values(id=1, position=0))
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with self.recorder.transaction(commit=False) as session:
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[WriteUnit]:
+        token = writing.set(True)
+        try:
+            with self.recorder.transaction(commit=True) as session:
+                session.connection()  # begin now, IMMEDIATE on SQLite
+                if self.dialect == "postgresql":
+                    session.execute(text(f"LOCK TABLE {self.events_table.name} IN EXCLUSIVE MODE"))
+                position, last = session.execute(
+                    select(tables.register_head.c.position, tables.register_head.c.recorded_at)
+                ).one()
+                unit = WriteUnit(session, self._stamp_time(last), position)
+                yield unit
+                session.execute(
+                    update(tables.register_head).values(recorded_at=unit.recorded_at)
+                )
+        except (sqlalchemy.exc.OperationalError, ESOperationalError) as e:
+            if _is_busy(e):
+                raise StoreBusy() from None
+            raise
+        finally:
+            writing.reset(token)
+
+    @staticmethod
+    def _stamp_time(last: datetime | None) -> datetime:
+        now = datetime.now(UTC)
+        if last is not None:
+            if last.tzinfo is None:  # SQLite returns naive datetimes
+                last = last.replace(tzinfo=UTC)
+            if now <= last:
+                now = last + timedelta(microseconds=1)
+        return now
+
+    def set_position(self, session: Session, position: int) -> None:
+        session.execute(update(tables.register_head).values(position=position))
+
+    def position(self) -> int:
+        with self.read() as session:
+            return int(session.execute(select(tables.register_head.c.position)).scalar_one())
+
+    def max_notification_id(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+    def close(self) -> None:
+        self.register.close()
+        self.engine.dispose()
+
+
+def rows(session: Session, statement: Any) -> list[Any]:
+    return list(session.execute(statement))

@@ -1,0 +1,91 @@
+"""The register's own tables, beside the event log that eventsourcing-sqlalchemy keeps.
+
+Every one of them is written in the same transaction as the events it depends on.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    Uuid,
+)
+
+metadata = MetaData()
+BIGINT = BigInteger().with_variant(Integer(), "sqlite")
+
+# One row: the last log position projected into the views, and the last recorded_at
+# handed out. Writers update it under the register's write lock, so recorded_at never
+# goes backwards, even across processes on several hosts with drifting clocks.
+register_head = Table(
+    "casebook_head",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("position", BIGINT, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=True),
+)
+
+# The status projection: one row per case, the rendered view as JSON text, and the
+# columns that list filters need.
+case_views = Table(
+    "casebook_case_views",
+    metadata,
+    Column("case_id", Uuid, primary_key=True),
+    Column("seq", BIGINT, nullable=False, unique=True),  # log position of the opening
+    Column("version", Integer, nullable=False),
+    Column("org", String(100), nullable=False),
+    Column("category", String(40), nullable=False),
+    Column("status", String(40), nullable=False),
+    Column("held_by", String(2), nullable=True),
+    Column("nationality", String(20), nullable=True),
+    Column("disputed", Boolean, nullable=False),
+    Column("view", Text, nullable=False),
+    Index("casebook_case_views_status", "status", "seq"),
+    Index("casebook_case_views_held_by", "held_by", "seq"),
+    Index("casebook_case_views_nationality", "nationality", "seq"),
+)
+
+# Blocking keys of every name and alias of a case, to find candidates for ``q``.
+case_name_keys = Table(
+    "casebook_case_name_keys",
+    metadata,
+    Column("key", String(64), nullable=False),
+    Column("case_id", Uuid, nullable=False),
+    Index("casebook_case_name_keys_key", "key", "case_id", unique=True),
+    Index("casebook_case_name_keys_case", "case_id"),
+)
+
+api_keys = Table(
+    "casebook_api_keys",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("role", String(20), nullable=False),
+    Column("org", String(100), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+# The first answer to a POST sent with an Idempotency-Key, scoped to the calling key.
+# Holds no personal data: a retry re-renders the case as it stood at that version.
+idempotency = Table(
+    "casebook_idempotency",
+    metadata,
+    Column("api_key_id", Uuid, primary_key=True),
+    Column("idem_key", String(200), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("case_id", Uuid, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

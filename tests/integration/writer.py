@@ -1,0 +1,64 @@
+"""A separate writer process for the race and kill tests (run with ``python -m``).
+
+race: wait until a given instant, then record one fact at an expected version and
+print ``ok <version>`` or ``conflict <current>``.
+loop: open cases and record facts until killed, printing ``ack <case> <version>``
+after each commit, so that the parent knows what was acknowledged.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+
+from domain.register import VersionConflict
+from infrastructure.keys import KeyStore
+from infrastructure.service import Casebook
+from infrastructure.settings import Settings
+from infrastructure.store import Store
+
+
+def _key(store: Store, name: str):
+    try:
+        return KeyStore(store.engine).create(name, "case_worker", "org-a")[0]
+    except ValueError:
+        return next(k for k in KeyStore(store.engine).list() if k.name == name)
+
+
+def race(url: str, case_id: str, start_at: float, name: str) -> None:
+    store = Store(Settings(database_url=url))
+    casebook = Casebook(store)
+    key = _key(store, name)
+    time.sleep(max(0.0, start_at - time.time()))
+    fact = {"type": "note", "text": f"from {name}", "source": {"kind": "other"}}
+    try:
+        written = casebook.record_fact(uuid.UUID(case_id), fact, key, expected_version=1)
+        print(f"ok {written.version}", flush=True)
+    except VersionConflict as e:
+        print(f"conflict {e.current}", flush=True)
+    store.close()
+
+
+def loop(url: str, name: str) -> None:
+    store = Store(Settings(database_url=url))
+    casebook = Casebook(store)
+    key = _key(store, name)
+    opening = {"category": "detained_person", "person": {"family_name": "Testyan"},
+               "source": {"kind": "ngo"}}
+    cases = []
+    for i in range(1_000_000):
+        if i % 5 == 0:
+            written = casebook.open_case(opening, key)
+            cases.append(written.case_id)
+        else:
+            fact = {"type": "seen", "occurred_on": "2021-01-01", "source": {"kind": "family"}}
+            written = casebook.record_fact(cases[i % len(cases)], fact, key)
+        print(f"ack {written.case_id} {written.version}", flush=True)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "race":
+        race(sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5])
+    else:
+        loop(sys.argv[2], sys.argv[3])

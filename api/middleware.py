@@ -18,7 +18,7 @@ from api.problems import problem_response
 log = logging.getLogger("casebook.requests")
 
 
-class BodyTooLarge(Exception):  # noqa: N818
+class BodyTooLarge(Exception):
     pass
 
 

@@ -39,7 +39,7 @@ TITLES = {
 }
 
 
-class Problem(Exception):  # noqa: N818 - it is what RFC 9457 calls it
+class Problem(Exception):
     def __init__(
         self,
         status: int,
@@ -113,8 +113,7 @@ def install(app: FastAPI) -> None:
         return problem_response(
             409,
             "version-conflict",
-            f"the case is at version {exc.current}, not {exc.expected}; "
-            "read it again and resend",
+            f"the case is at version {exc.current}, not {exc.expected}; read it again and resend",
             headers={"ETag": f'"{exc.current}"'},
             current_version=exc.current,
         )

@@ -86,9 +86,7 @@ class Identity:
     def names(self) -> list[str]:
         """Every spelling by which the person may be searched: full name and aliases."""
         full = " ".join(
-            part
-            for part in (self.family_name, self.given_names)
-            if part and part not in MARKERS
+            part for part in (self.family_name, self.given_names) if part and part not in MARKERS
         )
         return [n for n in (full, *self.aliases) if n]
 

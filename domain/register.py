@@ -20,13 +20,13 @@ from domain.facts import Fact
 from domain.identity import Identity
 
 
-class CaseNotFound(Exception):  # noqa: N818 - reads as the situation it names
+class CaseNotFound(Exception):
     def __init__(self, case_id: UUID):
         super().__init__("no such case")
         self.case_id = case_id
 
 
-class VersionConflict(Exception):  # noqa: N818
+class VersionConflict(Exception):
     """The client's expected version is not the case's current version."""
 
     def __init__(self, current: int, expected: int | None):

@@ -7,19 +7,30 @@ way they did not before?". That one question covers a custody fact dated after a
 a death dated before a recorded custody fact, and a retraction that would bring a
 retracted death back in front of later custody facts.
 
-| fact type            | on a closed case | needs the person alive on its date | other rule          |
-|----------------------|------------------|------------------------------------|---------------------|
-| captured, held, transferred, hospitalised, escaped, recaptured,              |
-| released, repatriated, willingness_verified | no | yes                 |                     |
-| visited, seen        | no               | no: after a death it disputes it   |                     |
-| died                 | no               | no                                 | one unretracted death |
-| remains_returned     | no               | no                                 | once                |
-| classified, holding_acknowledged, holding_denied, charged, sentenced,        |
-| family_informed, transmitted, identity_updated | no | no               |                     |
-| note                 | yes              | no                                 |                     |
-| retracted            | yes              | no                                 | target exists, is not the opening, not already retracted |
-| closed               | no               | no                                 | case is open        |
-| reopened             | yes              | no                                 | case is closed      |
+| fact type                          | closed case | alive on its date | other rule            |
+|------------------------------------|-------------|-------------------|-----------------------|
+| captured, held, transferred,       | refused     | required          |                       |
+| hospitalised, escaped, recaptured, |             |                   |                       |
+| released, repatriated,             |             |                   |                       |
+| willingness_verified               |             |                   |                       |
+| visited, seen                      | refused     | no: after a death |                       |
+|                                    |             | it disputes it    |                       |
+| died                               | refused     | no                | one unretracted death |
+| remains_returned                   | refused     | no                | once                  |
+| classified, holding_acknowledged,  | refused     | no                |                       |
+| holding_denied, charged,           |             |                   |                       |
+| sentenced, family_informed,        |             |                   |                       |
+| transmitted, identity_updated      |             |                   |                       |
+| note                               | allowed     | no                |                       |
+| retracted                          | allowed     | no                | target exists, is not |
+|                                    |             |                   | the opening, and is   |
+|                                    |             |                   | not already retracted |
+| closed                             | refused     | no                | case is open          |
+| reopened                           | allowed     | no                | case is closed        |
+
+"Alive on its date": refused when dated after an unretracted death or return of
+remains. A fact that would put an existing one in that position (a death dated
+before recorded custody, a retraction restoring such a death) is refused the same way.
 """
 
 from __future__ import annotations
@@ -46,10 +57,10 @@ NEEDS_ALIVE = frozenset(
 ALLOWED_ON_CLOSED = frozenset({"note", "retracted", "reopened"})
 ONCE = frozenset({"died", "remains_returned"})
 
-assert NEEDS_ALIVE | ALLOWED_ON_CLOSED | ONCE <= set(FACT_TYPES)
+assert set(FACT_TYPES) >= NEEDS_ALIVE | ALLOWED_ON_CLOSED | ONCE
 
 
-class InvalidTransition(Exception):  # noqa: N818 - the API's problem type is named after it
+class InvalidTransition(Exception):
     """The case's facts forbid this one. Nothing is recorded."""
 
     def __init__(self, detail: str, conflicts_with: Sequence[int] = ()):
@@ -105,7 +116,9 @@ def check_transition(facts: Sequence[Fact], new: Fact) -> None:
     added = violations(active_facts([*facts, new])) - violations(active_facts(facts))
     if added:
         first = min(added)
-        raise InvalidTransition(first.describe(), sorted({first.other, first.version} - {new.version}))
+        raise InvalidTransition(
+            first.describe(), sorted({first.other, first.version} - {new.version})
+        )
 
 
 def _check_retraction(facts: Sequence[Fact], target: int) -> None:

@@ -126,7 +126,7 @@ def _apply_identity(state: CaseState, active: Sequence[Fact]) -> None:
             state.person = state.person.merged(fact.person)
 
 
-def _apply(state: CaseState, fact: Fact) -> None:  # noqa: C901 - one branch per fact type
+def _apply(state: CaseState, fact: Fact) -> None:
     kind = fact.type
     if kind in ALIVE_EVIDENCE and fact.occurred_on is not None:
         last = state.last_seen_alive_on
@@ -244,9 +244,7 @@ def _life_dispute(world: Sequence[Fact]) -> dict[str, Any] | None:
     if death is None:
         return None
     later = [
-        f
-        for f in world
-        if f.type in ("seen", "visited") and f.occurred_on > death.occurred_on
+        f for f in world if f.type in ("seen", "visited") and f.occurred_on > death.occurred_on
     ]
     if not later:
         return None

@@ -31,7 +31,7 @@ GROUPS = ("status", "held_by", "nationality", "category")
 FILTERS = ("status", "held_by", "nationality", "category", "disputed")
 
 
-class IdempotencyMismatch(Exception):  # noqa: N818
+class IdempotencyMismatch(Exception):
     """The Idempotency-Key was used before with a different request."""
 
 
@@ -200,7 +200,9 @@ class Casebook:
         t = tables.case_views
         candidates = select(k.c.case_id).where(k.c.key.in_(sorted(keys))).distinct()
         scored = []
-        for row in session.execute(query.add_columns(t.c.case_id).where(t.c.case_id.in_(candidates))):
+        for row in session.execute(
+            query.add_columns(t.c.case_id).where(t.c.case_id.in_(candidates))
+        ):
             view = json.loads(row.view)
             person_names = _view_names(view)
             score = names.best_similarity(q, person_names)
@@ -226,7 +228,9 @@ class Casebook:
 def _view_names(view: dict[str, Any]) -> list[str]:
     person = view.get("person", {})
     full = " ".join(
-        p for p in (person.get("family_name"), person.get("given_names")) if p and p not in ("unknown", "withheld")
+        p
+        for p in (person.get("family_name"), person.get("given_names"))
+        if p and p not in ("unknown", "withheld")
     )
     return [n for n in (full, *person.get("aliases", [])) if n]
 

@@ -29,7 +29,7 @@ from infrastructure.persistence import persistence_env, writing
 from infrastructure.settings import Settings
 
 
-class StoreBusy(Exception):  # noqa: N818
+class StoreBusy(Exception):
     """The write lock could not be had in time: try again shortly (503)."""
 
 
@@ -88,9 +88,7 @@ class Store:
                 ).one()
                 unit = WriteUnit(session, self._stamp_time(last), position)
                 yield unit
-                session.execute(
-                    update(tables.register_head).values(recorded_at=unit.recorded_at)
-                )
+                session.execute(update(tables.register_head).values(recorded_at=unit.recorded_at))
         except (sqlalchemy.exc.OperationalError, ESOperationalError) as e:
             if _is_busy(e):
                 raise StoreBusy() from None

@@ -111,7 +111,13 @@ def rebuild(store: Store, progress: Callable[[int, int], None] | None = None) ->
 def _cases_from_log(store: Store, session: Session) -> Iterator[tuple[Case, int, int]]:
     events = store.events_table
     query = (
-        select(events.c.id, events.c.originator_id, events.c.originator_version, events.c.topic, events.c.state)
+        select(
+            events.c.id,
+            events.c.originator_id,
+            events.c.originator_version,
+            events.c.topic,
+            events.c.state,
+        )
         .order_by(events.c.originator_id, events.c.originator_version)
         .execution_options(yield_per=1000)
     )
@@ -120,7 +126,7 @@ def _cases_from_log(store: Store, session: Session) -> Iterator[tuple[Case, int,
     seq = count = 0
     for row in session.execute(query):
         stored = StoredEvent(row.originator_id, row.originator_version, row.topic, bytes(row.state))
-        domain_event = mapper.to_domain_event(stored)
+        domain_event: Any = mapper.to_domain_event(stored)
         if row.originator_version == 1:
             if current is not None:
                 yield current, seq, count
@@ -134,5 +140,7 @@ def _cases_from_log(store: Store, session: Session) -> Iterator[tuple[Case, int,
 def read_view(session: Session, case_id: UUID) -> tuple[int, str, str] | None:
     """The stored view JSON of a case, its version and owning org, or None."""
     t = tables.case_views
-    row = session.execute(select(t.c.version, t.c.view, t.c.org).where(t.c.case_id == case_id)).first()
+    row = session.execute(
+        select(t.c.version, t.c.view, t.c.org).where(t.c.case_id == case_id)
+    ).first()
     return None if row is None else (row.version, row.view, row.org)

@@ -73,7 +73,7 @@ def _expected_version(if_match: str | None, in_body: int | None) -> int | None:
             raise Problem(
                 422,
                 "invalid-input",
-                "If-Match must be the ETag of the case, such as \"3\"",
+                'If-Match must be the ETag of the case, such as "3"',
                 errors=[{"field": "If-Match", "message": 'must be "<version>"'}],
             )
         header_version = int(found.group(1))
@@ -139,7 +139,9 @@ def _parse_day(value: str, name: str) -> date:
         return date.fromisoformat(value)
     except ValueError:
         raise Problem(
-            422, "invalid-input", f"{name} is not a date",
+            422,
+            "invalid-input",
+            f"{name} is not a date",
             errors=[{"field": name, "message": "must be a date YYYY-MM-DD"}],
         ) from None
 
@@ -149,14 +151,21 @@ def list_cases(
     key: Reader,
     casebook: CasebookDep,
     status: Literal[
-        "unknown", "held", "hospitalised", "released", "repatriated", "escaped",
-        "deceased", "remains_returned", "closed",
-    ] | None = None,
+        "unknown",
+        "held",
+        "hospitalised",
+        "released",
+        "repatriated",
+        "escaped",
+        "deceased",
+        "remains_returned",
+        "closed",
+    ]
+    | None = None,
     held_by: Party | None = None,
     nationality: Annotated[str | None, Query(max_length=20)] = None,
-    category: Literal[
-        "prisoner_of_war", "civilian_internee", "detained_person", "missing_person"
-    ] | None = None,
+    category: Literal["prisoner_of_war", "civilian_internee", "detained_person", "missing_person"]
+    | None = None,
     negotiation: UUID | None = None,
     disputed: bool | None = None,
     q: Annotated[str | None, Query(min_length=1, max_length=200)] = None,

@@ -28,7 +28,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "tests.integration.writer", *args],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, **(env or {})},
     )
 
@@ -41,12 +44,19 @@ def test_two_writers_racing_on_one_version_one_wins_the_other_gets_a_conflict(se
     store = Store(settings)
     key, _ = KeyStore(store.engine).create("opener", "case_worker", "org-a")
     case = Casebook(store).open_case(
-        {"category": "prisoner_of_war", "person": {"family_name": "Testyan"},
-         "source": {"kind": "family"}}, key)
+        {
+            "category": "prisoner_of_war",
+            "person": {"family_name": "Testyan"},
+            "source": {"kind": "family"},
+        },
+        key,
+    )
     store.close()
     start_at = time.time() + 3
-    racers = [spawn("race", url_of(settings), str(case.case_id), str(start_at), f"racer-{i}")
-              for i in range(2)]
+    racers = [
+        spawn("race", url_of(settings), str(case.case_id), str(start_at), f"racer-{i}")
+        for i in range(2)
+    ]
     results = sorted(p.communicate(timeout=60)[0].strip() for p in racers)
     assert results == ["conflict 2", "ok 2"], results
     store = Store(settings)
@@ -76,12 +86,17 @@ def test_a_killed_writer_loses_no_acknowledged_event_and_leaves_nothing_half_wri
         for case_id, version in acked.items():
             assert store.register.get_case(uuid.UUID(case_id)).version >= version
         with store.read() as session:
-            views = dict(session.execute(
-                select(tables.case_views.c.case_id, tables.case_views.c.version)).all())
+            views = dict(
+                session.execute(
+                    select(tables.case_views.c.case_id, tables.case_views.c.version)
+                ).all()
+            )
             events = store.events_table
             cases_in_log = session.execute(
-                select(events.c.originator_id, func.max(events.c.originator_version))
-                .group_by(events.c.originator_id)).all()
+                select(events.c.originator_id, func.max(events.c.originator_version)).group_by(
+                    events.c.originator_id
+                )
+            ).all()
         # every case in the log has its view at its last version: no half-written command
         assert {cid: v for cid, v in cases_in_log} == views
         assert store.position() == store.max_notification_id()
@@ -103,8 +118,18 @@ def test_serve_with_two_workers_on_sqlite_never_answers_database_is_locked(sqlit
     port = free_port()
     env = {**os.environ, "CASEBOOK_DATA_DIR": str(sqlite_settings.data_dir)}
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "casebook"), "serve", "--port", str(port),
-         "--workers", "2"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            str(Path(sys.executable).parent / "casebook"),
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {secret}"}
@@ -120,9 +145,16 @@ def test_serve_with_two_workers_on_sqlite_never_answers_database_is_locked(sqlit
                         if i % 4 == 0:
                             out.append(c.post("/cases", json=_opening()))
                         else:
-                            out.append(c.post(f"/cases/{shared[(n + i) % 4]}/events", json={
-                                "type": "seen", "occurred_on": "2021-01-01",
-                                "source": {"kind": "family"}}))
+                            out.append(
+                                c.post(
+                                    f"/cases/{shared[(n + i) % 4]}/events",
+                                    json={
+                                        "type": "seen",
+                                        "occurred_on": "2021-01-01",
+                                        "source": {"kind": "family"},
+                                    },
+                                )
+                            )
                 return out
 
             with ThreadPoolExecutor(8) as pool:
@@ -138,8 +170,11 @@ def test_serve_with_two_workers_on_sqlite_never_answers_database_is_locked(sqlit
 
 
 def _opening() -> dict:
-    return {"category": "detained_person", "person": {"family_name": "Testyan"},
-            "source": {"kind": "ngo"}}
+    return {
+        "category": "detained_person",
+        "person": {"family_name": "Testyan"},
+        "source": {"kind": "ngo"},
+    }
 
 
 def _wait_until_up(base: str) -> None:

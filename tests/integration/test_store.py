@@ -47,15 +47,27 @@ def test_sqlite_is_in_wal_mode_with_full_synchronous_commits(sqlite_settings: Se
 def test_a_refused_fact_writes_nothing(store: Store, worker: ApiKey):
     casebook = Casebook(store)
     case = casebook.open_case(opening(), worker)
-    casebook.record_fact(case.case_id, {"type": "died", "occurred_on": "2021-02-01",
-                                        "source": {"kind": "party", "name": "AZ"}}, worker)
+    casebook.record_fact(
+        case.case_id,
+        {"type": "died", "occurred_on": "2021-02-01", "source": {"kind": "party", "name": "AZ"}},
+        worker,
+    )
     position = store.position()
     with pytest.raises(InvalidTransition):
-        casebook.record_fact(case.case_id, {"type": "held", "occurred_on": "2021-03-01",
-                                            "by_party": "AZ", "source": {"kind": "icrc"}}, worker)
+        casebook.record_fact(
+            case.case_id,
+            {
+                "type": "held",
+                "occurred_on": "2021-03-01",
+                "by_party": "AZ",
+                "source": {"kind": "icrc"},
+            },
+            worker,
+        )
     with pytest.raises(VersionConflict):
-        casebook.record_fact(case.case_id, {"type": "note", "text": "x",
-                                            "source": {"kind": "other"}}, worker, 1)
+        casebook.record_fact(
+            case.case_id, {"type": "note", "text": "x", "source": {"kind": "other"}}, worker, 1
+        )
     assert store.position() == position == store.max_notification_id()
     assert casebook.view_json(case.case_id)[0] == 2
 
@@ -64,8 +76,11 @@ def test_recorded_at_never_goes_backwards(store: Store, worker: ApiKey):
     casebook = Casebook(store)
     case = casebook.open_case(opening(), worker)
     for day in range(1, 20):
-        casebook.record_fact(case.case_id, {"type": "seen", "occurred_on": f"2021-01-{day:02d}",
-                                            "source": {"kind": "family"}}, worker)
+        casebook.record_fact(
+            case.case_id,
+            {"type": "seen", "occurred_on": f"2021-01-{day:02d}", "source": {"kind": "family"}},
+            worker,
+        )
     stamps = [e["recorded_at"] for e in casebook.history(case.case_id)["events"]]
     assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
 
@@ -90,8 +105,9 @@ def test_unknown_case_is_not_found(store: Store, worker: ApiKey):
     import uuid
 
     with pytest.raises(CaseNotFound):
-        Casebook(store).record_fact(uuid.uuid4(), {"type": "note", "text": "x",
-                                                   "source": {"kind": "other"}}, worker)
+        Casebook(store).record_fact(
+            uuid.uuid4(), {"type": "note", "text": "x", "source": {"kind": "other"}}, worker
+        )
 
 
 FACT_MAKERS = [
@@ -101,11 +117,19 @@ FACT_MAKERS = [
     lambda d: {"type": "visited", "occurred_on": d, "by": "ICRC", "held_by": "AZ"},
     lambda d: {"type": "holding_denied", "occurred_on": d, "by_party": "AZ"},
     lambda d: {"type": "holding_acknowledged", "occurred_on": d, "by_party": "AZ"},
-    lambda d: {"type": "classified", "occurred_on": d, "by_party": random.choice(["AZ", "AM"]),
-               "classification": random.choice(["prisoner_of_war", "criminal_detainee"])},
+    lambda d: {
+        "type": "classified",
+        "occurred_on": d,
+        "by_party": random.choice(["AZ", "AM"]),
+        "classification": random.choice(["prisoner_of_war", "criminal_detainee"]),
+    },
     lambda d: {"type": "hospitalised", "occurred_on": d, "place": "ward 3"},
-    lambda d: {"type": "released", "occurred_on": d, "by_party": "AZ",
-               "to_party": random.choice(["AM", "GE"])},
+    lambda d: {
+        "type": "released",
+        "occurred_on": d,
+        "by_party": "AZ",
+        "to_party": random.choice(["AM", "GE"]),
+    },
     lambda d: {"type": "died", "occurred_on": d},
     lambda d: {"type": "seen", "occurred_on": d},
     lambda d: {"type": "identity_updated", "occurred_on": d, "aliases": ["Setrakyan"]},
@@ -119,16 +143,21 @@ def generate_register(store: Store, key: ApiKey, cases: int, events: int, seed: 
     """A register of invented people with random facts in random order; events written."""
     random.seed(seed)
     casebook = Casebook(store)
-    ids = [casebook.open_case(opening(f"Testyan{i}", random.choice(["AM", "AZ"])), key).case_id
-           for i in range(cases)]
+    ids = [
+        casebook.open_case(opening(f"Testyan{i}", random.choice(["AM", "AZ"])), key).case_id
+        for i in range(cases)
+    ]
     versions = dict.fromkeys(ids, 1)
     written = cases
     while written < events:
         case_id = random.choice(ids)
         day = (date(2020, 10, 1) + timedelta(days=random.randrange(600))).isoformat()
         if random.random() < 0.08 and versions[case_id] > 1:
-            payload = {"type": "retracted", "version": random.randrange(2, versions[case_id] + 1),
-                       "reason": "wrong"}
+            payload = {
+                "type": "retracted",
+                "version": random.randrange(2, versions[case_id] + 1),
+                "reason": "wrong",
+            }
         else:
             payload = random.choice(FACT_MAKERS)(day)
         payload["source"] = {"kind": random.choice(["icrc", "party", "media"])}
@@ -143,8 +172,11 @@ def generate_register(store: Store, key: ApiKey, cases: int, events: int, seed: 
 def snapshot_views(store: Store) -> tuple[list, list, int]:
     with store.read() as session:
         views = session.execute(select(tables.case_views).order_by(tables.case_views.c.seq)).all()
-        keys = session.execute(select(tables.case_name_keys).order_by(
-            tables.case_name_keys.c.case_id, tables.case_name_keys.c.key)).all()
+        keys = session.execute(
+            select(tables.case_name_keys).order_by(
+                tables.case_name_keys.c.case_id, tables.case_name_keys.c.key
+            )
+        ).all()
     return views, keys, store.position()
 
 

@@ -44,8 +44,11 @@ def loop(url: str, name: str) -> None:
     store = Store(Settings(database_url=url))
     casebook = Casebook(store)
     key = _key(store, name)
-    opening = {"category": "detained_person", "person": {"family_name": "Testyan"},
-               "source": {"kind": "ngo"}}
+    opening = {
+        "category": "detained_person",
+        "person": {"family_name": "Testyan"},
+        "source": {"kind": "ngo"},
+    }
     cases = []
     for i in range(1_000_000):
         if i % 5 == 0:

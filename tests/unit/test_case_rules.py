@@ -130,39 +130,65 @@ def test_only_a_closed_case_is_reopened_and_a_closed_case_takes_only_notes():
 def test_every_bad_field_is_named():
     with pytest.raises(FactError) as bad:
         parse_fact(
-            {"type": "classified", "occurred_on": "2021-13-01", "by_party": "Azerbaijan",
-             "classification": "spy", "source": {"kind": "rumour"}, "colour": "red"},
+            {
+                "type": "classified",
+                "occurred_on": "2021-13-01",
+                "by_party": "Azerbaijan",
+                "classification": "spy",
+                "source": {"kind": "rumour"},
+                "colour": "red",
+            },
             TODAY,
         )
     assert set(bad.value.errors) == {
-        "occurred_on", "by_party", "classification", "source.kind", "colour",
+        "occurred_on",
+        "by_party",
+        "classification",
+        "source.kind",
+        "colour",
     }
 
 
 def test_a_fact_dated_in_the_future_is_refused():
     with pytest.raises(FactError) as bad:
-        parse_fact({"type": "seen", "occurred_on": "2026-12-25", "source": {"kind": "family"}}, TODAY)
+        parse_fact(
+            {"type": "seen", "occurred_on": "2026-12-25", "source": {"kind": "family"}}, TODAY
+        )
     assert "occurred_on" in bad.value.errors
 
 
 def test_every_identity_field_may_be_unknown_or_withheld_but_a_name_is_needed():
-    _, person, _ = parse_opening({
-        "category": "civilian_internee",
-        "person": {"family_name": "Testova", "date_of_birth": "withheld", "nationality": "unknown"},
-        "source": {"kind": "ngo"},
-    })
+    _, person, _ = parse_opening(
+        {
+            "category": "civilian_internee",
+            "person": {
+                "family_name": "Testova",
+                "date_of_birth": "withheld",
+                "nationality": "unknown",
+            },
+            "source": {"kind": "ngo"},
+        }
+    )
     assert person.date_of_birth == "withheld"
     with pytest.raises(IdentityError):
         Identity.parse({"date_of_birth": "03/02/1999"})
     with pytest.raises(FactError):
-        Case._create(Case.Opened, id=uuid4(), category="missing_person", person=Identity(),
-                     source={"kind": "family"}, recorded_at=T0, recorded_by={})
+        Case._create(
+            Case.Opened,
+            id=uuid4(),
+            category="missing_person",
+            person=Identity(),
+            source={"kind": "family"},
+            recorded_at=T0,
+            recorded_by={},
+        )
 
 
 def test_stale_expected_version_is_a_conflict_and_records_nothing():
     register = Register(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
-    case, _ = register.open_case(uuid4(), "prisoner_of_war",
-                                 Identity(family_name="Testyan"), {"kind": "family"}, stamp())
+    case, _ = register.open_case(
+        uuid4(), "prisoner_of_war", Identity(family_name="Testyan"), {"kind": "family"}, stamp()
+    )
     register.record_fact(case.id, fact("seen", "2021-01-01"), stamp(1), expected_version=1)
     with pytest.raises(VersionConflict) as conflict:
         register.record_fact(case.id, fact("seen", "2021-01-02"), stamp(2), expected_version=1)
@@ -172,10 +198,14 @@ def test_stale_expected_version_is_a_conflict_and_records_nothing():
 
 def test_identity_updates_add_aliases_and_survive_replay():
     register = Register(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
-    case, _ = register.open_case(uuid4(), "prisoner_of_war",
-                                 Identity(family_name="Setrakyan"), {"kind": "family"}, stamp())
-    register.record_fact(case.id, fact("identity_updated", "2021-02-01", aliases=["Sedrakyan"], rank="private"),
-                         stamp(1))
+    case, _ = register.open_case(
+        uuid4(), "prisoner_of_war", Identity(family_name="Setrakyan"), {"kind": "family"}, stamp()
+    )
+    register.record_fact(
+        case.id,
+        fact("identity_updated", "2021-02-01", aliases=["Sedrakyan"], rank="private"),
+        stamp(1),
+    )
     person = register.get_case(case.id).state().person
     assert person.aliases == ("Sedrakyan",) and person.rank == "private"
     assert person.names() == ["Setrakyan", "Sedrakyan"]

@@ -1,0 +1,265 @@
+"""The REST contract of api.md, over HTTP through the app, on both stores."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import UTC, datetime, timedelta
+
+from infrastructure.keys import KeyStore
+from infrastructure.store import Store
+from tests.conftest import SOURCE, new_case, record
+
+PROBLEM = "application/problem+json"
+
+
+def test_health_answers_without_a_key(client):
+    response = client.get("/health")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def test_no_key_or_a_bad_key_is_401_problem_json(client):
+    for headers in ({}, {"Authorization": "Bearer cbk_not-a-key"}, {"Authorization": "Basic x"}):
+        response = client.get("/cases", headers=headers)
+        assert response.status_code == 401
+        assert response.headers["content-type"] == PROBLEM
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert response.json()["type"].endswith("not-authenticated")
+
+
+def test_an_auditor_may_read_but_never_write(client, keys):
+    case = new_case(client, keys.worker)
+    refused = record(client, keys.auditor, case["id"], type="note", text="x")
+    assert refused.status_code == 403 and refused.headers["content-type"] == PROBLEM
+    assert client.post("/cases", json={}, headers=keys.auditor).status_code == 403
+    assert client.get(f"/cases/{case['id']}", headers=keys.auditor).json()["version"] == 1
+    assert client.get(f"/cases/{case['id']}/history", headers=keys.auditor).status_code == 200
+
+
+def test_an_admin_administers_and_reads_no_case(client, keys):
+    case = new_case(client, keys.worker)
+    assert client.get(f"/cases/{case['id']}", headers=keys.admin).status_code == 403
+    assert client.get("/reports/summary", headers=keys.admin).status_code == 200
+
+
+def test_a_revoked_or_expired_key_is_refused_on_the_next_request(client, keys, settings):
+    assert client.get("/cases", headers=keys.worker).status_code == 200
+    store = Store(settings)
+    KeyStore(store.engine).revoke("worker-1")
+    _, expired = KeyStore(store.engine).create(
+        "old", "auditor", "org-a", datetime.now(UTC) - timedelta(seconds=1)
+    )
+    store.close()
+    assert client.get("/cases", headers=keys.worker).status_code == 401
+    assert client.get("/cases", headers={"Authorization": f"Bearer {expired}"}).status_code == 401
+
+
+def test_opening_a_case_answers_201_with_location_and_etag(client, keys):
+    response = client.post(
+        "/cases",
+        json={
+            "category": "missing_person",
+            "person": {"family_name": "Testyan", "date_of_birth": "withheld", "sex": "unknown"},
+            "source": {"kind": "family", "reported_on": "2021-01-02"},
+        },
+        headers=keys.worker,
+    )
+    assert response.status_code == 201
+    view = response.json()
+    assert response.headers["location"] == f"/cases/{view['id']}"
+    assert response.headers["etag"] == '"1"'
+    assert view["person"]["date_of_birth"] == "withheld"
+    assert (view["status"], view["disputed"], view["version"]) == ("unknown", False, 1)
+
+
+def test_bad_input_names_every_bad_field_and_writes_nothing(client, keys):
+    response = client.post(
+        "/cases",
+        json={
+            "category": "tourist",
+            "person": {"family_name": "X", "eye_colour": "blue"},
+            "source": {"kind": "party"},
+            "version": 7,
+        },
+        headers=keys.worker,
+    )
+    assert response.status_code == 422 and response.headers["content-type"] == PROBLEM
+    fields = {e["field"] for e in response.json()["errors"]}
+    assert {"category", "person.eye_colour", "version"} <= fields
+    case = new_case(client, keys.worker)
+    bad = record(
+        client,
+        keys.worker,
+        case["id"],
+        type="captured",
+        occurred_on="1 May 2021",
+        by_party="Azerbaijan",
+    )
+    assert bad.status_code == 422
+    assert {e["field"] for e in bad.json()["errors"]} == {"occurred_on", "by_party"}
+    wrong_date = record(client, keys.worker, case["id"], type="seen", occurred_on="2021-02-30")
+    assert wrong_date.status_code == 422
+    assert client.get(f"/cases/{case['id']}", headers=keys.worker).json()["version"] == 1
+    assert client.get("/cases", headers=keys.worker).json()["items"] == [case]
+
+
+def test_a_stale_if_match_or_expected_version_is_a_409_version_conflict(client, keys):
+    case = new_case(client, keys.worker)
+    ok = client.post(
+        f"/cases/{case['id']}/events",
+        headers={**keys.worker, "If-Match": '"1"'},
+        json={"type": "seen", "occurred_on": "2021-01-01", "source": SOURCE},
+    )
+    assert ok.status_code == 201 and ok.headers["etag"] == '"2"'
+    stale = client.post(
+        f"/cases/{case['id']}/events",
+        headers={**keys.worker, "If-Match": '"1"'},
+        json={"type": "seen", "occurred_on": "2021-01-02", "source": SOURCE},
+    )
+    assert stale.status_code == 409
+    assert stale.json()["type"].endswith("version-conflict")
+    assert stale.json()["current_version"] == 2
+    in_body = record(client, keys.worker, case["id"], type="note", text="x", expected_version=1)
+    assert in_body.status_code == 409
+    assert client.get(f"/cases/{case['id']}", headers=keys.worker).json()["version"] == 2
+
+
+def test_a_forbidden_transition_is_a_409_invalid_transition(client, keys):
+    case = new_case(client, keys.worker)
+    record(client, keys.worker, case["id"], type="died", occurred_on="2021-02-01")
+    refused = record(
+        client,
+        keys.worker,
+        case["id"],
+        type="released",
+        occurred_on="2021-07-03",
+        by_party="AZ",
+        to_party="AM",
+    )
+    assert refused.status_code == 409
+    assert refused.json()["type"].endswith("invalid-transition")
+    assert refused.json()["conflicts_with"] == [2]
+
+
+def test_a_retried_post_with_the_same_idempotency_key_records_once(client, keys):
+    case = new_case(client, keys.worker)
+    headers = {**keys.worker, "Idempotency-Key": "note-42"}
+    body = {"type": "note", "text": "called the family", "source": SOURCE}
+    first = client.post(f"/cases/{case['id']}/events", json=body, headers=headers)
+    again = client.post(f"/cases/{case['id']}/events", json=body, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json() == first.json() and again.headers["etag"] == '"2"'
+    other = client.post(f"/cases/{case['id']}/events", json={**body, "text": "y"}, headers=headers)
+    assert other.status_code == 422
+    history = client.get(f"/cases/{case['id']}/history", headers=keys.worker).json()
+    assert len(history["events"]) == 2
+
+
+def test_lists_are_paginated_with_a_cursor(client, keys):
+    opened = [new_case(client, keys.worker)["id"] for _ in range(7)]
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 3, **({"cursor": cursor} if cursor else {})}
+        page = client.get("/cases", params=params, headers=keys.worker).json()
+        seen += [c["id"] for c in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == opened
+    assert client.get("/cases", params={"cursor": "bogus"}, headers=keys.worker).status_code == 400
+    assert client.get("/cases", params={"limit": 501}, headers=keys.worker).status_code == 422
+
+
+def test_filters_select_by_status_holder_and_dispute(client, keys):
+    held = new_case(client, keys.worker)
+    record(
+        client, keys.worker, held["id"], type="captured", occurred_on="2021-01-01", by_party="AZ"
+    )
+    disputed = new_case(client, keys.worker)
+    record(
+        client,
+        keys.worker,
+        disputed["id"],
+        type="visited",
+        occurred_on="2021-01-01",
+        by="ICRC",
+        held_by="AZ",
+    )
+    record(
+        client,
+        keys.worker,
+        disputed["id"],
+        type="holding_denied",
+        occurred_on="2021-02-01",
+        by_party="AZ",
+        source={"kind": "party", "name": "AZ"},
+    )
+    new_case(client, keys.worker)
+
+    def ids(**params):
+        return {
+            c["id"]
+            for c in client.get("/cases", params=params, headers=keys.worker).json()["items"]
+        }
+
+    assert ids(held_by="AZ") == {held["id"], disputed["id"]}
+    assert ids(disputed="true") == {disputed["id"]}
+    assert len(ids(status="unknown")) == 1
+    summary = client.get(
+        "/reports/summary", params={"group_by": "held_by"}, headers=keys.worker
+    ).json()
+    assert {"value": "AZ", "count": 2} in summary["groups"] and summary["total"] == 3
+
+
+def test_q_finds_one_person_across_armenian_cyrillic_and_latin_spellings(client, keys):
+    target = new_case(client, keys.worker, family_name="Sedrakyan", given_names="Hovhannes")
+    new_case(client, keys.worker, family_name="Mammadov", given_names="Elchin")
+    for spelling in ("Setrakyan", "Седракян", "Սեդրակյան", "Hovhannes Sedrakian"):
+        found = client.get("/cases", params={"q": spelling}, headers=keys.worker).json()
+        assert [c["id"] for c in found["items"]] == [target["id"]], spelling
+
+
+def test_a_body_over_the_limit_is_413(client, keys):
+    huge = {"type": "note", "text": "x" * 2_000_000, "source": SOURCE}
+    case = new_case(client, keys.worker)
+    response = client.post(f"/cases/{case['id']}/events", json=huge, headers=keys.worker)
+    assert response.status_code == 413 and response.headers["content-type"] == PROBLEM
+
+
+def test_unknown_ids_and_routes_are_404_problems(client, keys):
+    unknown = client.get("/cases/6f1c2f4e-8a3b-4c2d-9e8f-0a1b2c3d4e5f", headers=keys.worker)
+    assert unknown.status_code == 404 and unknown.headers["content-type"] == PROBLEM
+    assert client.get("/nowhere", headers=keys.worker).status_code == 404
+
+
+def test_as_of_and_known_at_validate_their_input(client, keys):
+    case = new_case(client, keys.worker)
+    for params in ({"as_of": "yesterday"}, {"known_at": "2021-01-01T00:00:00"}):
+        response = client.get(f"/cases/{case['id']}", params=params, headers=keys.worker)
+        assert response.status_code == 422, params
+
+
+def test_docs_are_served_without_any_cdn(client):
+    page = client.get("/docs").text
+    assert "swagger-ui-bundle.js" in page
+    assert not re.findall(r"(?:src|href)=['\"]https?://", page)
+    spec = client.get("/openapi.json").json()
+    assert {
+        "/cases",
+        "/cases/{case_id}",
+        "/cases/{case_id}/events",
+        "/cases/{case_id}/history",
+        "/reports/summary",
+        "/health",
+    } <= set(spec["paths"])
+
+
+def test_each_request_logs_one_line_without_its_query_string(client, keys, caplog):
+    new_case(client, keys.worker, family_name="Zzyzxian")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="casebook.requests"):
+        client.get("/cases", params={"q": "Zzyzxian"}, headers=keys.worker)
+    lines = [r.getMessage() for r in caplog.records if r.name == "casebook.requests"]
+    assert len(lines) == 1
+    assert '"route": "/cases"' in lines[0] and '"key": "worker-1"' in lines[0]
+    assert "Zzyzxian" not in caplog.text

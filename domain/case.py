@@ -208,6 +208,15 @@ class Case(Aggregate):
             person=fact.person,
         )
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Case:
+        """A copy for one command. Facts are immutable values, so the copy shares them
+        and only the lists are new: O(facts) pointer copies instead of a deep walk."""
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.facts = list(self.facts)
+        clone._pending_events = list(self._pending_events)
+        return clone
+
     def state(self, *, as_of: date | None = None, known_at: datetime | None = None) -> CaseState:
         return derive(self.facts, as_of=as_of, known_at=known_at)
 

@@ -17,14 +17,25 @@ from typing import Any
 from domain.facts import OPENED, Fact
 from domain.identity import Identity
 
-# Facts that put the person in a party's custody, and which field names that party.
+# Facts that put the person in a party's custody, and which fields name that party, in
+# order of precedence: a transfer without to_party stays with the transferring party.
 CUSTODY_PARTY = {
-    "captured": "by_party",
-    "held": "by_party",
-    "recaptured": "by_party",
-    "visited": "held_by",
-    "transferred": "to_party",
+    "captured": ("by_party",),
+    "held": ("by_party",),
+    "recaptured": ("by_party",),
+    "visited": ("held_by",),
+    "transferred": ("to_party", "by_party"),
 }
+
+
+def custodian(fact: Fact) -> str | None:
+    """The party a fact places the person with, if it is a custody fact."""
+    for name in CUSTODY_PARTY.get(fact.type, ()):
+        if fact.get(name):
+            return str(fact.get(name))
+    return None
+
+
 # Facts that show the person alive on their date.
 ALIVE_EVIDENCE = frozenset(
     {
@@ -131,8 +142,9 @@ def _apply(state: CaseState, fact: Fact) -> None:
     if kind in ALIVE_EVIDENCE and fact.occurred_on is not None:
         last = state.last_seen_alive_on
         state.last_seen_alive_on = fact.occurred_on if last is None else max(last, fact.occurred_on)
-    if kind in CUSTODY_PARTY and fact.get(CUSTODY_PARTY[kind]):
-        state.held_by = fact.get(CUSTODY_PARTY[kind])
+    holder = custodian(fact)
+    if holder:
+        state.held_by = holder
         if state.status != "hospitalised" or kind in ("captured", "recaptured"):
             state.status = "held"
     if kind in ("captured", "held", "recaptured", "visited", "hospitalised"):
@@ -208,7 +220,7 @@ def _custody_disputes(world: Sequence[Fact]) -> list[dict[str, Any]]:
     stance: dict[str, Fact] = {}
     denied_while_held: dict[str, Fact] = {}
     for fact in world:
-        party = fact.get(CUSTODY_PARTY[fact.type]) if fact.type in CUSTODY_PARTY else None
+        party = custodian(fact)
         if party:
             held_by = party
             evidence[party] = fact

@@ -164,7 +164,11 @@ class Casebook:
     def history(self, case_id: uuid.UUID) -> dict[str, Any]:
         facts = self.register.get_case(case_id).facts
         undone = retracted_versions(facts)
-        retracted_by = {f.get("version"): f.version for f in facts if f.type == "retracted"}
+        retracted_by = {
+            f.get("version"): f.version
+            for f in facts
+            if f.type == "retracted" and f.version not in undone
+        }
         return {
             "case_id": str(case_id),
             "events": [_history_entry(f, undone, retracted_by) for f in facts],

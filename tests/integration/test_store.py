@@ -193,3 +193,23 @@ def test_rebuilt_views_answer_exactly_as_the_live_ones(store: Store, worker: Api
     assert rebuild(store, lambda done, total: seen.append((done, total))) == written
     assert snapshot_views(store) == live
     assert seen[-1] == (written, written)
+
+
+def test_history_marks_only_standing_retractions(store: Store, worker: ApiKey):
+    casebook = Casebook(store)
+    case = casebook.open_case(opening(), worker)
+    src = {"source": {"kind": "media"}}
+    casebook.record_fact(
+        case.case_id,
+        {"type": "captured", "occurred_on": "2021-01-01", "by_party": "AZ", **src},
+        worker,
+    )
+    casebook.record_fact(
+        case.case_id, {"type": "retracted", "version": 2, "reason": "x", **src}, worker
+    )
+    casebook.record_fact(
+        case.case_id, {"type": "retracted", "version": 3, "reason": "y", **src}, worker
+    )
+    events = casebook.history(case.case_id)["events"]
+    assert [e["retracted"] for e in events] == [False, False, True, False]
+    assert "retracted_by" not in events[1] and events[2]["retracted_by"] == 4

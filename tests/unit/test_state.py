@@ -149,3 +149,8 @@ def test_last_seen_alive_is_the_latest_evidence_of_life_in_world_order():
         [opened(), f(2, "seen", "2021-05-01", 1), f(3, "captured", "2021-02-01", 2, by_party="AZ")]
     )
     assert state.last_seen_alive_on == date(2021, 5, 1)
+
+
+def test_a_transfer_without_to_party_stays_with_the_transferring_party():
+    state = derive([opened(), f(2, "transferred", "2021-03-01", 1, by_party="AZ", to_place="Baku")])
+    assert (state.status, state.held_by, state.place) == ("held", "AZ", "Baku")

@@ -1,0 +1,94 @@
+"""The casebook command, run as an operator or auditor would run it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from infrastructure.settings import Settings
+
+CASEBOOK = str(Path(sys.executable).parent / "casebook")
+
+
+def run(settings: Settings, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CASEBOOK_DATA_DIR": str(settings.data_dir)}
+    if settings.database_url:
+        env["CASEBOOK_DATABASE_URL"] = settings.database_url
+    result = subprocess.run([CASEBOOK, *args], env=env, capture_output=True, text=True, timeout=120)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_keys_are_created_listed_and_revoked_and_the_secret_is_shown_once(settings):
+    created = run(
+        settings,
+        "keys",
+        "create",
+        "--name",
+        "desk-1",
+        "--role",
+        "case_worker",
+        "--org",
+        "bureau",
+    )
+    secret = created.stdout.strip().splitlines()[-1]
+    assert secret.startswith("cbk_") and len(secret) >= 40
+    listing = run(settings, "keys", "list").stdout
+    assert "desk-1\tcase_worker\tbureau" in listing and secret not in listing
+    assert "active" in listing
+    run(settings, "keys", "revoke", "desk-1")
+    assert "revoked" in run(settings, "keys", "list").stdout
+    again = run(
+        settings,
+        "keys",
+        "create",
+        "--name",
+        "desk-1",
+        "--role",
+        "auditor",
+        "--org",
+        "bureau",
+        check=False,
+    )
+    assert again.returncode != 0 and "already exists" in again.stderr
+    bad_role = run(
+        settings, "keys", "create", "--name", "x", "--role", "god", "--org", "b", check=False
+    )
+    assert bad_role.returncode != 0
+
+
+def test_replay_prints_the_timeline_and_rebuild_reports_its_work(settings, client, keys):
+    case = client.post(
+        "/cases",
+        headers=keys.worker,
+        json={
+            "category": "civilian_internee",
+            "person": {"family_name": "Testyan"},
+            "source": {"kind": "family"},
+        },
+    ).json()
+    client.post(
+        f"/cases/{case['id']}/events",
+        headers=keys.worker,
+        json={
+            "type": "captured",
+            "occurred_on": "2021-01-15",
+            "by_party": "AZ",
+            "place": "Hadrut",
+            "source": {"kind": "media", "name": "a newspaper"},
+        },
+    )
+    timeline = run(settings, "replay", case["id"]).stdout
+    lines = timeline.splitlines()
+    assert lines[0] == f"case {case['id']}"
+    assert "v1" in lines[1] and "opened" in lines[1] and "worker-1 (org-a)" in lines[1]
+    assert "2021-01-15" in lines[3] and "captured" in lines[3]
+    assert "by_party=AZ" in lines[4] and "a newspaper" in lines[4]
+    missing = run(settings, "replay", "6f1c2f4e-8a3b-4c2d-9e8f-0a1b2c3d4e5f", check=False)
+    assert missing.returncode != 0 and "no such case" in missing.stderr
+    rebuilt = run(settings, "views", "rebuild").stdout
+    assert "rebuilt the views from 2 events" in rebuilt
+    assert client.get(f"/cases/{case['id']}", headers=keys.worker).json()["held_by"] == "AZ"

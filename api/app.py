@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from api import problems
-from api.middleware import BodyLimit, RequestLog
+from api.middleware import BodyLimit, InFlightLimit, RequestLog
 from api.routers import cases, health, reports
 from infrastructure.keys import KeyStore
 from infrastructure.service import Casebook
@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(cases.router)
     app.include_router(reports.router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(InFlightLimit, limit=settings.max_in_flight)
     app.add_middleware(RequestLog)
     logging.getLogger("casebook").setLevel(logging.INFO)
     return app

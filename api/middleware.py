@@ -66,6 +66,33 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+class InFlightLimit:
+    """Answer 503 with Retry-After, rather than queue without bound, when more than
+    ``limit`` requests are in progress in this process."""
+
+    def __init__(self, app: ASGIApp, limit: int):
+        self.app, self.limit, self.in_flight = app, limit, 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            response = problem_response(
+                503,
+                "overloaded",
+                "too many requests in progress; retry shortly",
+                headers={"Retry-After": "1"},
+            )
+            await response(scope, receive, send)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+
 class RequestLog:
     """One JSON line per request: method, route template, status, duration, key name."""
 

@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=PROJECT_DIR / "data", description="the data folder")
     mode: Literal["development", "production"] = "development"
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    # Requests in progress per process beyond which the service answers 503 at once.
+    max_in_flight: int = Field(default=256, ge=1)
     # SQLite: how long a writer waits for another process's write to finish before the
     # request is answered 503 with Retry-After. Never "database is locked".
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)

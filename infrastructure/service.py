@@ -25,7 +25,7 @@ from domain.register import CaseNotFound
 from domain.state import derive, retracted_versions
 from infrastructure import names, tables, views
 from infrastructure.keys import ApiKey
-from infrastructure.store import Store
+from infrastructure.store import Store, WriteUnit
 
 GROUPS = ("status", "held_by", "nationality", "category")
 FILTERS = ("status", "held_by", "nationality", "category", "disputed")
@@ -77,7 +77,7 @@ class Casebook:
             case, recordings = self.register.open_case(
                 uuid.uuid4(), category, person, source, stamp
             )
-            return self._finish(unit.session, case, recordings, key, idem, 201, opened=True)
+            return self._finish(unit, case, recordings, key, idem, opened=True)
 
     def record_fact(
         self,
@@ -94,21 +94,21 @@ class Casebook:
                 return replay
             stamp = Stamp(unit.recorded_at, key.name, key.org)
             case, recordings = self.register.record_fact(case_id, fact, stamp, expected_version)
-            return self._finish(unit.session, case, recordings, key, idem, 201, opened=False)
+            return self._finish(unit, case, recordings, key, idem, opened=False)
 
     def _finish(
         self,
-        session: Session,
+        unit: WriteUnit,
         case: Case,
         recordings: list[Any],
         key: ApiKey,
         idem: Idempotency | None,
-        status_code: int,
         opened: bool,
     ) -> Written:
+        session, status_code = unit.session, 201
         seq = recordings[0].notification.id if opened else None
         view = views.project(session, case, seq, key.org)
-        self.store.set_position(session, recordings[-1].notification.id)
+        unit.advance(recordings[-1].notification.id)
         if idem is not None:
             session.execute(
                 insert(tables.idempotency).values(

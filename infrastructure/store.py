@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import sqlalchemy.exc
 from eventsourcing.persistence import OperationalError as ESOperationalError
@@ -35,9 +34,15 @@ class StoreBusy(Exception):
 
 @dataclass
 class WriteUnit:
+    """One write transaction: its session, its time stamp, and the log position the
+    views will have reached when it commits (advanced by whoever projects)."""
+
     session: Session
     recorded_at: datetime
-    position: int  # the views' position before this write
+    position: int
+
+    def advance(self, position: int) -> None:
+        self.position = max(self.position, position)
 
 
 def _is_busy(error: BaseException) -> bool:
@@ -88,7 +93,11 @@ class Store:
                 ).one()
                 unit = WriteUnit(session, self._stamp_time(last), position)
                 yield unit
-                session.execute(update(tables.register_head).values(recorded_at=unit.recorded_at))
+                session.execute(
+                    update(tables.register_head).values(
+                        recorded_at=unit.recorded_at, position=unit.position
+                    )
+                )
         except (sqlalchemy.exc.OperationalError, ESOperationalError) as e:
             if _is_busy(e):
                 raise StoreBusy() from None
@@ -106,9 +115,6 @@ class Store:
                 now = last + timedelta(microseconds=1)
         return now
 
-    def set_position(self, session: Session, position: int) -> None:
-        session.execute(update(tables.register_head).values(position=position))
-
     def position(self) -> int:
         with self.read() as session:
             return int(session.execute(select(tables.register_head.c.position)).scalar_one())
@@ -119,7 +125,3 @@ class Store:
     def close(self) -> None:
         self.register.close()
         self.engine.dispose()
-
-
-def rows(session: Session, statement: Any) -> list[Any]:
-    return list(session.execute(statement))

@@ -104,7 +104,7 @@ def rebuild(store: Store, progress: Callable[[int, int], None] | None = None) ->
             done += count
             if progress is not None:
                 progress(done, total)
-        store.set_position(session, head)
+        unit.position = head  # exactly the log's head, even if it was behind or ahead
     return done
 
 

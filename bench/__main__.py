@@ -1,0 +1,248 @@
+"""``python -m bench``: casebook against baselines measured in the same run, on SQLite in
+a temp folder. Prints a table of ratios (casebook's speed relative to the baseline's, so
+higher is better on every row) and, with ``--json FILE``, saves the figures.
+
+  --quick        small counts, under a minute: checks that the benchmark works
+  (default)      fuller counts, a few minutes
+  --profile N    also print a cProfile of N register appends
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from bench import appends, rebuild, replay, web
+from bench.common import Result, log
+
+MEASURES = ("appends", "http", "replay", "rebuild")
+
+
+@dataclass(frozen=True)
+class Plan:
+    append_seconds: float  # for each side, split into interleaved rounds
+    append_cases: int
+    http_seconds: float
+    http_warmup: float
+    http_cases: int
+    concurrency: int
+    replay_events: int
+    replay_repeats: int
+    rebuild_events: int
+
+
+PLANS = {
+    "quick": Plan(1.5, 200, 2.0, 0.5, 200, 8, 1000, 5, 10_000),
+    "default": Plan(9.0, 1000, 10.0, 2.0, 200, 8, 1000, 25, 100_000),
+}
+
+
+def _filesystem(path: Path) -> str:
+    try:
+        out = subprocess.run(["df", "-T", str(path)], capture_output=True, text=True, timeout=10)
+        return out.stdout.splitlines()[-1].split()[1]
+    except (OSError, IndexError, subprocess.SubprocessError):
+        return "?"
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def environment(workdir: Path) -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+        "eventsourcing": _version("eventsourcing"),
+        "eventsourcing-sqlalchemy": _version("eventsourcing-sqlalchemy"),
+        "sqlalchemy": _version("sqlalchemy"),
+        "fastapi": _version("fastapi"),
+        "uvicorn": _version("uvicorn"),
+        "uvloop": _version("uvloop"),
+        "httptools": _version("httptools"),
+        "httpx": _version("httpx"),
+        "data_dir": str(workdir),
+        "filesystem": _filesystem(workdir),
+    }
+
+
+def _number(value: float, unit: str) -> str:
+    if unit in ("ms", "MB"):
+        return f"{value:,.1f} {unit}"
+    return f"{value:,.0f}/s"
+
+
+def table(results: list[Result]) -> str:
+    rows = [("measure", "casebook", "baseline", "ratio", "aim", "")]
+    for r in results:
+        rows.append(
+            (
+                r.measure,
+                _number(r.casebook, r.unit),
+                _number(r.baseline, r.unit),
+                f"{r.ratio:.2f}",
+                r.aim_text,
+                "ok" if r.ok else "SHORT",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for n, row in enumerate(rows):
+        cells = [
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append(" | ".join(cells).rstrip())
+        if n == 0:
+            lines.append("-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def notes(results: list[Result]) -> str:
+    lines = []
+    for r in results:
+        d = r.details
+        if r.key == "appends":
+            lines.append(
+                f"appends: {d['cases']} cases, {d['events_per_case_at_end']:.1f} events per case "
+                f"at the end; baseline rows of {d['state_bytes']} bytes; "
+                f"synchronous={d['synchronous']}"
+            )
+        elif r.key.startswith("http_"):
+            extra = (
+                f", {d['events_per_case_at_end']:.1f} events per case at the end"
+                if "events_per_case_at_end" in d
+                else ""
+            )
+            lines.append(
+                f"{r.key}: {d['concurrency']} connections x {d['seconds']:.0f}s, {d['cases']} cases"
+                f"{extra}; non-OK: casebook {d['casebook_not_ok'] or 'none'}, "
+                f"bare {d['bare_not_ok'] or 'none'}; CPU (share of one core) server/client: "
+                f"casebook {d['casebook_server_cpu']:.0%}/{d['casebook_client_cpu']:.0%}, "
+                f"bare {d['bare_server_cpu']:.0%}/{d['bare_client_cpu']:.0%}; server CPU per "
+                f"request: casebook {d['casebook_server_cpu_ms_per_request']:.2f} ms, bare "
+                f"{d['bare_server_cpu_ms_per_request']:.2f} ms (ratio {d['server_cpu_ratio']:.2f})"
+            )
+        elif r.key == "replay":
+            m = d["median_ms"]
+            lines.append(
+                f"replay: median of {d['repeats']}: cold = get_case(id, version=N) "
+                f"{m['get_case']:.1f} ms + state() {m['state']:.1f} ms; cached = get_case(id)"
+                f".state() {m['cached']:.1f} ms; raw SELECT + json.loads {m['raw']:.1f} ms; "
+                f"snapshotting {'on' if d['snapshotting'] else 'off'}"
+            )
+        elif r.key == "rebuild_traced":
+            for label in ("small", "full"):
+                run = d[label]
+                lines.append(
+                    f"views rebuild: {run['events']:>7,} events in {run['seconds']:6.1f}s "
+                    f"(wall {run['wall_seconds']:.1f}s, under tracemalloc), peak traced "
+                    f"{run['peak_traced_mb']:.1f} MB, max RSS {run['max_rss_mb']:.1f} MB"
+                )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--quick", action="store_true", help="small counts (< 60 s)")
+    parser.add_argument("--json", metavar="FILE", type=Path, help="save the figures as JSON")
+    parser.add_argument("--only", help=f"comma-separated subset of {','.join(MEASURES)}")
+    parser.add_argument("--dir", type=Path, help="parent of the temp data folder")
+    parser.add_argument("--keep", action="store_true", help="keep the temp data folder")
+    parser.add_argument(
+        "--profile",
+        type=int,
+        metavar="N",
+        default=0,
+        help="also print a cProfile of N register appends",
+    )
+    args = parser.parse_args(argv)
+    mode = "quick" if args.quick else "default"
+    plan = PLANS[mode]
+    chosen = MEASURES if not args.only else tuple(m.strip() for m in args.only.split(","))
+    unknown = set(chosen) - set(MEASURES)
+    if unknown:
+        parser.error(f"unknown measures: {', '.join(sorted(unknown))}")
+    if args.dir is not None:
+        args.dir.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="casebook-bench-", dir=args.dir))
+    env = environment(workdir)
+    log(
+        f"casebook bench ({mode}) in {workdir} ({env['filesystem']}), {env['cpus']} CPUs, "
+        f"Python {env['python']}, SQLite {env['sqlite']}"
+    )
+    started = time.perf_counter()
+    results: list[Result] = []
+    profile_text = ""
+    try:
+        if "appends" in chosen:
+            results.append(appends.measure(workdir, plan.append_seconds, plan.append_cases))
+        if "http" in chosen:
+            results.extend(
+                web.measure(
+                    workdir, plan.http_seconds, plan.http_warmup, plan.concurrency, plan.http_cases
+                )
+            )
+        if "replay" in chosen:
+            results.extend(replay.measure(workdir, plan.replay_events, plan.replay_repeats))
+        if "rebuild" in chosen:
+            results.extend(rebuild.measure(workdir, plan.rebuild_events))
+        if args.profile:
+            log(f"profile: {args.profile} register appends under cProfile")
+            profile_text = appends.profile(workdir / "profile", args.profile, plan.append_cases)
+    finally:
+        if args.keep:
+            log(f"data kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    took = time.perf_counter() - started
+    print(
+        f"\ncasebook bench, {mode} mode, SQLite (WAL, synchronous=FULL) on {env['filesystem']}, "
+        f"{env['cpus']} CPUs, Python {env['python']}, {took:.0f}s"
+    )
+    print("ratio = casebook's speed / the baseline's (1.0: as fast; higher is better)\n")
+    print(table(results))
+    print()
+    print(notes(results))
+    if profile_text:
+        print()
+        print(profile_text)
+    if args.json is not None:
+        document = {
+            "mode": mode,
+            "when": datetime.now(UTC).isoformat(),
+            "seconds": took,
+            "plan": asdict(plan),
+            "environment": env,
+            "results": [r.as_dict() for r in results],
+            "all_ok": all(r.ok for r in results),
+        }
+        args.json.write_text(json.dumps(document, indent=2) + "\n")
+        log(f"figures saved to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""What every measurement shares: stores in a temp folder, keys, payloads, results."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from domain.case import Case, Stamp
+from domain.input import parse_fact, parse_opening
+from infrastructure import views
+from infrastructure.keys import ApiKey, KeyStore
+from infrastructure.service import Casebook
+from infrastructure.settings import Settings
+from infrastructure.store import Store
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+KEY_NAME, KEY_ROLE, KEY_ORG = "bench", "case_worker", "bench-org"
+
+FAMILY = ("Grigoryan", "Aliyev", "Petrosyan", "Mammadov", "Hovhannisyan", "Huseynov", "Sargsyan")
+GIVEN = ("Aram", "Elnur", "Davit", "Rashad", "Tigran", "Orkhan", "Narek", "Vugar")
+SOURCE = {"kind": "icrc", "name": "ICRC delegation", "reported_on": "2021-01-10"}
+
+
+def opening(i: int) -> dict[str, Any]:
+    """The body of ``POST /cases`` for an invented person."""
+    return {
+        "category": "prisoner_of_war",
+        "person": {
+            "family_name": FAMILY[i % len(FAMILY)],
+            "given_names": GIVEN[(i // len(FAMILY)) % len(GIVEN)],
+            "nationality": "AM" if i % 2 else "AZ",
+        },
+        "source": {"kind": "family", "name": "a relative"},
+    }
+
+
+def fact(i: int) -> dict[str, Any]:
+    """The body of ``POST /cases/{id}/events``: a fact any open case of a living person
+    accepts, whatever was recorded before (no deaths, closures or retractions)."""
+    day = (date(2021, 1, 1) + timedelta(days=i % 1400)).isoformat()
+    kind = i % 4
+    if kind == 0:
+        return {
+            "type": "held",
+            "occurred_on": day,
+            "by_party": "AZ",
+            "place": f"Camp {i % 7}",
+            "source": SOURCE,
+        }
+    if kind == 1:
+        return {
+            "type": "visited",
+            "occurred_on": day,
+            "by": "ICRC",
+            "place": f"Camp {i % 7}",
+            "held_by": "AZ",
+            "source": SOURCE,
+        }
+    if kind == 2:
+        return {
+            "type": "note",
+            "text": f"Seen in good health, letter {i} passed on.",
+            "source": SOURCE,
+        }
+    return {"type": "family_informed", "occurred_on": day, "channel": "phone", "source": SOURCE}
+
+
+@dataclass
+class Result:
+    """One row of the summary. ``ratio`` is casebook's speed relative to the baseline's
+    (1.0: as fast), so higher is better for every row; ``aim`` is its minimum."""
+
+    key: str
+    measure: str
+    casebook: float
+    baseline: float
+    unit: str
+    ratio: float
+    aim: float
+    aim_text: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.ratio >= self.aim
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "measure": self.measure,
+            "casebook": self.casebook,
+            "baseline": self.baseline,
+            "unit": self.unit,
+            "ratio": self.ratio,
+            "aim": self.aim,
+            "aim_text": self.aim_text,
+            "ok": self.ok,
+            "details": self.details,
+        }
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def sqlite_path(data_dir: Path) -> Path:
+    return data_dir / "casebook.sqlite"
+
+
+def settings_for(data_dir: Path) -> Settings:
+    """SQLite in ``data_dir``, whatever CASEBOOK_DATABASE_URL says in the environment."""
+    return Settings(data_dir=data_dir, database_url=f"sqlite:///{sqlite_path(data_dir)}")
+
+
+def server_env(data_dir: Path) -> dict[str, str]:
+    """The environment for a ``casebook`` subprocess on the store in ``data_dir``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CASEBOOK_")}
+    env["CASEBOOK_DATABASE_URL"] = f"sqlite:///{sqlite_path(data_dir)}"
+    env["CASEBOOK_DATA_DIR"] = str(data_dir)
+    return env
+
+
+def new_store(data_dir: Path) -> tuple[Store, ApiKey, str]:
+    """A store with a case worker's key: the key and its secret."""
+    store = Store(settings_for(data_dir))
+    key, secret = KeyStore(store.engine).create(KEY_NAME, KEY_ROLE, KEY_ORG)
+    return store, key, secret
+
+
+def open_cases(casebook: Casebook, key: ApiKey, count: int) -> list[uuid.UUID]:
+    """Open cases the way the API does, one transaction each."""
+    return [casebook.open_case(opening(i), key).case_id for i in range(count)]
+
+
+def generate(
+    store: Store,
+    key: ApiKey,
+    cases: int,
+    events_per_case: int,
+    batch_events: int = 5000,
+    progress: Callable[[int], None] | None = None,
+) -> list[uuid.UUID]:
+    """Write ``cases`` cases of ``events_per_case`` events each, quickly: many cases per
+    ``Store.write()`` transaction, each case saved once with all its events, and its view
+    projected in the same transaction (the views then match the log, as after a rebuild).
+    """
+    today = datetime.now(UTC).date()
+    facts = [parse_fact(fact(j), today) for j in range(max(events_per_case - 1, 0))]
+    openings = [parse_opening(opening(i)) for i in range(len(FAMILY) * len(GIVEN))]
+    per_batch = max(1, batch_events // events_per_case)
+    ids: list[uuid.UUID] = []
+    while len(ids) < cases:
+        with store.write() as unit:
+            stamp = Stamp(unit.recorded_at, key.name, key.org)
+            made: list[Case] = []
+            for i in range(len(ids), min(cases, len(ids) + per_batch)):
+                category, person, source = openings[i % len(openings)]
+                # Case._create is what Register.open_case does, without its save: the case
+                # and its facts are saved once, below, with the other cases of the batch.
+                case = Case._create(
+                    Case.Opened,
+                    id=uuid.uuid4(),
+                    category=category,
+                    person=person,
+                    source=source,
+                    recorded_at=stamp.recorded_at,
+                    recorded_by=stamp.recorded_by,
+                )
+                for new_fact in facts:
+                    case.record(new_fact, stamp)
+                made.append(case)
+            recordings = store.register.save(*made)
+            opened_at = {
+                r.domain_event.originator_id: r.notification.id
+                for r in recordings
+                if r.domain_event.originator_version == 1
+            }
+            for case in made:
+                views.project(unit.session, case, opened_at[case.id], key.org)
+            unit.advance(recordings[-1].notification.id)
+            ids.extend(c.id for c in made)
+        if progress is not None:
+            progress(len(ids) * events_per_case)
+    return ids
+
+
+def count_events(store: Store) -> int:
+    return store.max_notification_id()
+
+
+class Deadline:
+    """A stop time for a loop that checks the clock cheaply."""
+
+    def __init__(self, seconds: float):
+        self.start = time.perf_counter()
+        self.stop = self.start + seconds
+
+    def running(self) -> bool:
+        return time.perf_counter() < self.stop
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from typing import Any
+from uuid import UUID
 
+from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import Environment
 from eventsourcing_sqlalchemy.factory import SQLAlchemyFactory
-from sqlalchemy import event
+from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
+from sqlalchemy import event, select
 from sqlalchemy.engine import Engine
 
 from infrastructure.settings import Settings
@@ -30,8 +33,40 @@ writing: ContextVar[bool] = ContextVar("writing", default=False)
 SQLITE_SYNCHRONOUS = "FULL"
 
 
+class CasebookRecorder(SQLAlchemyApplicationRecorder):
+    """The library's recorder, reading a case's events with one Core SELECT of plain
+    rows instead of ORM objects: replaying a long case spent a third of its time
+    building and expiring ORM instances that were thrown away at once."""
+
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> list[StoredEvent]:
+        t = self.events_record_cls.__table__
+        version = t.c.originator_version
+        query = select(t.c.originator_id, version, t.c.topic, t.c.state).where(
+            t.c.originator_id == originator_id
+        )
+        if gt is not None:
+            query = query.where(version > gt)
+        if lte is not None:
+            query = query.where(version <= lte)
+        query = query.order_by(version.desc() if desc else version)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.transaction(commit=False) as session:
+            rows = session.execute(query).all()
+        return [StoredEvent(r[0], r[1], r[2], bytes(r[3])) for r in rows]
+
+
 class CasebookFactory(SQLAlchemyFactory):
     """eventsourcing-sqlalchemy with the connection settings above."""
+
+    application_recorder_class = CasebookRecorder
 
     def __init__(self, env: Environment):
         super().__init__(env)

@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from domain.case import Case, Stamp
@@ -194,7 +195,7 @@ class Casebook:
             return self._search(session, query, q, limit, cursor)
 
     def _search(
-        self, session: Session, query: Any, q: str, limit: int, cursor: str | None
+        self, session: Connection, query: Any, q: str, limit: int, cursor: str | None
     ) -> tuple[list[dict[str, Any]], str | None]:
         offset = _decode_cursor(cursor, "o")
         keys = names.blocking_keys(q)

@@ -15,6 +15,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from domain.case import Case
@@ -137,7 +138,7 @@ def _cases_from_log(store: Store, session: Session) -> Iterator[tuple[Case, int,
         yield current, seq, count
 
 
-def read_view(session: Session, case_id: UUID) -> tuple[int, str, str] | None:
+def read_view(session: Connection, case_id: UUID) -> tuple[int, str, str] | None:
     """The stored view JSON of a case, its version and owning org, or None."""
     t = tables.case_views
     row = session.execute(

@@ -7,11 +7,12 @@ from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Header, Query, Response
+from fastapi import APIRouter, Body, Header, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 
-from api.deps import CasebookDep, Reader, Writer
+from api.deps import CasebookDep, Reader, Writer, quick_read
 from api.problems import Problem
 from api.schemas import (
     CaseCreate,
@@ -116,7 +117,8 @@ def record_event(
 
 
 @router.get("/{case_id}", response_model=CasePublic, responses=ERRORS)
-def get_case(
+async def get_case(
+    request: Request,
     case_id: UUID,
     key: Reader,
     casebook: CasebookDep,
@@ -127,10 +129,11 @@ def get_case(
 ) -> Response:
     """The case view; with as_of and/or known_at, as it stood then."""
     if as_of is None and known_at is None:
-        version, text = casebook.view_json(case_id)
+        version, text = await quick_read(request, casebook.view_json, case_id)
         return Response(text, media_type="application/json", headers={"ETag": f'"{version}"'})
     day = _parse_day(as_of, "as_of") if as_of else None
-    view = casebook.view_at(case_id, day, known_at)
+    # A replay of the case's log: may take milliseconds, so not on the event loop.
+    view = await run_in_threadpool(casebook.view_at, case_id, day, known_at)
     return JSONResponse(view, headers={"ETag": f'"{view["version"]}"'})
 
 

@@ -9,7 +9,7 @@ The store wraps each command in its write transaction, together with the view ro
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import date
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -17,7 +17,6 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording, Transcoding
 
 from domain.case import Case, NewFact, Stamp
-from domain.facts import Fact
 from domain.identity import Identity
 
 
@@ -119,9 +118,6 @@ class Register(Application[UUID]):
         except AggregateNotFoundError:
             raise CaseNotFound(case_id) from None
         return case
-
-    def facts(self, case_id: UUID, known_at: datetime | None = None) -> list[Fact]:
-        return self.get_case(case_id).facts
 
     def _save(self, case: Case, expected: int | None = None) -> list[Recording[UUID]]:
         try:

@@ -71,7 +71,6 @@ class CaseState:
     version: int = 0
     updated_at: datetime | None = None
     opened_at: datetime | None = None
-    death: Fact | None = None
 
     @property
     def disputed(self) -> bool:
@@ -161,11 +160,10 @@ def _apply(state: CaseState, fact: Fact) -> None:
         state.held_by = None
         state.place = fact.get("place")
     elif kind == "died":
-        state.status, state.held_by, state.death = "deceased", None, fact
+        state.status, state.held_by = "deceased", None
         state.place = fact.get("place") or state.place
     elif kind == "remains_returned":
         state.status, state.held_by = "remains_returned", None
-        state.death = state.death or fact
     elif kind == "classified":
         state.classifications[fact.get("by_party")] = {
             "by_party": fact.get("by_party"),

@@ -20,7 +20,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from domain.case import Case, Stamp
-from domain.facts import FACT_TYPES, OPENED, Fact
+from domain.facts import Fact
+from domain.identity import Identity
 from domain.input import parse_fact, parse_opening
 from domain.register import CaseNotFound
 from domain.state import derive, retracted_versions
@@ -28,7 +29,6 @@ from infrastructure import names, tables, views
 from infrastructure.keys import ApiKey
 from infrastructure.store import Store, WriteUnit
 
-GROUPS = ("status", "held_by", "nationality", "category")
 FILTERS = ("status", "held_by", "nationality", "category", "disputed")
 
 
@@ -147,7 +147,7 @@ class Casebook:
             found = views.read_view(session, case_id)
         if found is None:
             raise CaseNotFound(case_id)
-        return found[0], found[1]
+        return found
 
     def view_at(
         self, case_id: uuid.UUID, as_of: date | None, known_at: datetime | None
@@ -209,8 +209,7 @@ class Casebook:
             query.add_columns(t.c.case_id).where(t.c.case_id.in_(candidates))
         ):
             view = json.loads(row.view)
-            person_names = _view_names(view)
-            score = names.best_similarity(q, person_names)
+            score = names.best_similarity(q, Identity.from_dict(view["person"]).names())
             if score >= names.MATCH_THRESHOLD:
                 view["match_score"] = round(score, 3)
                 scored.append((-score, row.seq, view))
@@ -230,25 +229,14 @@ class Casebook:
         return {"group_by": group_by, "groups": groups, "total": sum(g["count"] for g in groups)}
 
 
-def _view_names(view: dict[str, Any]) -> list[str]:
-    person = view.get("person", {})
-    full = " ".join(
-        p
-        for p in (person.get("family_name"), person.get("given_names"))
-        if p and p not in ("unknown", "withheld")
-    )
-    return [n for n in (full, *person.get("aliases", [])) if n]
-
-
 def _history_entry(fact: Fact, undone: set[int], retracted_by: dict[int, int]) -> dict[str, Any]:
     fields: dict[str, Any] = dict(fact.data)
     if fact.person is not None:
         fields.update(fact.person.to_dict())
-    dated = fact.type == OPENED or FACT_TYPES[fact.type].dated
     entry = {
         "version": fact.version,
         "type": fact.type,
-        "occurred_on": fact.occurred_on.isoformat() if dated or fact.type == "note" else None,
+        "occurred_on": fact.occurred_on.isoformat(),
         "recorded_at": fact.recorded_at.isoformat(),
         "recorded_by": fact.recorded_by,
         "source": fact.source,

@@ -138,10 +138,8 @@ def _cases_from_log(store: Store, session: Session) -> Iterator[tuple[Case, int,
         yield current, seq, count
 
 
-def read_view(session: Connection, case_id: UUID) -> tuple[int, str, str] | None:
-    """The stored view JSON of a case, its version and owning org, or None."""
+def read_view(session: Connection, case_id: UUID) -> tuple[int, str] | None:
+    """The stored view JSON of a case and its version, or None."""
     t = tables.case_views
-    row = session.execute(
-        select(t.c.version, t.c.view, t.c.org).where(t.c.case_id == case_id)
-    ).first()
-    return None if row is None else (row.version, row.view, row.org)
+    row = session.execute(select(t.c.version, t.c.view).where(t.c.case_id == case_id)).first()
+    return None if row is None else (row.version, row.view)

@@ -94,7 +94,8 @@ class InFlightLimit:
 
 
 class RequestLog:
-    """One JSON line per request: method, route template, status, duration, key name."""
+    """One JSON line per request: method, route template, status, duration, key name;
+    and the barrier that turns any unexpected error into a 500 problem."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -114,8 +115,16 @@ class RequestLog:
 
         try:
             await self.app(scope, receive, capture)
-        finally:
-            log.info(json.dumps(_line(scope, status, start)))
+        except Exception as exc:
+            # Answered and logged here, by type only, so that it never reaches
+            # Starlette's outermost handler, which re-raises to the server, whose log
+            # would print the exception's text: it may quote the data it choked on.
+            log.error(json.dumps({"error": type(exc).__name__, **_line(scope, 500, start)}))
+            if status == 500:  # nothing sent yet
+                response = problem_response(500, "internal-error", "an internal error occurred")
+                await response(scope, receive, send)
+            return
+        log.info(json.dumps(_line(scope, status, start)))
 
 
 def _line(scope: Scope, status: int, start: float) -> dict[str, Any]:

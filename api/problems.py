@@ -5,7 +5,6 @@ Details never carry personal data: they name fields, versions and rules, not val
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -20,7 +19,6 @@ from domain.rules import InvalidTransition
 from infrastructure.service import BadCursor, IdempotencyMismatch
 from infrastructure.store import StoreBusy
 
-log = logging.getLogger("casebook")
 MEDIA_TYPE = "application/problem+json"
 
 TITLES = {
@@ -153,9 +151,3 @@ def install(app: FastAPI) -> None:
         slug = TITLES.get(exc.status_code, "error").lower().replace(" ", "-")
         detail = exc.detail if isinstance(exc.detail, str) else slug
         return problem_response(exc.status_code, slug, detail, headers=exc.headers)
-
-    @app.exception_handler(Exception)
-    def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        # The type only: an exception's text may quote the data it choked on.
-        log.error("unhandled error %s", type(exc).__name__)
-        return problem_response(500, "internal-error", "an internal error occurred")

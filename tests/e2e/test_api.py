@@ -263,3 +263,17 @@ def test_each_request_logs_one_line_without_its_query_string(client, keys, caplo
     assert len(lines) == 1
     assert '"route": "/cases"' in lines[0] and '"key": "worker-1"' in lines[0]
     assert "Zzyzxian" not in caplog.text
+
+
+def test_an_unexpected_error_is_a_500_problem_that_logs_no_data(client, keys, caplog, monkeypatch):
+    case = new_case(client, keys.worker)
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("choked on Zzyzxian Testyan")
+
+    monkeypatch.setattr(client.app.state.casebook, "view_json", broken)
+    caplog.clear()
+    response = client.get(f"/cases/{case['id']}", headers=keys.worker)
+    assert response.status_code == 500 and response.headers["content-type"] == PROBLEM
+    assert "Zzyzxian" not in response.text and "Traceback" not in response.text
+    assert "Zzyzxian" not in caplog.text and "RuntimeError" in caplog.text

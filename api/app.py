@@ -11,7 +11,7 @@ from fastapi_offline import FastAPIOffline
 
 from api import problems
 from api.middleware import BodyLimit, InFlightLimit, RequestLog
-from api.routers import cases, health, reports
+from api.routers import audit, cases, health, reports
 from infrastructure.keys import KeyStore
 from infrastructure.service import Casebook
 from infrastructure.settings import Settings
@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(cases.router)
     app.include_router(reports.router)
+    app.include_router(audit.router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(InFlightLimit, limit=settings.max_in_flight)
     app.add_middleware(RequestLog)

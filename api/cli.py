@@ -158,3 +158,28 @@ def replay(case_id: UUID) -> None:
     finally:
         store.close()
     print_timeline(history, click.echo)
+
+
+@main.command()
+def verify() -> None:
+    """Check the hash chain over the whole log: exit 0 when it holds, 1 when it does not
+    (naming the first broken position), 2 when it could not be checked."""
+    from infrastructure.service import Casebook
+
+    try:
+        store = _store()
+        try:
+            result = Casebook(store).verify()
+        finally:
+            store.close()
+    except Exception as e:  # the store could not be read: say so, by type only
+        click.echo(f"could not verify: {type(e).__name__}", err=True)
+        sys.exit(2)
+    if result.ok:
+        click.echo(f"ok: {result.events} events chained, head {result.head}")
+        return
+    click.echo(
+        f"BROKEN at position {result.broken_at}: {result.problem} "
+        f"({result.events} events verified before it)"
+    )
+    sys.exit(1)

@@ -154,6 +154,7 @@ class HistoryEvent(BaseModel):
     source: dict[str, Any]
     fields: dict[str, Any]
     retracted: bool
+    hash: str | None = Field(description="the event's link in the register's hash chain")
 
 
 class HistoryPublic(BaseModel):

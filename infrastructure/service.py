@@ -25,7 +25,7 @@ from domain.identity import Identity
 from domain.input import parse_fact, parse_opening
 from domain.register import CaseNotFound
 from domain.state import derive, retracted_versions
-from infrastructure import names, tables, views
+from infrastructure import chain, names, tables, views
 from infrastructure.keys import ApiKey
 from infrastructure.store import Store, WriteUnit
 
@@ -109,7 +109,7 @@ class Casebook:
         session, status_code = unit.session, 201
         seq = recordings[0].notification.id if opened else None
         view = views.project(session, case, seq, key.org)
-        unit.advance(recordings[-1].notification.id)
+        unit.logged(recordings)
         if idem is not None:
             session.execute(
                 insert(tables.idempotency).values(
@@ -162,8 +162,15 @@ class Casebook:
         view["known_at"] = known_at.isoformat() if known_at else None
         return view
 
+    def verify(self) -> chain.Verification:
+        """Check the whole hash chain against the log and the recorded head."""
+        with self.store.snapshot() as conn:
+            return chain.verify(conn, self.store.events_table)
+
     def history(self, case_id: uuid.UUID) -> dict[str, Any]:
         facts = self.register.get_case(case_id).facts
+        with self.store.read() as conn:
+            hashes = chain.hashes_of_case(conn, case_id)
         undone = retracted_versions(facts)
         retracted_by = {
             f.get("version"): f.version
@@ -172,7 +179,10 @@ class Casebook:
         }
         return {
             "case_id": str(case_id),
-            "events": [_history_entry(f, undone, retracted_by) for f in facts],
+            "events": [
+                {**_history_entry(f, undone, retracted_by), "hash": hashes.get(f.version)}
+                for f in facts
+            ],
         }
 
     def list_cases(

@@ -9,13 +9,15 @@ record together or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy.exc
 from eventsourcing.persistence import OperationalError as ESOperationalError
+from eventsourcing.persistence import Recording
 from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
 from sqlalchemy import Table, insert, select, text, update
@@ -23,7 +25,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from domain.register import Register
-from infrastructure import tables
+from infrastructure import chain, tables
+from infrastructure.chain import ChainHead
 from infrastructure.persistence import persistence_env, writing
 from infrastructure.settings import Settings
 
@@ -34,15 +37,19 @@ class StoreBusy(Exception):
 
 @dataclass
 class WriteUnit:
-    """One write transaction: its session, its time stamp, and the log position the
-    views will have reached when it commits (advanced by whoever projects)."""
+    """One write transaction: its session, its time stamp, the log position the views
+    will have reached when it commits, and the head of the hash chain."""
 
     session: Session
     recorded_at: datetime
     position: int
+    chain: ChainHead
 
-    def advance(self, position: int) -> None:
-        self.position = max(self.position, position)
+    def logged(self, recordings: Sequence[Recording[Any]]) -> None:
+        """Chain the events just stored and note that the views now include them."""
+        notifications = [r.notification for r in recordings]
+        self.chain = chain.append(self.session, self.chain, notifications)
+        self.position = max(self.position, *(n.id for n in notifications))
 
 
 def _is_busy(error: BaseException) -> bool:
@@ -83,6 +90,16 @@ class Store:
             yield connection
 
     @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """A read-only connection on which several statements see one state of the
+        database (REPEATABLE READ on PostgreSQL; a read transaction on SQLite)."""
+        with self.engine.connect() as connection:
+            if self.dialect == "postgresql":
+                connection = connection.execution_options(isolation_level="REPEATABLE READ")
+            with connection.begin():
+                yield connection
+
+    @contextmanager
     def write(self) -> Iterator[WriteUnit]:
         token = writing.set(True)
         try:
@@ -90,14 +107,20 @@ class Store:
                 session.connection()  # begin now, IMMEDIATE on SQLite
                 if self.dialect == "postgresql":
                     session.execute(text(f"LOCK TABLE {self.events_table.name} IN EXCLUSIVE MODE"))
-                position, last = session.execute(
-                    select(tables.register_head.c.position, tables.register_head.c.recorded_at)
-                ).one()
-                unit = WriteUnit(session, self._stamp_time(last), position)
+                head = session.execute(select(tables.register_head)).one()
+                unit = WriteUnit(
+                    session,
+                    self._stamp_time(head.recorded_at),
+                    head.position,
+                    ChainHead(head.chain_position, head.chain_hash),
+                )
                 yield unit
                 session.execute(
                     update(tables.register_head).values(
-                        recorded_at=unit.recorded_at, position=unit.position
+                        recorded_at=unit.recorded_at,
+                        position=unit.position,
+                        chain_position=unit.chain.position,
+                        chain_hash=unit.chain.hash,
                     )
                 )
         except (sqlalchemy.exc.OperationalError, ESOperationalError) as e:

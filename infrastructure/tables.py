@@ -22,15 +22,32 @@ from sqlalchemy import (
 metadata = MetaData()
 BIGINT = BigInteger().with_variant(Integer(), "sqlite")
 
-# One row: the last log position projected into the views, and the last recorded_at
-# handed out. Writers update it under the register's write lock, so recorded_at never
-# goes backwards, even across processes on several hosts with drifting clocks.
+# One row: the last log position projected into the views, the last recorded_at handed
+# out, and the head of the hash chain. Writers update it under the register's write
+# lock, so recorded_at never goes backwards, even across processes on several hosts
+# with drifting clocks, and the chain never forks.
 register_head = Table(
     "casebook_head",
     metadata,
     Column("id", Integer, primary_key=True),
     Column("position", BIGINT, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=True),
+    Column("chain_position", BIGINT, nullable=False, server_default="0"),
+    Column("chain_hash", String(64), nullable=False, server_default="0" * 64),
+)
+
+# The hash chain over the event log, in an order of our own: ``position`` is dense
+# (1, 2, 3...), unlike the log's ids, which PostgreSQL leaves gaps in and SQLite may
+# reuse after the tail is deleted. See ``infrastructure.chain``.
+chain = Table(
+    "casebook_chain",
+    metadata,
+    Column("position", BIGINT, primary_key=True, autoincrement=False),
+    Column("notification_id", BIGINT, nullable=False, unique=True),
+    Column("case_id", Uuid, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("casebook_chain_case", "case_id", "version", unique=True),
 )
 
 # The status projection: one row per case, the rendered view as JSON text, and the

@@ -277,3 +277,17 @@ def test_an_unexpected_error_is_a_500_problem_that_logs_no_data(client, keys, ca
     assert response.status_code == 500 and response.headers["content-type"] == PROBLEM
     assert "Zzyzxian" not in response.text and "Traceback" not in response.text
     assert "Zzyzxian" not in caplog.text and "RuntimeError" in caplog.text
+
+
+def test_auditors_verify_the_chain_and_see_each_events_hash(client, keys):
+    case = new_case(client, keys.worker)
+    record(client, keys.worker, case["id"], type="seen", occurred_on="2021-01-01")
+    assert client.get("/audit/verify", headers=keys.worker).status_code == 403
+    verified = client.get("/audit/verify", headers=keys.auditor)
+    assert verified.status_code == 200
+    body = verified.json()
+    assert (body["ok"], body["events"]) == (True, 2) and len(body["head"]) == 64
+    assert client.get("/audit/verify", headers=keys.admin).json() == body
+    history = client.get(f"/cases/{case['id']}/history", headers=keys.auditor).json()
+    hashes = [e["hash"] for e in history["events"]]
+    assert len(set(hashes)) == 2 and hashes[-1] == body["head"]

@@ -92,3 +92,34 @@ def test_replay_prints_the_timeline_and_rebuild_reports_its_work(settings, clien
     rebuilt = run(settings, "views", "rebuild").stdout
     assert "rebuilt the views from 2 events" in rebuilt
     assert client.get(f"/cases/{case['id']}", headers=keys.worker).json()["held_by"] == "AZ"
+
+
+def test_verify_exits_0_when_the_chain_holds_1_when_broken_2_when_it_cannot_check(
+    settings, client, keys
+):
+    from sqlalchemy import update
+
+    from infrastructure.store import Store
+
+    case = client.post(
+        "/cases",
+        headers=keys.worker,
+        json={
+            "category": "missing_person",
+            "person": {"family_name": "Testyan"},
+            "source": {"kind": "family"},
+        },
+    ).json()
+    ok = run(settings, "verify")
+    assert ok.stdout.startswith("ok: 1 events chained")
+    store = Store(settings)
+    with store.engine.begin() as conn:
+        conn.execute(update(store.events_table).values(topic="domain.case:Case.Forged"))
+    store.close()
+    broken = run(settings, "verify", check=False)
+    assert broken.returncode == 1 and "BROKEN at position 1" in broken.stdout
+    assert case["id"] not in broken.stdout
+    unreachable = Settings(
+        data_dir=settings.data_dir, database_url="postgresql+psycopg://nobody@127.0.0.1:9/none"
+    )
+    assert run(unreachable, "verify", check=False).returncode == 2

@@ -100,6 +100,7 @@ def test_a_killed_writer_loses_no_acknowledged_event_and_leaves_nothing_half_wri
         # every case in the log has its view at its last version: no half-written command
         assert {cid: v for cid, v in cases_in_log} == views
         assert store.position() == store.max_notification_id()
+        assert Casebook(store).verify().ok  # the kill left no gap or fork in the chain
     finally:
         store.close()
 
@@ -166,6 +167,8 @@ def test_serve_with_two_workers_on_sqlite_never_answers_database_is_locked(sqlit
         server.wait(timeout=20)
     store = Store(sqlite_settings)
     assert store.max_notification_id() == 4 + 8 * 40 == store.position()
+    verified = Casebook(store).verify()  # two processes wrote one unforked chain
+    assert (verified.ok, verified.events) == (True, 4 + 8 * 40)
     store.close()
 
 

@@ -1,0 +1,144 @@
+"""The hash chain on both stores: every kind of tampering is found, at its position."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import delete, func, insert, select, update
+
+from infrastructure import tables
+from infrastructure.chain import GENESIS, link_hash
+from infrastructure.keys import ApiKey, KeyStore
+from infrastructure.service import Casebook
+from infrastructure.store import Store
+
+
+@pytest.fixture
+def casebook(store: Store) -> Casebook:
+    key: ApiKey = KeyStore(store.engine).create("worker-1", "case_worker", "org-a")[0]
+    casebook = Casebook(store)
+    for n in range(4):
+        case = casebook.open_case(
+            {
+                "category": "prisoner_of_war",
+                "person": {"family_name": f"Testyan{n}"},
+                "source": {"kind": "family"},
+            },
+            key,
+        )
+        for day in (1, 2):
+            casebook.record_fact(
+                case.case_id,
+                {"type": "seen", "occurred_on": f"2021-01-0{day}", "source": {"kind": "icrc"}},
+                key,
+            )
+    return casebook
+
+
+def events(store: Store) -> list:
+    e, c = store.events_table, tables.chain
+    with store.read() as conn:
+        return conn.execute(
+            select(e, c.c.position).join(c, c.c.notification_id == e.c.id).order_by(c.c.position)
+        ).all()
+
+
+def tamper(store: Store, statement) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(statement)
+
+
+def test_an_untouched_register_verifies_and_links_every_event(casebook: Casebook):
+    result = casebook.verify()
+    assert (result.ok, result.events) == (True, 12)
+    rows = events(casebook.store)
+    previous = GENESIS
+    for row in rows:
+        previous = link_hash(
+            previous,
+            row.position,
+            row.originator_id,
+            row.originator_version,
+            row.topic,
+            bytes(row.state),
+        )
+    assert result.head == previous
+
+
+def test_one_changed_byte_is_found_at_its_position(casebook: Casebook):
+    store = casebook.store
+    victim = events(store)[6]
+    state = bytearray(victim.state)
+    state[10] ^= 1
+    tamper(
+        store,
+        update(store.events_table)
+        .where(store.events_table.c.id == victim.id)
+        .values(state=bytes(state)),
+    )
+    result = casebook.verify()
+    assert (result.ok, result.broken_at) == (False, 7)
+
+
+def test_a_deleted_event_is_found(casebook: Casebook):
+    store = casebook.store
+    victim = events(store)[4]
+    tamper(store, delete(store.events_table).where(store.events_table.c.id == victim.id))
+    assert casebook.verify().broken_at == 5
+
+
+def test_a_deleted_event_and_its_link_are_found(casebook: Casebook):
+    store = casebook.store
+    victim = events(store)[4]
+    tamper(store, delete(store.events_table).where(store.events_table.c.id == victim.id))
+    tamper(store, delete(tables.chain).where(tables.chain.c.position == victim.position))
+    assert casebook.verify().broken_at == 5
+
+
+def test_two_swapped_events_are_found(casebook: Casebook):
+    store = casebook.store
+    e = store.events_table
+    first, second = events(store)[2], events(store)[5]
+    tamper(store, update(e).where(e.c.id == first.id).values(state=second.state))
+    tamper(store, update(e).where(e.c.id == second.id).values(state=first.state))
+    assert casebook.verify().broken_at == 3
+
+
+def test_a_cut_tail_is_found(casebook: Casebook):
+    store = casebook.store
+    tail = events(store)[-2:]
+    for row in tail:
+        tamper(store, delete(store.events_table).where(store.events_table.c.id == row.id))
+        tamper(store, delete(tables.chain).where(tables.chain.c.position == row.position))
+    result = casebook.verify()
+    assert not result.ok and result.broken_at == 11
+    assert "removed" in (result.problem or "")
+
+
+def test_an_inserted_event_is_found(casebook: Casebook):
+    store = casebook.store
+    last = events(store)[-1]
+    tamper(
+        store,
+        insert(store.events_table).values(
+            originator_id=last.originator_id,
+            originator_version=last.originator_version + 1,
+            topic=last.topic,
+            state=last.state,
+        ),
+    )
+    result = casebook.verify()
+    assert (result.ok, result.broken_at) == (False, 13)
+
+
+def test_writes_after_verification_extend_the_chain(casebook: Casebook):
+    before = casebook.verify()
+    with casebook.store.read() as conn:
+        case_id = conn.execute(select(tables.case_views.c.case_id).limit(1)).scalar_one()
+    key = KeyStore(casebook.store.engine).list()[0]
+    casebook.record_fact(case_id, {"type": "note", "text": "x", "source": {"kind": "other"}}, key)
+    after = casebook.verify()
+    assert after.ok and after.events == before.events + 1 and after.head != before.head
+    history = casebook.history(case_id)["events"]
+    with casebook.store.read() as conn:
+        assert conn.execute(select(func.max(tables.chain.c.position))).scalar_one() == 13
+    assert history[-1]["hash"] == after.head

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 from fastapi_offline import FastAPIOffline
 
 from api import problems
 from api.middleware import BodyLimit, InFlightLimit, RequestLog
 from api.routers import audit, cases, health, reports
+from infrastructure.checkpoints import Signer
 from infrastructure.keys import KeyStore
 from infrastructure.service import Casebook
 from infrastructure.settings import Settings
@@ -23,18 +26,31 @@ Every route but `/health` and these docs needs `Authorization: Bearer <key>`.
 Errors are RFC 9457 problem details."""
 
 
+async def _checkpoint_timer(store: Store, minutes: float) -> None:
+    """Every so many minutes, sign the head if events were recorded since the last
+    checkpoint (each worker process runs one; a spare checkpoint costs nothing)."""
+    while True:
+        await asyncio.sleep(minutes * 60)
+        if await run_in_threadpool(store.head_moved_since_checkpoint):
+            await run_in_threadpool(store.auto_checkpoint)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        signer = Signer.from_settings(settings)  # production: refuses to start without
         store = Store(settings)  # one per process: it owns the connection pool
+        store.signer = signer
         app.state.store = store
         app.state.casebook = Casebook(store)
         app.state.keys = KeyStore(store.engine)
+        timer = asyncio.create_task(_checkpoint_timer(store, settings.checkpoint_minutes))
         try:
             yield
         finally:
+            timer.cancel()
             store.close()
 
     # The docs are served from the installed package: the service runs offline.

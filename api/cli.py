@@ -6,11 +6,13 @@ and creates the store's tables when they are missing.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
 import tracemalloc
 from datetime import UTC, datetime
+from pathlib import Path
 from uuid import UUID
 
 import click
@@ -37,7 +39,13 @@ def serve(host: str, port: int, workers: int) -> None:
     """Start the API."""
     import uvicorn
 
+    from infrastructure.checkpoints import MissingSecret, Signer
+
     settings = Settings()
+    try:
+        Signer.from_settings(settings)  # production refuses to start without its key
+    except MissingSecret as e:
+        raise click.ClickException(str(e)) from None
     Store(settings).close()  # create the tables once, before the workers race to
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     click.echo(f"casebook on http://{host}:{port} ({settings.mode} mode), docs at /docs")
@@ -161,25 +169,56 @@ def replay(case_id: UUID) -> None:
 
 
 @main.command()
-def verify() -> None:
+@click.option(
+    "--checkpoint",
+    "kept",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="a JSON file of checkpoints you kept (one object or a list)",
+)
+def verify(kept: Path | None) -> None:
     """Check the hash chain over the whole log: exit 0 when it holds, 1 when it does not
     (naming the first broken position), 2 when it could not be checked."""
+    from infrastructure.checkpoints import Checkpoint
     from infrastructure.service import Casebook
 
     try:
+        loaded = json.loads(kept.read_text()) if kept else []
+        checkpoints = [
+            Checkpoint.from_dict(c) for c in (loaded if isinstance(loaded, list) else [loaded])
+        ]
         store = _store()
         try:
-            result = Casebook(store).verify()
+            result = Casebook(store).verify(checkpoints)
         finally:
             store.close()
-    except Exception as e:  # the store could not be read: say so, by type only
+    except Exception as e:  # the store or the file could not be read: say so, by type only
         click.echo(f"could not verify: {type(e).__name__}", err=True)
         sys.exit(2)
     if result.ok:
-        click.echo(f"ok: {result.events} events chained, head {result.head}")
+        click.echo(
+            f"ok: {result.events} events chained, head {result.head}, "
+            f"{result.checkpoints} checkpoints agree"
+        )
         return
     click.echo(
         f"BROKEN at position {result.broken_at}: {result.problem} "
         f"({result.events} events verified before it)"
     )
     sys.exit(1)
+
+
+@main.command()
+def checkpoint() -> None:
+    """Sign the chain's head now and print the checkpoint (JSON) for you to keep."""
+    from infrastructure.checkpoints import MissingSecret, Signer
+
+    settings = Settings()
+    store = Store(settings)
+    try:
+        store.signer = Signer.from_settings(settings)
+        made = store.checkpoint()
+    except MissingSecret as e:
+        raise click.ClickException(str(e)) from None
+    finally:
+        store.close()
+    click.echo(json.dumps(made.as_dict()))

@@ -90,9 +90,15 @@ class Verification:
     head: str
     broken_at: int | None = None
     problem: str | None = None
+    checkpoints: int = 0  # signed checkpoints the chain was found to agree with
 
     def as_dict(self) -> dict[str, object]:
-        out: dict[str, object] = {"ok": self.ok, "events": self.events, "head": self.head}
+        out: dict[str, object] = {
+            "ok": self.ok,
+            "events": self.events,
+            "head": self.head,
+            "checkpoints": self.checkpoints,
+        }
         if not self.ok:
             out["first_broken_position"] = self.broken_at
             out["problem"] = self.problem

@@ -11,7 +11,8 @@ import base64
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -25,7 +26,8 @@ from domain.identity import Identity
 from domain.input import parse_fact, parse_opening
 from domain.register import CaseNotFound
 from domain.state import derive, retracted_versions
-from infrastructure import chain, names, tables, views
+from infrastructure import chain, checkpoints, names, tables, views
+from infrastructure.checkpoints import Checkpoint
 from infrastructure.keys import ApiKey
 from infrastructure.store import Store, WriteUnit
 
@@ -162,10 +164,32 @@ class Casebook:
         view["known_at"] = known_at.isoformat() if known_at else None
         return view
 
-    def verify(self) -> chain.Verification:
-        """Check the whole hash chain against the log and the recorded head."""
+    def verify(self, kept: Sequence[Checkpoint] = ()) -> chain.Verification:
+        """Check the whole hash chain against the log and the recorded head, then against
+        every stored checkpoint and those an auditor kept (``kept``)."""
         with self.store.snapshot() as conn:
-            return chain.verify(conn, self.store.events_table)
+            result = chain.verify(conn, self.store.events_table)
+            if not result.ok:
+                return result
+            stored = [cp for _, cp in reversed(checkpoints.listed(conn))]
+            trusted = self.store.signer.public_key if self.store.signer else None
+            for checkpoint in [*kept, *stored]:
+                # Without our own key loaded, trust what the auditor kept, else the
+                # first key the register signed with.
+                key = trusted or (kept or stored)[0].public_key
+                problem = checkpoints.problem_with(conn, checkpoint, key)
+                if problem is not None:
+                    return replace(result, ok=False, broken_at=checkpoint.position, problem=problem)
+            return replace(result, checkpoints=len(kept) + len(stored))
+
+    def checkpoints_page(
+        self, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        before = _decode_cursor(cursor, "c") or None
+        with self.store.read() as conn:
+            rows = checkpoints.listed(conn, limit + 1, before)
+        items = [cp.as_dict() for _, cp in rows[:limit]]
+        return items, _encode_cursor("c", rows[limit - 1][0]) if len(rows) > limit else None
 
     def history(self, case_id: uuid.UUID) -> dict[str, Any]:
         facts = self.register.get_case(case_id).facts

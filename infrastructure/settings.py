@@ -32,7 +32,13 @@ class Settings(BaseSettings):
     # PostgreSQL: how long a writer waits for the register's write lock (the events
     # table lock); past it the request is answered 503 with Retry-After.
     pg_lock_timeout_ms: int = Field(default=10_000, ge=1)
-    pg_schema: str | None = Field(default=None, description="PostgreSQL schema (tests)")
+    # The installation's Ed25519 key that signs checkpoints of the hash chain. Required
+    # in production; in development it is made in the data folder on first use.
+    signing_key_file: Path | None = None
+    # Checkpoints are made automatically every so many events, and every so many
+    # minutes when events were recorded since the last one.
+    checkpoint_every: int = Field(default=1000, ge=1)
+    checkpoint_minutes: float = Field(default=60, gt=0)
 
     def url(self) -> str:
         if self.database_url:

@@ -9,6 +9,7 @@ record together or not at all.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,10 +26,13 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from domain.register import Register
-from infrastructure import chain, tables
+from infrastructure import chain, checkpoints, tables
 from infrastructure.chain import ChainHead
+from infrastructure.checkpoints import Checkpoint, MissingSecret, Signer
 from infrastructure.persistence import persistence_env, writing
 from infrastructure.settings import Settings
+
+log = logging.getLogger("casebook")
 
 
 class StoreBusy(Exception):
@@ -74,6 +78,7 @@ class Store:
         self.engine = engine
         self.events_table: Table = recorder.events_record_cls.__table__
         self.dialect = engine.dialect.name
+        self.signer: Signer | None = None  # set by whoever may sign checkpoints
         tables.metadata.create_all(engine, checkfirst=True)
         self._ensure_head()
 
@@ -102,6 +107,7 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[WriteUnit]:
         token = writing.set(True)
+        checkpoint_due = False
         try:
             with self.recorder.transaction(commit=True) as session:
                 session.connection()  # begin now, IMMEDIATE on SQLite
@@ -123,12 +129,41 @@ class Store:
                         chain_hash=unit.chain.hash,
                     )
                 )
+                every = self.settings.checkpoint_every
+                checkpoint_due = unit.chain.position // every > head.chain_position // every
         except (sqlalchemy.exc.OperationalError, ESOperationalError) as e:
             if _is_busy(e):
                 raise StoreBusy() from None
             raise
         finally:
             writing.reset(token)
+        if checkpoint_due:  # committed: sign the new head, every so many events
+            self.auto_checkpoint()
+
+    def checkpoint(self) -> Checkpoint:
+        """Sign the committed head of the chain now (needs a signer)."""
+        if self.signer is None:
+            raise MissingSecret("no signing key configured for checkpoints")
+        token = writing.set(True)
+        try:
+            return checkpoints.make(self.engine, self.signer)
+        finally:
+            writing.reset(token)
+
+    def head_moved_since_checkpoint(self) -> bool:
+        with self.read() as conn:
+            head = conn.execute(select(tables.register_head.c.chain_position)).scalar_one()
+            listed = checkpoints.listed(conn, 1)
+        return head > (listed[0][1].position if listed else 0)
+
+    def auto_checkpoint(self) -> None:
+        """A checkpoint that must never turn a committed write into an error."""
+        if self.signer is None:
+            return
+        try:
+            self.checkpoint()
+        except Exception as e:
+            log.error("automatic checkpoint failed: %s", type(e).__name__)
 
     @staticmethod
     def _stamp_time(last: datetime | None) -> datetime:

@@ -50,6 +50,18 @@ chain = Table(
     Index("casebook_chain_case", "case_id", "version", unique=True),
 )
 
+# Signed checkpoints of the chain (see ``infrastructure.checkpoints``).
+checkpoints = Table(
+    "casebook_checkpoints",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("position", BIGINT, nullable=False),
+    Column("head", String(64), nullable=False),
+    Column("made_at", String(40), nullable=False),
+    Column("public_key", String(64), nullable=False),
+    Column("signature", String(128), nullable=False),
+)
+
 # The status projection: one row per case, the rendered view as JSON text, and the
 # columns that list filters need.
 case_views = Table(

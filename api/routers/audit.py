@@ -1,26 +1,79 @@
-"""Audit: verification of the hash chain over the whole log."""
+"""Audit: verification of the hash chain, and signed checkpoints of it."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
-from pydantic import BaseModel
+from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field, StringConstraints
 
-from api.deps import Auditor, CasebookDep
+from api.deps import Admin, Auditor, CasebookDep
+from api.schemas import Strict
+from infrastructure.checkpoints import Checkpoint
 
 router = APIRouter(prefix="/audit", tags=["audit"])
+
+Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]*$", max_length=128)]
 
 
 class VerificationPublic(BaseModel):
     ok: bool
     events: int
     head: str
+    checkpoints: int = Field(description="signed checkpoints the chain agrees with")
     first_broken_position: int | None = None
     problem: str | None = None
 
 
+class CheckpointPublic(Strict):
+    """A signed checkpoint: keep it, and verify the register against it later."""
+
+    position: int = Field(ge=0)
+    head: Hex
+    made_at: Annotated[str, StringConstraints(max_length=40)]
+    public_key: Hex
+    signature: Hex
+
+
+class CheckpointsPublic(BaseModel):
+    items: list[CheckpointPublic]
+    next_cursor: str | None
+
+
+class KeptCheckpoints(Strict):
+    checkpoints: list[CheckpointPublic] = Field(max_length=1000)
+
+
 @router.get("/verify", response_model=VerificationPublic, response_model_exclude_none=True)
-def verify(key: Auditor, casebook: CasebookDep) -> dict[str, Any]:
-    """Check the whole log's hash chain; ok false names the first broken position."""
-    return casebook.verify().as_dict()
+async def verify(key: Auditor, casebook: CasebookDep) -> dict[str, Any]:
+    """Check the whole log's hash chain and the stored checkpoints; ok false names the
+    first broken position."""
+    return (await run_in_threadpool(casebook.verify)).as_dict()
+
+
+@router.post("/verify", response_model=VerificationPublic, response_model_exclude_none=True)
+async def verify_against(
+    body: KeptCheckpoints, key: Auditor, casebook: CasebookDep
+) -> dict[str, Any]:
+    """The same, also against checkpoints an auditor kept: finds a full rewrite."""
+    kept = [Checkpoint.from_dict(c.model_dump()) for c in body.checkpoints]
+    return (await run_in_threadpool(casebook.verify, kept)).as_dict()
+
+
+@router.get("/checkpoints", response_model=CheckpointsPublic)
+def list_checkpoints(
+    key: Auditor,
+    casebook: CasebookDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> dict[str, Any]:
+    """Signed checkpoints, newest first."""
+    items, next_cursor = casebook.checkpoints_page(limit, cursor)
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.post("/checkpoints", status_code=201, response_model=CheckpointPublic)
+def make_checkpoint(key: Admin, casebook: CasebookDep) -> dict[str, Any]:
+    """Sign the chain's head now."""
+    return casebook.store.checkpoint().as_dict()

@@ -291,3 +291,22 @@ def test_auditors_verify_the_chain_and_see_each_events_hash(client, keys):
     history = client.get(f"/cases/{case['id']}/history", headers=keys.auditor).json()
     hashes = [e["hash"] for e in history["events"]]
     assert len(set(hashes)) == 2 and hashes[-1] == body["head"]
+
+
+def test_admins_make_checkpoints_that_auditors_list_and_verify_against(client, keys):
+    new_case(client, keys.worker)
+    assert client.post("/audit/checkpoints", headers=keys.auditor).status_code == 403
+    made = client.post("/audit/checkpoints", headers=keys.admin)
+    assert made.status_code == 201
+    checkpoint = made.json()
+    assert checkpoint["position"] == 1 and len(checkpoint["signature"]) == 128
+    listed = client.get("/audit/checkpoints", headers=keys.auditor).json()
+    assert listed == {"items": [checkpoint], "next_cursor": None}
+    assert client.get("/audit/checkpoints", headers=keys.worker).status_code == 403
+    verified = client.post(
+        "/audit/verify", json={"checkpoints": [checkpoint]}, headers=keys.auditor
+    ).json()
+    assert verified["ok"] and verified["checkpoints"] == 2  # the kept one and the stored one
+    forged = {**checkpoint, "head": "0" * 64}
+    refused = client.post("/audit/verify", json={"checkpoints": [forged]}, headers=keys.auditor)
+    assert refused.json()["ok"] is False and refused.json()["first_broken_position"] == 1

@@ -123,3 +123,23 @@ def test_verify_exits_0_when_the_chain_holds_1_when_broken_2_when_it_cannot_chec
         data_dir=settings.data_dir, database_url="postgresql+psycopg://nobody@127.0.0.1:9/none"
     )
     assert run(unreachable, "verify", check=False).returncode == 2
+
+
+def test_checkpoint_prints_a_signed_checkpoint_that_verify_accepts(settings, tmp_path):
+    import json
+
+    made = run(settings, "checkpoint")
+    checkpoint = json.loads(made.stdout)
+    assert checkpoint["position"] == 0 and checkpoint["signature"]
+    kept = tmp_path / "kept.json"
+    kept.write_text(made.stdout)
+    verified = run(settings, "verify", "--checkpoint", str(kept)).stdout
+    assert "2 checkpoints agree" in verified  # the one kept and the one stored
+
+
+def test_production_mode_refuses_to_serve_without_its_signing_key(tmp_path):
+    env = {**os.environ, "CASEBOOK_DATA_DIR": str(tmp_path), "CASEBOOK_MODE": "production"}
+    result = subprocess.run(
+        [CASEBOOK, "serve", "--port", "9"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0 and "CASEBOOK_SIGNING_KEY_FILE" in result.stderr

@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi_offline import FastAPIOffline
 
 from api import problems
-from api.middleware import BodyLimit, InFlightLimit, RequestLog
+from api.middleware import BodyLimit, InFlightLimit, RequestLog, WriteGate
 from api.routers import audit, cases, health, reports
 from infrastructure.checkpoints import Signer
 from infrastructure.keys import KeyStore
@@ -66,7 +66,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reports.router)
     app.include_router(audit.router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(WriteGate, slots=settings.write_slots, wait=settings.write_wait_seconds)
     app.add_middleware(InFlightLimit, limit=settings.max_in_flight)
     app.add_middleware(RequestLog)
-    logging.getLogger("casebook").setLevel(logging.INFO)
+    _log_to_stderr()
     return app
+
+
+def _log_to_stderr() -> None:
+    """The request log, in every worker process (uvicorn starts workers afresh, so a
+    configuration made by the parent process does not reach them)."""
+    logger = logging.getLogger("casebook")
+    logger.setLevel(logging.INFO)
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)

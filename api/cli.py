@@ -7,7 +7,6 @@ and creates the store's tables when they are missing.
 from __future__ import annotations
 
 import json
-import logging
 import sys
 import time
 import tracemalloc
@@ -22,8 +21,13 @@ from infrastructure.settings import Settings
 from infrastructure.store import Store
 
 
-def _store() -> Store:
-    return Store(Settings())
+def _store(settings: Settings | None = None) -> Store:
+    try:
+        return Store(settings or Settings())
+    except Exception as e:  # by type only: the URL may hold a password
+        raise click.ClickException(
+            f"cannot open the store ({type(e).__name__}): check CASEBOOK_DATABASE_URL"
+        ) from None
 
 
 @click.group()
@@ -46,8 +50,7 @@ def serve(host: str, port: int, workers: int) -> None:
         Signer.from_settings(settings)  # production refuses to start without its key
     except MissingSecret as e:
         raise click.ClickException(str(e)) from None
-    Store(settings).close()  # create the tables once, before the workers race to
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    _store(settings).close()  # create the tables once, before the workers race to
     click.echo(f"casebook on http://{host}:{port} ({settings.mode} mode), docs at /docs")
     uvicorn.run(
         "api.app:create_app",
@@ -213,7 +216,7 @@ def checkpoint() -> None:
     from infrastructure.checkpoints import MissingSecret, Signer
 
     settings = Settings()
-    store = Store(settings)
+    store = _store(settings)
     try:
         store.signer = Signer.from_settings(settings)
         made = store.checkpoint()

@@ -6,6 +6,7 @@ and never the query string: a search for a name must not write the name to the l
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -18,52 +19,82 @@ from api.problems import problem_response
 log = logging.getLogger("casebook.requests")
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class BodyLimit:
-    """Refuse bodies over ``limit`` bytes with 413, by Content-Length or as they stream."""
+    """Refuse bodies over ``limit`` bytes with 413, by Content-Length or, for a chunked
+    body, by reading it (at most ``limit`` + 1 bytes are ever held) before the app."""
 
     def __init__(self, app: ASGIApp, limit: int):
         self.app, self.limit = app, limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             await self._refuse(scope, receive, send)
             return
-        received = 0
-
-        async def limited() -> Message:
-            nonlocal received
+        body = bytearray()
+        while True:
             message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.limit:
-                raise BodyTooLarge()
-            return message
-
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, limited, tracking_send)
-        except BodyTooLarge:
-            if not started:
+            if message["type"] != "http.request":
+                return  # the client went away
+            body += message.get("body", b"")
+            if len(body) > self.limit:
                 await self._refuse(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        delivered = False
+
+        async def replay() -> Message:
+            nonlocal delivered
+            if delivered:
+                return await receive()
+            delivered = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        await self.app(scope, replay, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = problem_response(
             413, "body-too-large", f"the request body is larger than {self.limit} bytes"
         )
         await response(scope, receive, send)
+
+
+class WriteGate:
+    """At most ``slots`` writes of this process at a time go on to the thread pool; the
+    others wait here, on the event loop, up to ``wait`` seconds, then get a 503.
+
+    Writes are serialised by the register's write lock anyway, so more of them in the
+    pool only tie up its threads while they wait, and reads would queue behind them."""
+
+    WRITES = ("POST", "PUT", "PATCH", "DELETE")
+
+    def __init__(self, app: ASGIApp, slots: int, wait: float):
+        self.app, self.wait = app, wait
+        self.slots = asyncio.Semaphore(slots)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in self.WRITES:
+            await self.app(scope, receive, send)
+            return
+        try:
+            await asyncio.wait_for(self.slots.acquire(), self.wait)
+        except TimeoutError:
+            response = problem_response(
+                503,
+                "busy",
+                "too many writes waiting; nothing was recorded, retry shortly",
+                headers={"Retry-After": "1"},
+            )
+            await response(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.slots.release()
 
 
 class InFlightLimit:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSc
 
 from domain import facts
 from domain.facts import CATEGORIES, FACT_TYPES, SOURCE_KINDS
-from domain.identity import MAX_TEXT
+from domain.values import MAX_LONG_TEXT, MAX_TEXT
 
 Day = Annotated[
     str,
@@ -21,9 +21,8 @@ Day = Annotated[
     WithJsonSchema({"type": "string", "format": "date", "example": "2021-07-03"}),
 ]
 Party = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$"), Field(examples=["AZ"])]
-Text = Annotated[str, StringConstraints(min_length=1, max_length=facts.MAX_TEXT)]
-LongText = Annotated[str, StringConstraints(min_length=1, max_length=facts.MAX_LONG_TEXT)]
-IdentityText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT)]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT)]
+LongText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LONG_TEXT)]
 
 FIELD_TYPES: dict[str, Any] = {
     facts.PARTY: Party,
@@ -31,7 +30,7 @@ FIELD_TYPES: dict[str, Any] = {
     facts.TEXT: Text,
     facts.LONG_TEXT: LongText,
     facts.DATE: Day,
-    facts.VERSION: Annotated[int, Field(ge=1)],
+    facts.VERSION: Annotated[int, Field(ge=1, strict=True)],
     facts.CLASSIFICATION: Literal[facts.CLASSIFICATIONS],  # type: ignore[valid-type]
     facts.RESULT: Literal[facts.WILLINGNESS],  # type: ignore[valid-type]
 }
@@ -53,20 +52,20 @@ class SourceIn(Strict):
 class PersonIn(Strict):
     """Identity: every field may be left out, or be "unknown" or "withheld"."""
 
-    family_name: IdentityText | None = None
-    given_names: IdentityText | None = None
-    date_of_birth: IdentityText | None = Field(
+    family_name: Text | None = None
+    given_names: Text | None = None
+    date_of_birth: Text | None = Field(
         default=None, description='YYYY-MM-DD, "unknown" or "withheld"'
     )
     sex: Literal["male", "female", "unknown", "withheld"] | None = None
-    nationality: IdentityText | None = Field(default=None, description="ISO 3166-1 alpha-2")
-    service_number: IdentityText | None = None
-    rank: IdentityText | None = None
-    place_of_birth: IdentityText | None = None
-    father_name: IdentityText | None = None
-    mother_maiden_name: IdentityText | None = None
-    person_to_inform: IdentityText | None = None
-    aliases: list[IdentityText] | None = Field(default=None, max_length=50)
+    nationality: Text | None = Field(default=None, description="ISO 3166-1 alpha-2")
+    service_number: Text | None = None
+    rank: Text | None = None
+    place_of_birth: Text | None = None
+    father_name: Text | None = None
+    mother_maiden_name: Text | None = None
+    person_to_inform: Text | None = None
+    aliases: list[Text] | None = Field(default=None, max_length=50)
 
 
 class CaseCreate(Strict):
@@ -83,7 +82,7 @@ def _fact_model(name: str) -> type[BaseModel]:
         "type": (Literal[name], ...),
         "occurred_on": (Day, ...) if fact_type.dated else (Day | None, None),
         "source": (SourceIn, ...),
-        "expected_version": (int | None, Field(default=None, ge=1)),
+        "expected_version": (int | None, Field(default=None, ge=1, strict=True)),
     }
     for field in fact_type.required:
         fields[field] = (FIELD_TYPES[facts.FIELD_KINDS[field]], ...)
@@ -103,11 +102,25 @@ FactCreate = Annotated[Union[tuple(FACT_MODELS)], Field(discriminator="type")]  
 
 
 class ProblemOut(BaseModel):
+    """RFC 9457 problem details."""
+
     type: str
     title: str
     status: int
     detail: str
     errors: list[dict[str, str]] | None = None
+
+
+def problems(*codes: int | tuple[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for error codes, answered as application/problem+json."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        status, description = code if isinstance(code, tuple) else (code, "problem details")
+        out[status] = {
+            "description": description,
+            "content": {"application/problem+json": {"schema": ProblemOut.model_json_schema()}},
+        }
+    return out
 
 
 class ClaimOut(BaseModel):

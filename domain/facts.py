@@ -7,21 +7,17 @@ aggregate validates against it, so a field added here is a field everywhere.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from domain.identity import Identity
+from domain.values import ALPHA2, MAX_LONG_TEXT, MAX_TEXT, check_text, parse_day
 
 SOURCE_KINDS = ("party", "icrc", "family", "media", "court", "ngo", "other")
 CLASSIFICATIONS = ("prisoner_of_war", "civilian_internee", "criminal_detainee", "other")
 WILLINGNESS = ("willing", "unwilling")
 CATEGORIES = ("prisoner_of_war", "civilian_internee", "detained_person", "missing_person")
-
-_ALPHA2 = re.compile(r"^[A-Z]{2}$")
-MAX_TEXT = 200
-MAX_LONG_TEXT = 4000
 
 # Field kinds: how a field's value is checked.
 PARTY = "party"  # ISO 3166-1 alpha-2 code
@@ -139,21 +135,26 @@ class Source:
         errors: dict[str, str] = {}
         if data.get("kind") not in SOURCE_KINDS:
             errors["source.kind"] = f"must be one of {', '.join(SOURCE_KINDS)}"
-        for key in ("name", "reference"):
+        text: dict[str, str | None] = {"name": None, "reference": None}
+        for key in text:
             value = data.get(key)
-            if value is not None and (not isinstance(value, str) or len(value) > MAX_TEXT):
-                errors[f"source.{key}"] = f"must be text of at most {MAX_TEXT} characters"
+            if value is None:
+                continue
+            try:
+                text[key] = check_text(value) if isinstance(value, str) else _not_text()
+            except ValueError as e:
+                errors[f"source.{key}"] = str(e)
         reported_on = data.get("reported_on")
         if reported_on is not None:
             try:
-                _parse_date(reported_on)
+                parse_day(reported_on)
             except ValueError as e:
                 errors["source.reported_on"] = str(e)
         for key in sorted(set(data) - {"kind", "name", "reference", "reported_on"}):
             errors[f"source.{key}"] = "unknown field"
         if errors:
             raise FactError(errors)
-        return cls(data["kind"], data.get("name"), data.get("reference"), reported_on)
+        return cls(data["kind"], text["name"], text["reference"], reported_on)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if v is not None}
@@ -181,13 +182,8 @@ class Fact:
         return self.data.get(name)
 
 
-def _parse_date(value: Any) -> date:
-    if not isinstance(value, str) or len(value) != 10:
-        raise ValueError("must be a date YYYY-MM-DD")
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ValueError("must be a date YYYY-MM-DD") from None
+def _not_text() -> str:
+    raise ValueError("must be a string")
 
 
 def parse_occurred_on(value: Any, fact_type: FactType, today: date) -> date | None:
@@ -197,7 +193,7 @@ def parse_occurred_on(value: Any, fact_type: FactType, today: date) -> date | No
             raise FactError({"occurred_on": "required for this type of fact"})
         return None
     try:
-        day = _parse_date(value)
+        day = parse_day(value)
     except ValueError as e:
         raise FactError({"occurred_on": str(e)}) from None
     if day > today + timedelta(days=1):
@@ -233,18 +229,13 @@ def _check(kind: str, value: Any) -> Any:
         return value
     if not isinstance(value, str):
         raise ValueError("must be a string")
-    value = value.strip()
-    if not value:
-        raise ValueError("must not be empty")
-    if kind == PARTY and not _ALPHA2.match(value):
+    value = check_text(value, MAX_LONG_TEXT if kind == LONG_TEXT else MAX_TEXT, kind == LONG_TEXT)
+    if kind == PARTY and not ALPHA2.match(value):
         raise ValueError("must be an ISO 3166-1 alpha-2 code such as AM or AZ")
     if kind == CLASSIFICATION and value not in CLASSIFICATIONS:
         raise ValueError(f"must be one of {', '.join(CLASSIFICATIONS)}")
     if kind == RESULT and value not in WILLINGNESS:
         raise ValueError(f"must be one of {', '.join(WILLINGNESS)}")
     if kind == DATE:
-        _parse_date(value)
-    limit = MAX_LONG_TEXT if kind == LONG_TEXT else MAX_TEXT
-    if len(value) > limit:
-        raise ValueError(f"must be at most {limit} characters")
+        parse_day(value)
     return value

@@ -10,18 +10,17 @@ the per-person encryption of identifying data hooks in where it is serialised (s
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, fields, replace
 from datetime import date
 from typing import Any
+
+from domain.values import ALPHA2, MAX_TEXT, check_text, parse_day
 
 UNKNOWN = "unknown"
 WITHHELD = "withheld"
 MARKERS = (UNKNOWN, WITHHELD)
 
 SEXES = ("male", "female", "unknown")
-_ALPHA2 = re.compile(r"^[A-Z]{2}$")
-MAX_TEXT = 200
 MAX_ALIASES = 50
 
 
@@ -91,7 +90,11 @@ class Identity:
         return [n for n in (full, *self.aliases) if n]
 
     def has_a_name(self) -> bool:
-        return bool(self.names())
+        """What api.md requires of a new case: a family name (known or not) or an alias."""
+        return self.family_name is not None or bool(self.aliases)
+
+    def is_empty(self) -> bool:
+        return self == Identity()
 
     def to_dict(self) -> dict[str, Any]:
         """Only the fields that were given: absent means unknown."""
@@ -118,18 +121,17 @@ def _check_field(name: str, value: Any) -> Any:
         return _check_aliases(value)
     if not isinstance(value, str):
         raise ValueError("must be a string")
-    value = value.strip()
-    if value in MARKERS:
-        return value
-    if not value:
+    if value.strip() in MARKERS:
+        return value.strip()
+    if not value.strip():
         raise ValueError("must not be empty (leave it out, or say 'unknown' or 'withheld')")
-    if len(value) > MAX_TEXT:
-        raise ValueError(f"must be at most {MAX_TEXT} characters")
+    value = check_text(value, MAX_TEXT)
     if name == "date_of_birth":
-        _check_past_date(value)
+        if parse_day(value) > date.today():
+            raise ValueError("must not be in the future")
     elif name == "sex" and value not in SEXES:
         raise ValueError(f"must be one of {', '.join(SEXES)}, or 'withheld'")
-    elif name == "nationality" and not _ALPHA2.match(value):
+    elif name == "nationality" and not ALPHA2.match(value):
         raise ValueError("must be an ISO 3166-1 alpha-2 code such as AM or AZ")
     return value
 
@@ -137,20 +139,7 @@ def _check_field(name: str, value: Any) -> Any:
 def _check_aliases(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list | tuple) or not all(isinstance(a, str) for a in value):
         raise ValueError("must be a list of strings")
-    aliases = tuple(dict.fromkeys(a.strip() for a in value if a.strip()))
+    aliases = tuple(dict.fromkeys(check_text(a, MAX_TEXT) for a in value if a.strip()))
     if len(aliases) > MAX_ALIASES:
         raise ValueError(f"at most {MAX_ALIASES} aliases")
-    if any(len(a) > MAX_TEXT for a in aliases):
-        raise ValueError(f"each alias must be at most {MAX_TEXT} characters")
     return aliases
-
-
-def _check_past_date(value: str) -> None:
-    try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        raise ValueError("must be a date YYYY-MM-DD, 'unknown' or 'withheld'") from None
-    if len(value) != 10:
-        raise ValueError("must be a date YYYY-MM-DD")
-    if day > date.today():
-        raise ValueError("must not be in the future")

@@ -30,6 +30,8 @@ def parse_fact(payload: dict[str, Any], today: date) -> NewFact:
         occurred_on = parse_occurred_on(payload.get("occurred_on"), fact_type, today)
     except FactError as e:
         errors.update(e.errors)
+    if kind in ("closed", "reopened") and occurred_on not in (None, today):
+        errors["occurred_on"] = "a case is closed or reopened when it is recorded: leave it out"
     try:
         source = Source.parse(payload.get("source")).to_dict()
     except FactError as e:
@@ -48,14 +50,15 @@ def parse_fact(payload: dict[str, Any], today: date) -> NewFact:
 
 def _identity_changes(payload: dict[str, Any], errors: dict[str, str]) -> Identity | None:
     given = {k: v for k, v in payload.items() if k in Identity.field_names()}
-    if not given:
-        errors["aliases"] = "give at least one identity field or alias"
-        return None
     try:
-        return Identity.parse(given)
+        changes = Identity.parse(given)
     except IdentityError as e:
         errors.update(e.errors)
         return None
+    if changes.is_empty():
+        errors["aliases"] = "give at least one identity field or alias"
+        return None
+    return changes
 
 
 def parse_opening(payload: dict[str, Any]) -> tuple[str, Identity, dict[str, Any]]:
@@ -74,6 +77,8 @@ def parse_opening(payload: dict[str, Any]) -> tuple[str, Identity, dict[str, Any
     else:
         try:
             person = Identity.parse(raw_person)
+            if not person.has_a_name():
+                errors["person.family_name"] = "give a family name (or 'unknown') or an alias"
         except IdentityError as e:
             errors.update({f"person.{k}": v for k, v in e.errors.items()})
     try:

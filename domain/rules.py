@@ -96,6 +96,11 @@ def violations(active: Sequence[Fact]) -> set[Violation]:
         for fact in ordered:
             if fact.type in NEEDS_ALIVE and fact.occurred_on > death.occurred_on:
                 found.add(Violation("after_death", fact.version, death.version))
+    remains = next((f for f in ordered if f.type == "remains_returned"), None)
+    if remains is not None:
+        for fact in ordered:
+            if fact.type == "died" and fact.occurred_on > remains.occurred_on:
+                found.add(Violation("after_death", fact.version, remains.version))
     for kind in ONCE:
         same = sorted((f for f in active if f.type == kind), key=lambda f: f.version)
         found.update(Violation(kind, f.version, same[0].version) for f in same[1:])

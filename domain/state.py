@@ -53,6 +53,8 @@ ALIVE_EVIDENCE = frozenset(
     }
 )
 DEATH = frozenset({"died", "remains_returned"})
+DEAD = ("deceased", "remains_returned")
+IN_CUSTODY = ("held", "hospitalised")
 
 
 @dataclass
@@ -97,8 +99,26 @@ def active_facts(facts: Sequence[Fact]) -> list[Fact]:
     return [f for f in facts if f.version not in retracted and f.type != "retracted"]
 
 
+# Within one day, facts are taken in the order they must have happened, whatever the
+# order they were recorded in: taken into custody, then held, moved, handed back or
+# escaped, then died, then remains returned; the register's own acts (closing,
+# reopening) come last. Facts of equal rank keep their recorded order.
+SAME_DAY_RANK = {
+    "captured": 0,
+    "recaptured": 0,
+    "transferred": 2,
+    "released": 3,
+    "repatriated": 3,
+    "escaped": 3,
+    "died": 4,
+    "remains_returned": 5,
+    "closed": 6,
+    "reopened": 6,
+}
+
+
 def world_order(facts: Iterable[Fact]) -> list[Fact]:
-    return sorted(facts, key=lambda f: (f.occurred_on, f.version))
+    return sorted(facts, key=lambda f: (f.occurred_on, SAME_DAY_RANK.get(f.type, 1), f.version))
 
 
 def derive(
@@ -138,21 +158,25 @@ def _apply_identity(state: CaseState, active: Sequence[Fact]) -> None:
 
 def _apply(state: CaseState, fact: Fact) -> None:
     kind = fact.type
-    if kind in ALIVE_EVIDENCE and fact.occurred_on is not None:
+    if kind in ALIVE_EVIDENCE:
         last = state.last_seen_alive_on
         state.last_seen_alive_on = fact.occurred_on if last is None else max(last, fact.occurred_on)
+    if state.status in DEAD and kind in ("seen", "visited"):
+        return  # seen alive after a death: the death is disputed (_life_dispute), not undone
     holder = custodian(fact)
     if holder:
         state.held_by = holder
-        if state.status != "hospitalised" or kind in ("captured", "recaptured"):
+        if not (kind == "visited" and state.status == "hospitalised"):
             state.status = "held"
-    if kind in ("captured", "held", "recaptured", "visited", "hospitalised"):
+    if kind in ("captured", "held", "recaptured", "visited"):
         state.place = fact.get("place") or state.place
     if kind == "transferred":
         state.place = fact.get("to_place") or state.place
-        state.status = "held"
-    elif kind == "hospitalised":
+    elif kind == "hospitalised" and state.status in IN_CUSTODY:
+        # Hospitalised people stay in custody; a hospital stay after a release or
+        # repatriation is not custody, and changes nothing here.
         state.status = "hospitalised"
+        state.place = fact.get("place") or state.place
     elif kind == "escaped":
         state.status, state.held_by, state.place = "escaped", None, None
     elif kind in ("released", "repatriated"):
@@ -183,8 +207,8 @@ def _final_status(state: CaseState, world: Sequence[Fact], nationality: str | No
     if state.status in ("released", "repatriated") and handovers:
         to_party = handovers[-1].get("to_party")
         state.status = "repatriated" if to_party and to_party == nationality else "released"
-    if state.closed:
-        state.status = "closed"
+    if state.closed:  # a closed case counts for nobody's custody
+        state.status, state.held_by = "closed", None
 
 
 def _disputes(state: CaseState, world: Sequence[Fact]) -> list[dict[str, Any]]:

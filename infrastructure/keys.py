@@ -1,9 +1,12 @@
 """API keys: 256 random bits, shown once, stored only as a SHA-256 hash.
 
 A key is looked up by its hash on every request (no cache), so revocation and expiry
-take effect on the next request. SHA-256 without salt is the right hash here: keys are
-random and long, so there is nothing to brute-force, and an index on the hash finds a
-key in one lookup; the final comparison is constant-time all the same.
+take effect on the next request. A revoked key's name is never given to another key:
+names identify who recorded what in every case's history.
+
+SHA-256 without salt is the right hash here: keys are random and long, so there is
+nothing to brute-force, and an index on the hash finds a key in one lookup; the final
+comparison is constant-time all the same.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import hmac
 import re
 import secrets
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -20,6 +25,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
 
 from infrastructure import tables
+from infrastructure.persistence import writing
 
 ROLES = ("case_worker", "auditor", "admin")
 PREFIX = "cbk_"
@@ -66,6 +72,17 @@ def _row_to_key(row: object) -> ApiKey:
     )
 
 
+@contextmanager
+def _writing() -> Iterator[None]:
+    """Key changes take the write lock up front (BEGIN IMMEDIATE on SQLite), so a
+    concurrent write of the service makes them wait rather than fail."""
+    token = writing.set(True)
+    try:
+        yield
+    finally:
+        writing.reset(token)
+
+
 class KeyStore:
     def __init__(self, engine: Engine):
         self.engine = engine
@@ -81,7 +98,7 @@ class KeyStore:
         secret = PREFIX + secrets.token_urlsafe(32)
         key = ApiKey(uuid.uuid4(), name, role, org, datetime.now(UTC), expires_at)
         t = tables.api_keys
-        with self.engine.begin() as conn:
+        with _writing(), self.engine.begin() as conn:
             if conn.execute(select(t.c.id).where(t.c.name == name)).first() is not None:
                 raise KeyError_(f"a key named {name!r} already exists")
             conn.execute(
@@ -104,7 +121,7 @@ class KeyStore:
 
     def revoke(self, name: str) -> ApiKey:
         t = tables.api_keys
-        with self.engine.begin() as conn:
+        with _writing(), self.engine.begin() as conn:
             result = conn.execute(
                 update(t)
                 .where(t.c.name == name, t.c.revoked_at.is_(None))

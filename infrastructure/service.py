@@ -293,7 +293,7 @@ def _decode_cursor(cursor: str | None, kind: str) -> int:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         value = json.loads(base64.urlsafe_b64decode(padded))[kind]
-        if not isinstance(value, int) or value < 0:
+        if type(value) is not int or not 0 <= value < 2**62:
             raise ValueError
         return value
     except (ValueError, KeyError, TypeError):

@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     # Requests in progress per process beyond which the service answers 503 at once.
     max_in_flight: int = Field(default=256, ge=1)
+    # Writes of one process handed to worker threads at a time, and how long the others
+    # wait for a turn before a 503 (writes are serialised by the write lock anyway).
+    write_slots: int = Field(default=4, ge=1)
+    write_wait_seconds: float = Field(default=30, gt=0)
     # SQLite: how long a writer waits for another process's write to finish before the
     # request is answered 503 with Retry-After. Never "database is locked".
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)

@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, StringConstraints
 
 from api.deps import Admin, Auditor, CasebookDep
-from api.schemas import Strict
+from api.schemas import Strict, problems
 from infrastructure.checkpoints import Checkpoint
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -45,14 +45,24 @@ class KeptCheckpoints(Strict):
     checkpoints: list[CheckpointPublic] = Field(max_length=1000)
 
 
-@router.get("/verify", response_model=VerificationPublic, response_model_exclude_none=True)
+@router.get(
+    "/verify",
+    response_model=VerificationPublic,
+    response_model_exclude_none=True,
+    responses=problems(401, 403),
+)
 async def verify(key: Auditor, casebook: CasebookDep) -> dict[str, Any]:
     """Check the whole log's hash chain and the stored checkpoints; ok false names the
     first broken position."""
     return (await run_in_threadpool(casebook.verify)).as_dict()
 
 
-@router.post("/verify", response_model=VerificationPublic, response_model_exclude_none=True)
+@router.post(
+    "/verify",
+    response_model=VerificationPublic,
+    response_model_exclude_none=True,
+    responses=problems(401, 403, 422),
+)
 async def verify_against(
     body: KeptCheckpoints, key: Auditor, casebook: CasebookDep
 ) -> dict[str, Any]:
@@ -61,7 +71,9 @@ async def verify_against(
     return (await run_in_threadpool(casebook.verify, kept)).as_dict()
 
 
-@router.get("/checkpoints", response_model=CheckpointsPublic)
+@router.get(
+    "/checkpoints", response_model=CheckpointsPublic, responses=problems(400, 401, 403, 422)
+)
 def list_checkpoints(
     key: Auditor,
     casebook: CasebookDep,
@@ -73,7 +85,9 @@ def list_checkpoints(
     return {"items": items, "next_cursor": next_cursor}
 
 
-@router.post("/checkpoints", status_code=201, response_model=CheckpointPublic)
+@router.post(
+    "/checkpoints", status_code=201, response_model=CheckpointPublic, responses=problems(401, 403)
+)
 def make_checkpoint(key: Admin, casebook: CasebookDep) -> dict[str, Any]:
     """Sign the chain's head now."""
     return casebook.store.checkpoint().as_dict()

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime
 
 from api.deps import CasebookDep, Reader, Writer, quick_read
 from api.problems import Problem
@@ -22,23 +21,27 @@ from api.schemas import (
     FactCreate,
     HistoryPublic,
     Party,
-    ProblemOut,
+    problems,
 )
 from infrastructure.service import Idempotency, Written, request_hash
 
 router = APIRouter(prefix="/cases", tags=["cases"])
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ProblemOut, "content": {"application/problem+json": {}}}
-    for code in (401, 403, 404, 422)
-}
-WRITE_ERRORS = {
-    **ERRORS,
-    409: {"model": ProblemOut, "description": "version-conflict or invalid-transition"},
-    413: {"model": ProblemOut},
-    503: {"model": ProblemOut, "description": "busy: retry after Retry-After seconds"},
-}
-_IF_MATCH = re.compile(r'^(?:W/)?"?(\d{1,9})"?$')
+ERRORS = problems(401, 403, 404, 422)
+WRITE_ERRORS = problems(
+    401,
+    403,
+    404,
+    422,
+    413,
+    (409, "version-conflict or invalid-transition: nothing was recorded"),
+    (503, "busy: nothing was recorded; retry after Retry-After seconds"),
+)
+LIST_ERRORS = problems(401, 403, 422, (400, "a cursor this list did not give out"))
+_IF_MATCH = re.compile(r'^"(\d{1,18})"$')
+# A date-time with its zone, as RFC 3339 writes it (no Unix seconds, no bare dates).
+INSTANT = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$"
+NO_CONTROLS = r"^[^\x00-\x1f\x7f\u202a-\u202e\u2066-\u2069]+$"
 
 IdempotencyKey = Annotated[
     str | None,
@@ -67,15 +70,17 @@ def _answer(written: Written) -> JSONResponse:
 
 
 def _expected_version(if_match: str | None, in_body: int | None) -> int | None:
+    """The version a write is conditional on: If-Match (a strong ETag, or * for any)
+    or expected_version in the body; both given must agree."""
     header_version = None
-    if if_match is not None:
+    if if_match is not None and if_match.strip() != "*":
         found = _IF_MATCH.match(if_match.strip())
         if found is None:
             raise Problem(
                 422,
                 "invalid-input",
-                'If-Match must be the ETag of the case, such as "3"',
-                errors=[{"field": "If-Match", "message": 'must be "<version>"'}],
+                'If-Match must be the ETag of the case, such as "3" (weak tags never match)',
+                errors=[{"field": "If-Match", "message": 'must be "<version>" or *'}],
             )
         header_version = int(found.group(1))
     if header_version is not None and in_body is not None and header_version != in_body:
@@ -124,7 +129,8 @@ async def get_case(
     casebook: CasebookDep,
     as_of: Annotated[Day | None, Query(description="the world as of this day")] = None,
     known_at: Annotated[
-        AwareDatetime | None, Query(description="only what was recorded by this instant")
+        str | None,
+        Query(pattern=INSTANT, description="only what was recorded by this RFC 3339 instant"),
     ] = None,
 ) -> Response:
     """The case view; with as_of and/or known_at, as it stood then."""
@@ -132,9 +138,22 @@ async def get_case(
         version, text = await quick_read(request, casebook.view_json, case_id)
         return Response(text, media_type="application/json", headers={"ETag": f'"{version}"'})
     day = _parse_day(as_of, "as_of") if as_of else None
-    # A replay of the case's log: may take milliseconds, so not on the event loop.
-    view = await run_in_threadpool(casebook.view_at, case_id, day, known_at)
-    return JSONResponse(view, headers={"ETag": f'"{view["version"]}"'})
+    instant = _parse_instant(known_at) if known_at else None
+    # A replay of the case's log: may take milliseconds, so not on the event loop. No
+    # ETag: a past view's version is not one a write could be conditional on.
+    return JSONResponse(await run_in_threadpool(casebook.view_at, case_id, day, instant))
+
+
+def _parse_instant(value: str) -> datetime:
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise Problem(
+            422,
+            "invalid-input",
+            "known_at is not an instant",
+            errors=[{"field": "known_at", "message": "must be an RFC 3339 date-time with zone"}],
+        ) from None
 
 
 def _parse_day(value: str, name: str) -> date:
@@ -149,7 +168,7 @@ def _parse_day(value: str, name: str) -> date:
         ) from None
 
 
-@router.get("", response_model=CasesPublic, responses=ERRORS)
+@router.get("", response_model=CasesPublic, responses=LIST_ERRORS)
 def list_cases(
     key: Reader,
     casebook: CasebookDep,
@@ -166,12 +185,12 @@ def list_cases(
     ]
     | None = None,
     held_by: Party | None = None,
-    nationality: Annotated[str | None, Query(max_length=20)] = None,
+    nationality: Annotated[str | None, Query(pattern=r"^([A-Z]{2}|unknown|withheld)$")] = None,
     category: Literal["prisoner_of_war", "civilian_internee", "detained_person", "missing_person"]
     | None = None,
     negotiation: UUID | None = None,
     disputed: bool | None = None,
-    q: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=200, pattern=NO_CONTROLS)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:

@@ -10,6 +10,7 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/health", response_model=Health)
+@router.head("/health", include_in_schema=False)
 async def health() -> dict[str, str]:
     """The service is up."""
     return {"status": "ok"}

@@ -7,12 +7,12 @@ from typing import Any, Literal
 from fastapi import APIRouter
 
 from api.deps import AnyRole, CasebookDep
-from api.schemas import SummaryPublic
+from api.schemas import SummaryPublic, problems
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 
 
-@router.get("/summary", response_model=SummaryPublic)
+@router.get("/summary", response_model=SummaryPublic, responses=problems(401, 403, 422))
 def summary(
     key: AnyRole,
     casebook: CasebookDep,

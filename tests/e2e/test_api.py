@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from datetime import UTC, datetime, timedelta
@@ -219,11 +220,25 @@ def test_q_finds_one_person_across_armenian_cyrillic_and_latin_spellings(client,
         assert [c["id"] for c in found["items"]] == [target["id"]], spelling
 
 
-def test_a_body_over_the_limit_is_413(client, keys):
+def test_a_body_over_the_limit_is_413_whether_its_length_is_declared_or_not(client, keys):
     huge = {"type": "note", "text": "x" * 2_000_000, "source": SOURCE}
     case = new_case(client, keys.worker)
     response = client.post(f"/cases/{case['id']}/events", json=huge, headers=keys.worker)
     assert response.status_code == 413 and response.headers["content-type"] == PROBLEM
+
+    def chunks():
+        yield b'{"type": "note", "text": "'
+        for _ in range(20):
+            yield b"x" * 100_000
+        yield b'", "source": {"kind": "other"}}'
+
+    chunked = client.post(
+        f"/cases/{case['id']}/events",
+        content=chunks(),
+        headers={**keys.worker, "Content-Type": "application/json"},
+    )
+    assert chunked.status_code == 413
+    assert client.get(f"/cases/{case['id']}", headers=keys.worker).json()["version"] == 1
 
 
 def test_unknown_ids_and_routes_are_404_problems(client, keys):
@@ -310,3 +325,45 @@ def test_admins_make_checkpoints_that_auditors_list_and_verify_against(client, k
     forged = {**checkpoint, "head": "0" * 64}
     refused = client.post("/audit/verify", json={"checkpoints": [forged]}, headers=keys.auditor)
     assert refused.json()["ok"] is False and refused.json()["first_broken_position"] == 1
+
+
+def test_careless_and_hostile_parameters_are_422_or_400_never_500(client, keys):
+    import base64
+
+    case = new_case(client, keys.worker)
+    url = f"/cases/{case['id']}"
+    for forged in ({"s": 2**70}, {"s": True}, {"s": -1}, {"o": 1}):
+        cursor = base64.urlsafe_b64encode(json.dumps(forged).encode()).decode()
+        response = client.get("/cases", params={"cursor": cursor}, headers=keys.worker)
+        assert response.status_code == 400, forged
+    for params in ({"nationality": "A\x00"}, {"q": "Test\x00yan"}, {"q": "\u202eTest"}):
+        assert client.get("/cases", params=params, headers=keys.worker).status_code == 422
+    assert (
+        client.get(url, params={"known_at": "1900000000"}, headers=keys.worker).status_code == 422
+    )
+    for if_match in ('W/"1"', "1", '"1', "*x"):
+        response = client.post(
+            f"{url}/events",
+            headers={**keys.worker, "If-Match": if_match},
+            json={"type": "note", "text": "x", "source": SOURCE},
+        )
+        assert response.status_code == 422, if_match
+    anything = client.post(
+        f"{url}/events",
+        headers={**keys.worker, "If-Match": "*"},
+        json={"type": "note", "text": "x", "source": SOURCE},
+    )
+    assert anything.status_code == 201
+    for loose in (True, "2", 2.0):
+        response = record(
+            client, keys.worker, case["id"], type="note", text="y", expected_version=loose
+        )
+        assert response.status_code == 422, loose
+    assert client.get(url, headers=keys.worker).json()["version"] == 2
+    assert client.head("/health").status_code == 200
+
+
+def test_a_past_view_carries_no_etag(client, keys):
+    case = new_case(client, keys.worker)
+    past = client.get(f"/cases/{case['id']}", params={"as_of": "2021-01-01"}, headers=keys.worker)
+    assert past.status_code == 200 and "etag" not in past.headers

@@ -143,3 +143,10 @@ def test_production_mode_refuses_to_serve_without_its_signing_key(tmp_path):
         [CASEBOOK, "serve", "--port", "9"], env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode != 0 and "CASEBOOK_SIGNING_KEY_FILE" in result.stderr
+
+
+def test_a_store_that_cannot_be_opened_is_said_plainly(tmp_path):
+    broken = Settings(data_dir=tmp_path, database_url="postgresql+psycopg://x:pw@127.0.0.1:9/db")
+    result = run(broken, "keys", "list", check=False)
+    assert result.returncode == 1 and "cannot open the store" in result.stderr
+    assert "Traceback" not in result.stderr and "pw" not in result.stderr

@@ -118,6 +118,7 @@ def test_serve_with_two_workers_on_sqlite_never_answers_database_is_locked(sqlit
     store.close()
     port = free_port()
     env = {**os.environ, "CASEBOOK_DATA_DIR": str(sqlite_settings.data_dir)}
+    log_file = sqlite_settings.data_dir / "server.log"
     server = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "casebook"),
@@ -129,7 +130,7 @@ def test_serve_with_two_workers_on_sqlite_never_answers_database_is_locked(sqlit
         ],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=log_file.open("w"),
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
@@ -165,6 +166,8 @@ def test_serve_with_two_workers_on_sqlite_never_answers_database_is_locked(sqlit
     finally:
         server.terminate()
         server.wait(timeout=20)
+    request_lines = [line for line in log_file.read_text().splitlines() if '"route": ' in line]
+    assert len(request_lines) >= 4 + 8 * 40  # every worker logs each of its requests
     store = Store(sqlite_settings)
     assert store.max_notification_id() == 4 + 8 * 40 == store.position()
     verified = Casebook(store).verify()  # two processes wrote one unforked chain

@@ -209,3 +209,71 @@ def test_identity_updates_add_aliases_and_survive_replay():
     person = register.get_case(case.id).state().person
     assert person.aliases == ("Sedrakyan",) and person.rank == "private"
     assert person.names() == ["Setrakyan", "Sedrakyan"]
+
+
+def test_a_death_dated_after_the_return_of_remains_is_refused():
+    case = open_case()
+    case.record(fact("remains_returned", "2021-02-01", to_party="AM"), stamp(1))
+    with pytest.raises(InvalidTransition):
+        case.record(fact("died", "2021-03-01"), stamp(2))
+    case.record(fact("died", "2021-01-20"), stamp(3))
+    assert case.state().status == "remains_returned"
+
+
+@pytest.mark.parametrize(
+    "person",
+    [
+        {"family_name": "Test\x00yan"},
+        {"family_name": "Testyan", "aliases": ["\u202eNAYTSET"]},
+        {"family_name": "Testyan", "date_of_birth": "2021-W01-1"},
+        {"given_names": "Aram"},
+    ],
+)
+def test_bad_identity_is_refused(person):
+    with pytest.raises(FactError):
+        parse_opening({"category": "detained_person", "person": person, "source": {"kind": "ngo"}})
+
+
+def test_an_identity_update_must_change_something():
+    with pytest.raises(FactError):
+        parse_fact(
+            {
+                "type": "identity_updated",
+                "occurred_on": "2021-01-01",
+                "aliases": [],
+                "source": {"kind": "family"},
+            },
+            TODAY,
+        )
+
+
+def test_closing_acts_when_recorded_and_refuses_another_date():
+    with pytest.raises(FactError) as bad:
+        parse_fact(
+            {
+                "type": "closed",
+                "occurred_on": "2021-01-01",
+                "reason": "x",
+                "source": {"kind": "other"},
+            },
+            TODAY,
+        )
+    assert "occurred_on" in bad.value.errors
+    parse_fact(
+        {
+            "type": "closed",
+            "occurred_on": TODAY.isoformat(),
+            "reason": "x",
+            "source": {"kind": "other"},
+        },
+        TODAY,
+    )
+
+
+def test_control_characters_are_refused_in_text_but_notes_keep_their_lines():
+    with pytest.raises(FactError):
+        parse_fact({"type": "note", "text": "a\x07b", "source": {"kind": "other"}}, TODAY)
+    note = parse_fact(
+        {"type": "note", "text": "line one\nline two", "source": {"kind": "other"}}, TODAY
+    )
+    assert note.data["text"] == "line one\nline two"

@@ -154,3 +154,69 @@ def test_last_seen_alive_is_the_latest_evidence_of_life_in_world_order():
 def test_a_transfer_without_to_party_stays_with_the_transferring_party():
     state = derive([opened(), f(2, "transferred", "2021-03-01", 1, by_party="AZ", to_place="Baku")])
     assert (state.status, state.held_by, state.place) == ("held", "AZ", "Baku")
+
+
+def test_facts_of_one_day_follow_the_order_they_must_have_happened_in():
+    died_then_held = derive(
+        [opened(), f(2, "died", "2021-05-01", 1), f(3, "held", "2021-05-01", 2, by_party="AZ")]
+    )
+    assert died_then_held.status == "deceased"
+    moved_then_captured = derive(
+        [
+            opened(),
+            f(2, "transferred", "2021-03-01", 1, by_party="AZ", to_party="RU"),
+            f(3, "captured", "2021-03-01", 2, by_party="AZ", place="Hadrut"),
+        ]
+    )
+    assert moved_then_captured.held_by == "RU"
+    home_then_held = derive(
+        [
+            opened(),
+            f(2, "repatriated", "2021-03-01", 1, to_party="AM"),
+            f(3, "held", "2021-03-01", 2, by_party="AZ"),
+        ]
+    )
+    assert home_then_held.status == "repatriated"
+
+
+def test_held_at_a_prison_after_hospital_is_held_and_hospital_after_release_is_not_custody():
+    back = derive(
+        [
+            opened(),
+            f(2, "captured", "2021-01-01", 1, by_party="AZ"),
+            f(3, "hospitalised", "2021-02-01", 2, place="ward 3"),
+            f(4, "held", "2021-03-01", 3, by_party="AZ", place="prison 1"),
+        ]
+    )
+    assert (back.status, back.place) == ("held", "prison 1")
+    home = derive(
+        [
+            opened(),
+            f(2, "repatriated", "2021-02-01", 1, to_party="AM"),
+            f(3, "hospitalised", "2021-03-01", 2, place="a clinic"),
+        ]
+    )
+    assert (home.status, home.held_by) == ("repatriated", None)
+
+
+def test_a_visit_in_custody_after_a_death_disputes_it_without_undoing_it():
+    state = derive(
+        [
+            opened(),
+            f(2, "died", "2021-02-01", 1),
+            f(3, "visited", "2021-03-01", 2, by="ICRC", held_by="AZ"),
+        ]
+    )
+    assert (state.status, state.held_by) == ("deceased", None)
+    assert [d["about"] for d in state.disputes] == ["life"]
+
+
+def test_a_closed_case_counts_for_nobodys_custody():
+    state = derive(
+        [
+            opened(),
+            f(2, "captured", "2021-01-01", 1, by_party="AZ"),
+            f(3, "closed", "2021-06-01", 2, reason="duplicate"),
+        ]
+    )
+    assert (state.status, state.held_by) == ("closed", None)

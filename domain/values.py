@@ -1,0 +1,40 @@
+"""Checks shared by every kind of input: dates, codes and text."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import date
+
+ALPHA2 = re.compile(r"^[A-Z]{2}$")
+DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+MAX_TEXT = 200
+MAX_LONG_TEXT = 4000
+# Characters that reorder or hide text on a terminal or in a report (bidirectional
+# overrides and isolates): never needed in a name or a note, and a way to mislead.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def parse_day(value: object) -> date:
+    """A calendar date written YYYY-MM-DD, and nothing else (Python 3.11 would also
+    take week dates such as 2021-W01-1)."""
+    if not isinstance(value, str) or not DAY.match(value):
+        raise ValueError("must be a date YYYY-MM-DD")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("must be a real date YYYY-MM-DD") from None
+
+
+def check_text(value: str, limit: int = MAX_TEXT, multiline: bool = False) -> str:
+    """Trimmed text without control or bidirectional-override characters."""
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    if len(value) > limit:
+        raise ValueError(f"must be at most {limit} characters")
+    allowed = "\n\t" if multiline else ""
+    for ch in value:
+        if ch in BIDI_CONTROLS or (unicodedata.category(ch) == "Cc" and ch not in allowed):
+            raise ValueError("must not contain control characters")
+    return value

@@ -10,12 +10,15 @@ import json
 import sys
 import time
 import tracemalloc
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
 import click
 
+from api.timeline import print_timeline
+from infrastructure.chain import Verification
 from infrastructure.keys import ROLES, KeyError_, KeyStore
 from infrastructure.settings import Settings
 from infrastructure.store import Store
@@ -157,7 +160,6 @@ def views_rebuild(measure_memory: bool) -> None:
 @click.argument("case_id", type=click.UUID)
 def replay(case_id: UUID) -> None:
     """Print a case's timeline, in the order it was recorded, for an auditor."""
-    from api.timeline import print_timeline
     from domain.register import CaseNotFound
     from infrastructure.service import Casebook
 
@@ -178,23 +180,24 @@ def replay(case_id: UUID) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="a JSON file of checkpoints you kept (one object or a list)",
 )
-def verify(kept: Path | None) -> None:
-    """Check the hash chain over the whole log: exit 0 when it holds, 1 when it does not
-    (naming the first broken position), 2 when it could not be checked."""
-    from infrastructure.checkpoints import Checkpoint
-    from infrastructure.service import Casebook
-
+@click.option(
+    "--export",
+    "export_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="verify this export file instead of the store (offline)",
+)
+@click.option("--replay", "replay_case", type=click.UUID, help="with --export: print a case")
+def verify(kept: Path | None, export_file: Path | None, replay_case: UUID | None) -> None:
+    """Check the hash chain: exit 0 when it holds, 1 when it does not (naming the first
+    broken position), 2 when it could not be checked."""
     try:
-        loaded = json.loads(kept.read_text()) if kept else []
-        checkpoints = [
-            Checkpoint.from_dict(c) for c in (loaded if isinstance(loaded, list) else [loaded])
-        ]
-        store = _store()
-        try:
-            result = Casebook(store).verify(checkpoints)
-        finally:
-            store.close()
-    except Exception as e:  # the store or the file could not be read: say so, by type only
+        if export_file is not None:
+            result = _verify_export(export_file, replay_case)
+        else:
+            result = _verify_store(kept)
+    except click.ClickException:
+        raise
+    except Exception as e:  # the store or the file could not be read: by type only
         click.echo(f"could not verify: {type(e).__name__}", err=True)
         sys.exit(2)
     if result.ok:
@@ -208,6 +211,59 @@ def verify(kept: Path | None) -> None:
         f"({result.events} events verified before it)"
     )
     sys.exit(1)
+
+
+def _verify_store(kept: Path | None) -> Verification:
+    from infrastructure.checkpoints import Checkpoint
+    from infrastructure.service import Casebook
+
+    loaded = json.loads(kept.read_text()) if kept else []
+    loaded = loaded if isinstance(loaded, list) else [loaded]
+    store = Store(Settings())
+    try:
+        return Casebook(store).verify([Checkpoint.from_dict(c) for c in loaded])
+    finally:
+        store.close()
+
+
+def _verify_export(path: Path, replay_case: UUID | None) -> Verification:
+    from infrastructure.exports import Export, replay_from_export, verify_export
+    from infrastructure.service import history_of
+
+    with path.open() as f:
+        export = Export.read(f)
+    result = verify_export(export)
+    if replay_case is not None and result.ok:
+        try:
+            case = replay_from_export(export, replay_case)
+        except KeyError:
+            raise click.ClickException("the export holds no events of this case") from None
+        hashes = {
+            e["version"]: e["hash"] for e in export.events if e["case_id"] == str(replay_case)
+        }
+        print_timeline(history_of(replay_case, case.facts, hashes), click.echo)
+    return result
+
+
+@main.command("export")
+@click.option("--case", "case_id", type=click.UUID, help="export one case (default: all)")
+@click.option(
+    "--output", type=click.Path(dir_okay=False, path_type=Path), help="file (default: stdout)"
+)
+def export_command(case_id: UUID | None, output: Path | None) -> None:
+    """Write the log (or one case) as JSON Lines with its chain and latest checkpoint."""
+    from domain.register import CaseNotFound
+    from infrastructure.service import Casebook
+
+    store = _store()
+    try:
+        with output.open("w") if output else nullcontext(sys.stdout) as out:
+            for line in Casebook(store).export(case_id):
+                out.write(line)
+    except CaseNotFound:
+        raise click.ClickException("no such case") from None
+    finally:
+        store.close()
 
 
 @main.command()

@@ -11,7 +11,7 @@ import base64
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -26,7 +26,7 @@ from domain.identity import Identity
 from domain.input import parse_fact, parse_opening
 from domain.register import CaseNotFound
 from domain.state import derive, retracted_versions
-from infrastructure import chain, checkpoints, names, tables, views
+from infrastructure import chain, checkpoints, exports, names, tables, views
 from infrastructure.checkpoints import Checkpoint
 from infrastructure.keys import ApiKey
 from infrastructure.store import Store, WriteUnit
@@ -195,19 +195,14 @@ class Casebook:
         facts = self.register.get_case(case_id).facts
         with self.store.read() as conn:
             hashes = chain.hashes_of_case(conn, case_id)
-        undone = retracted_versions(facts)
-        retracted_by = {
-            f.get("version"): f.version
-            for f in facts
-            if f.type == "retracted" and f.version not in undone
-        }
-        return {
-            "case_id": str(case_id),
-            "events": [
-                {**_history_entry(f, undone, retracted_by), "hash": hashes.get(f.version)}
-                for f in facts
-            ],
-        }
+        return history_of(case_id, facts, hashes)
+
+    def export(self, case_id: uuid.UUID | None = None) -> Iterator[str]:
+        """The whole register, or one case, as export lines from one snapshot."""
+        if case_id is not None:
+            self.register.get_case(case_id)  # CaseNotFound before the first line
+        with self.store.snapshot() as conn:
+            yield from exports.export_lines(conn, self.store.events_table, case_id)
 
     def list_cases(
         self, filters: dict[str, Any], q: str | None, limit: int, cursor: str | None
@@ -261,6 +256,24 @@ class Casebook:
             ).all()
         groups = [{"value": r[0], "count": r[1]} for r in rows]
         return {"group_by": group_by, "groups": groups, "total": sum(g["count"] for g in groups)}
+
+
+def history_of(case_id: uuid.UUID, facts: list[Fact], hashes: dict[int, str]) -> dict[str, Any]:
+    """A case's history for auditors: every event, oldest first, with its link hash and,
+    for a retracted one, the retraction that stands against it."""
+    undone = retracted_versions(facts)
+    retracted_by = {
+        f.get("version"): f.version
+        for f in facts
+        if f.type == "retracted" and f.version not in undone
+    }
+    return {
+        "case_id": str(case_id),
+        "events": [
+            {**_history_entry(f, undone, retracted_by), "hash": hashes.get(f.version)}
+            for f in facts
+        ],
+    }
 
 
 def _history_entry(fact: Fact, undone: set[int], retracted_by: dict[int, int]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
@@ -9,7 +10,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from api.deps import CasebookDep, Reader, Writer, quick_read
 from api.problems import Problem
@@ -213,3 +214,20 @@ def list_cases(
 def history(case_id: UUID, key: Reader, casebook: CasebookDep) -> dict[str, Any]:
     """Every event of the case in order, oldest first, for auditors."""
     return casebook.history(case_id)
+
+
+@router.get(
+    "/{case_id}/export",
+    responses={200: {"content": {"application/x-ndjson": {}}}, **ERRORS},
+    response_class=StreamingResponse,
+)
+def export_case(case_id: UUID, key: Reader, casebook: CasebookDep) -> StreamingResponse:
+    """One case file: the case's events with their chain links, the head and the latest
+    checkpoint, as JSON Lines (verify it with `casebook verify --export FILE`)."""
+    lines = casebook.export(case_id)
+    first = next(lines)  # raises CaseNotFound (404) before the answer starts
+    return StreamingResponse(
+        itertools.chain([first], lines),
+        media_type="application/x-ndjson",
+        headers={"Content-Disposition": f'attachment; filename="case-{case_id}.jsonl"'},
+    )

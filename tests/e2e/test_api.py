@@ -367,3 +367,19 @@ def test_a_past_view_carries_no_etag(client, keys):
     case = new_case(client, keys.worker)
     past = client.get(f"/cases/{case['id']}", params={"as_of": "2021-01-01"}, headers=keys.worker)
     assert past.status_code == 200 and "etag" not in past.headers
+
+
+def test_a_case_file_is_exported_as_json_lines_that_verify(client, keys):
+    from infrastructure.exports import Export, verify_export
+
+    case = new_case(client, keys.worker)
+    record(client, keys.worker, case["id"], type="seen", occurred_on="2021-01-01")
+    response = client.get(f"/cases/{case['id']}/export", headers=keys.auditor)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/x-ndjson")
+    export = Export.read(response.text.splitlines())
+    assert [e["version"] for e in export.events] == [1, 2]
+    assert verify_export(export).ok
+    unknown = client.get("/cases/6f1c2f4e-8a3b-4c2d-9e8f-0a1b2c3d4e5f/export", headers=keys.auditor)
+    assert unknown.status_code == 404 and unknown.headers["content-type"] == PROBLEM
+    assert client.get(f"/cases/{case['id']}/export", headers=keys.admin).status_code == 403

@@ -150,3 +150,41 @@ def test_a_store_that_cannot_be_opened_is_said_plainly(tmp_path):
     result = run(broken, "keys", "list", check=False)
     assert result.returncode == 1 and "cannot open the store" in result.stderr
     assert "Traceback" not in result.stderr and "pw" not in result.stderr
+
+
+def test_an_export_is_verified_and_replayed_offline_and_tampering_shows(
+    settings, client, keys, tmp_path
+):
+    case = client.post(
+        "/cases",
+        headers=keys.worker,
+        json={
+            "category": "prisoner_of_war",
+            "person": {"family_name": "Testyan"},
+            "source": {"kind": "family"},
+        },
+    ).json()
+    client.post(
+        f"/cases/{case['id']}/events",
+        headers=keys.worker,
+        json={
+            "type": "captured",
+            "occurred_on": "2021-01-15",
+            "by_party": "AZ",
+            "source": {"kind": "media"},
+        },
+    )
+    run(settings, "checkpoint")
+    export = tmp_path / "register.jsonl"
+    run(settings, "export", "--output", str(export))
+    offline = Settings(data_dir=tmp_path / "elsewhere", database_url="sqlite:///:memory:")
+    verified = run(offline, "verify", "--export", str(export), "--replay", case["id"])
+    assert "ok: 2 events chained" in verified.stdout and "1 checkpoints agree" in verified.stdout
+    assert "captured" in verified.stdout and "by_party=AZ" in verified.stdout
+    tampered = tmp_path / "tampered.jsonl"
+    tampered.write_text(export.read_text().replace('"version":2', '"version":3'))
+    broken = run(offline, "verify", "--export", str(tampered), check=False)
+    assert broken.returncode == 1 and "BROKEN at position 2" in broken.stdout
+    one = tmp_path / "case.jsonl"
+    run(settings, "export", "--case", case["id"], "--output", str(one))
+    assert run(offline, "verify", "--export", str(one)).returncode == 0

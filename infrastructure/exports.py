@@ -1,0 +1,193 @@
+"""Exports an auditor can take home and verify with nothing but casebook installed.
+
+An export is JSON Lines: a header; one line per event in chain order, with its stored
+bytes (base64), its link hash and the hash of the link before it; then the chain's
+head and the latest signed checkpoint. A whole-register export is verified from the
+first link to the head and against the checkpoint's signature; a one-case export holds
+only that case's links, each verified against the link before it (which the export
+carries), so it proves the events are the ones chained at those positions, and its
+head and checkpoint let it be compared with the register's.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from domain.case import Case
+from domain.register import Register
+from infrastructure import checkpoints, tables
+from infrastructure.chain import GENESIS, Verification, link_hash
+from infrastructure.checkpoints import Checkpoint
+
+FORMAT = "casebook-export"
+FORMAT_VERSION = 1
+
+
+def export_lines(conn: Connection, events_table: Any, case_id: UUID | None = None) -> Iterator[str]:
+    """The export, line by line, streamed from one consistent snapshot (``conn``)."""
+    scope = {"scope": "case", "case_id": str(case_id)} if case_id else {"scope": "register"}
+    yield _line(
+        {
+            "kind": "header",
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "exported_at": datetime.now(UTC).isoformat(),
+            **scope,
+        }
+    )
+    for event in _chained_events(conn, events_table, case_id):
+        yield _line(event)
+    head = conn.execute(
+        select(tables.register_head.c.chain_position, tables.register_head.c.chain_hash)
+    ).one()
+    yield _line({"kind": "head", "position": head.chain_position, "hash": head.chain_hash})
+    latest = checkpoints.listed(conn, 1)
+    if latest:
+        yield _line({"kind": "checkpoint", **latest[0][1].as_dict()})
+
+
+def _chained_events(
+    conn: Connection, events_table: Any, case_id: UUID | None
+) -> Iterator[dict[str, Any]]:
+    c, e = tables.chain, events_table
+    previous = c.alias("previous")
+    query = (
+        select(
+            c.c.position,
+            c.c.hash,
+            previous.c.hash.label("previous_hash"),
+            e.c.originator_id,
+            e.c.originator_version,
+            e.c.topic,
+            e.c.state,
+        )
+        .join(e, e.c.id == c.c.notification_id)
+        .outerjoin(previous, previous.c.position == c.c.position - 1)
+        .order_by(c.c.position)
+        .execution_options(yield_per=2000)
+    )
+    if case_id is not None:
+        query = query.where(c.c.case_id == case_id)
+    for row in conn.execute(query):
+        yield {
+            "kind": "event",
+            "position": row.position,
+            "case_id": str(row.originator_id),
+            "version": row.originator_version,
+            "topic": row.topic,
+            "state": base64.b64encode(bytes(row.state)).decode(),
+            "previous": row.previous_hash or GENESIS,
+            "hash": row.hash,
+        }
+
+
+def _line(data: dict[str, Any]) -> str:
+    return json.dumps(data, separators=(",", ":")) + "\n"
+
+
+@dataclass
+class Export:
+    """An export read back: its header, events, head and checkpoint."""
+
+    header: dict[str, Any]
+    events: list[dict[str, Any]] = field(default_factory=list)
+    head: dict[str, Any] | None = None
+    checkpoint: Checkpoint | None = None
+
+    @classmethod
+    def read(cls, lines: Iterable[str]) -> Export:
+        parsed = [json.loads(line) for line in lines if line.strip()]
+        if not parsed or parsed[0].get("format") != FORMAT:
+            raise ValueError("not a casebook export")
+        export = cls(parsed[0])
+        for item in parsed[1:]:
+            if item.get("kind") == "event":
+                export.events.append(item)
+            elif item.get("kind") == "head":
+                export.head = item
+            elif item.get("kind") == "checkpoint":
+                export.checkpoint = Checkpoint.from_dict(item)
+        return export
+
+    @property
+    def whole_register(self) -> bool:
+        return self.header.get("scope") == "register"
+
+
+def verify_export(export: Export) -> Verification:
+    """Check every link of an export, and its head and checkpoint where it has them."""
+    previous, expected = GENESIS, 1
+    for item in export.events:
+        position = item["position"]
+        if export.whole_register and (position != expected or item["previous"] != previous):
+            return _broken(export, expected, "the export's chain has a gap or is out of order")
+        computed = link_hash(
+            item["previous"],
+            position,
+            UUID(item["case_id"]),
+            item["version"],
+            item["topic"],
+            base64.b64decode(item["state"]),
+        )
+        if computed != item["hash"]:
+            return _broken(export, position, "an event or its link was altered")
+        previous, expected = item["hash"], position + 1
+    if export.head is None:
+        return _broken(export, expected, "the export has no head: it was cut short")
+    if export.whole_register and (export.head["position"], export.head["hash"]) != (
+        expected - 1,
+        previous,
+    ):
+        return _broken(export, expected, "the export ends before its head: events were removed")
+    count = len(export.events)
+    if export.checkpoint is not None:
+        problem = _checkpoint_problem(export)
+        if problem is not None:
+            return Verification(False, count, previous, export.checkpoint.position, problem)
+    return Verification(True, count, export.head["hash"], checkpoints=int(bool(export.checkpoint)))
+
+
+def _checkpoint_problem(export: Export) -> str | None:
+    checkpoint = export.checkpoint
+    assert checkpoint is not None
+    if not checkpoint.signature_holds():
+        return "the export's checkpoint signature does not hold"
+    if not export.whole_register:
+        return None  # a one-case export cannot hold the link at the checkpoint
+    if checkpoint.position == 0:
+        return None
+    signed = next((e for e in export.events if e["position"] == checkpoint.position), None)
+    if signed is None or signed["hash"] != checkpoint.head:
+        return "the export disagrees with its signed checkpoint"
+    return None
+
+
+def _broken(export: Export, position: int, problem: str) -> Verification:
+    return Verification(False, max(position - 1, 0), "", position, problem)
+
+
+def replay_from_export(export: Export, case_id: UUID) -> Case:
+    """The case as its exported events build it, decoded by the register's own mapper
+    (in memory: no database needed)."""
+    register = Register(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    case: Any = None
+    for item in export.events:
+        if item["case_id"] != str(case_id):
+            continue
+        stored = StoredEvent(
+            case_id, item["version"], item["topic"], base64.b64decode(item["state"])
+        )
+        case = register.mapper.to_domain_event(stored).mutate(case)  # type: ignore[attr-defined]
+    if case is None:
+        raise KeyError("the export holds no events of this case")
+    return case

@@ -184,6 +184,8 @@ class SummaryPublic(BaseModel):
     group_by: str
     groups: list[SummaryGroup]
     total: int
+    as_of: str | None = None
+    known_at: str | None = None
 
 
 class Health(BaseModel):

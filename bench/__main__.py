@@ -25,10 +25,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import appends, rebuild, replay, web
+from bench import appends, chain, rebuild, replay, web
 from bench.common import Result, log
 
-MEASURES = ("appends", "http", "replay", "rebuild")
+MEASURES = ("appends", "http", "replay", "rebuild", "chain")
 
 
 @dataclass(frozen=True)
@@ -42,11 +42,14 @@ class Plan:
     replay_events: int
     replay_repeats: int
     rebuild_events: int
+    chain_events: int
+    chain_seconds: float  # appends, for each side, split into alternating rounds
+    chain_rounds: int
 
 
 PLANS = {
-    "quick": Plan(1.5, 200, 2.0, 0.5, 200, 8, 1000, 5, 10_000),
-    "default": Plan(9.0, 1000, 10.0, 2.0, 200, 8, 1000, 25, 100_000),
+    "quick": Plan(1.5, 200, 2.0, 0.5, 200, 8, 1000, 5, 10_000, 10_000, 2.5, 5),
+    "default": Plan(9.0, 1000, 10.0, 2.0, 200, 8, 1000, 25, 100_000, 100_000, 15.0, 9),
 }
 
 
@@ -157,6 +160,20 @@ def notes(results: list[Result]) -> str:
                     f"(wall {run['wall_seconds']:.1f}s, under tracemalloc), peak traced "
                     f"{run['peak_traced_mb']:.1f} MB, max RSS {run['max_rss_mb']:.1f} MB"
                 )
+        elif r.key == "chain_verify":
+            lines.append(
+                f"chain verify: Casebook.verify() over {d['events']:,} events against sha256 "
+                f"chained over the same rows (one SELECT), median of {d['repeats']}"
+            )
+        elif r.key == "chain_cost":
+            cpu = d["cpu_ms_per_append"]
+            lines.append(
+                f"chain cost: {d['cost_share']:.1%} of each append's time (1 - ratio; median "
+                f"of the pairs' ratios: {d['paired_cost_share']:.1%}); CPU per append "
+                f"{cpu['chain']:.2f} ms with the chain, {cpu['no_chain']:.2f} ms without; "
+                f"{d['cases']} cases, median of {len(d['rounds']['chain'])} alternating rounds "
+                f"each, chain.append patched out in the no-chain rounds"
+            )
     return "\n".join(lines)
 
 
@@ -209,6 +226,16 @@ def main(argv: list[str] | None = None) -> int:
             results.extend(replay.measure(workdir, plan.replay_events, plan.replay_repeats))
         if "rebuild" in chosen:
             results.extend(rebuild.measure(workdir, plan.rebuild_events))
+        if "chain" in chosen:
+            results.extend(
+                chain.measure(
+                    workdir,
+                    plan.chain_events,
+                    plan.chain_seconds,
+                    plan.append_cases,
+                    plan.chain_rounds,
+                )
+            )
         if args.profile:
             log(f"profile: {args.profile} register appends under cProfile")
             profile_text = appends.profile(workdir / "profile", args.profile, plan.append_cases)

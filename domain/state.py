@@ -10,7 +10,7 @@ answers, the view rebuild) calls ``derive``; nothing else computes status.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -143,6 +143,52 @@ def derive(
     _final_status(state, world, state.person.nationality)
     state.disputes = _disputes(state, world)
     return state
+
+
+@dataclass(frozen=True)
+class Period:
+    """What the register says of a person over a span of world days, ``valid_from``
+    inclusive to ``valid_to`` exclusive (None: to this day), as the columns that
+    register-wide counts and filters use."""
+
+    valid_from: date
+    valid_to: date | None
+    status: str
+    held_by: str | None
+    nationality: str | None
+    category: str
+    disputed: bool
+
+
+def timeline(facts: Sequence[Fact]) -> list[Period]:
+    """The case's world timeline as the facts tell it now: a period from the dawn of
+    time, then a new one at each day on which something changes. Each period is
+    ``derive`` as of its first day, so it can never disagree with a case's as-of view.
+    Costs one ``derive`` per distinct day of the case's facts."""
+    active = active_facts(facts)
+    days = sorted({f.occurred_on for f in active})
+    periods: list[Period] = []
+    for day in [date.min, *days]:
+        state = derive(facts, as_of=day)
+        period = Period(
+            day,
+            None,
+            state.status,
+            state.held_by,
+            state.person.nationality,
+            state.category,
+            state.disputed,
+        )
+        if periods and _same_columns(periods[-1], period):
+            continue
+        if periods:
+            periods[-1] = replace(periods[-1], valid_to=day)
+        periods.append(period)
+    return periods
+
+
+def _same_columns(a: Period, b: Period) -> bool:
+    return replace(a, valid_from=b.valid_from, valid_to=b.valid_to) == b
 
 
 def _apply_identity(state: CaseState, active: Sequence[Fact]) -> None:

@@ -16,9 +16,10 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import and_, func, insert, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from domain.case import Case, Stamp
 from domain.facts import Fact
@@ -48,6 +49,40 @@ class Written:
     case_id: uuid.UUID
     version: int
     view: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class When:
+    """A point on both time axes: the world as of a day, as known at an instant."""
+
+    as_of: date | None = None
+    known_at: datetime | None = None
+
+    def conditions(self) -> list[Any]:
+        p = tables.case_periods
+        known: ColumnElement[bool]
+        valid: ColumnElement[bool]
+        if self.known_at is None:
+            known = p.c.recorded_to.is_(None)
+        else:
+            known = and_(
+                p.c.recorded_from <= self.known_at,
+                or_(p.c.recorded_to.is_(None), p.c.recorded_to > self.known_at),
+            )
+        if self.as_of is None:
+            valid = p.c.valid_to.is_(None)
+        else:
+            valid = and_(
+                p.c.valid_from <= self.as_of,
+                or_(p.c.valid_to.is_(None), p.c.valid_to > self.as_of),
+            )
+        return [known, valid]
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {
+            "as_of": self.as_of.isoformat() if self.as_of else None,
+            "known_at": self.known_at.isoformat() if self.known_at else None,
+        }
 
 
 @dataclass(frozen=True)
@@ -205,57 +240,84 @@ class Casebook:
             yield from exports.export_lines(conn, self.store.events_table, case_id)
 
     def list_cases(
-        self, filters: dict[str, Any], q: str | None, limit: int, cursor: str | None
+        self,
+        filters: dict[str, Any],
+        q: str | None,
+        limit: int,
+        cursor: str | None,
+        when: When | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        t = tables.case_views
-        query = select(t.c.seq, t.c.view)
+        """Case views, filtered; with ``when``, the register as of a day and/or as known
+        at an instant, selected from the bitemporal periods (no replay to filter), each
+        item then rendered as of that time."""
+        v = tables.case_views
+        query = select(v.c.seq, v.c.view, v.c.case_id)
+        columns = v.c
+        if when is not None:
+            p = tables.case_periods
+            query = query.join(p, p.c.case_id == v.c.case_id).where(*when.conditions())
+            columns = p.c
         for name in FILTERS:
             if filters.get(name) is not None:
-                query = query.where(t.c[name] == filters[name])
+                query = query.where(columns[name] == filters[name])
         with self.store.read() as session:
             if q is None:
                 after = _decode_cursor(cursor, "s")
                 rows = session.execute(
-                    query.where(t.c.seq > after).order_by(t.c.seq).limit(limit + 1)
+                    query.where(v.c.seq > after).order_by(v.c.seq).limit(limit + 1)
                 ).all()
-                items = [json.loads(r.view) for r in rows[:limit]]
+                page = [(r.case_id, json.loads(r.view)) for r in rows[:limit]]
                 more = len(rows) > limit
-                return items, _encode_cursor("s", rows[limit - 1].seq) if more else None
-            return self._search(session, query, q, limit, cursor)
+                next_cursor = _encode_cursor("s", rows[limit - 1].seq) if more else None
+            else:
+                page, next_cursor = self._search(session, query, q, limit, cursor)
+        if when is not None:
+            page = [(case_id, self._timed_item(case_id, view, when)) for case_id, view in page]
+        return [view for _, view in page], next_cursor
+
+    def _timed_item(self, case_id: uuid.UUID, view: dict[str, Any], when: When) -> dict[str, Any]:
+        timed = self.view_at(case_id, when.as_of, when.known_at)
+        if "match_score" in view:
+            timed["match_score"] = view["match_score"]
+        return timed
 
     def _search(
         self, session: Connection, query: Any, q: str, limit: int, cursor: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> tuple[list[tuple[uuid.UUID, dict[str, Any]]], str | None]:
         offset = _decode_cursor(cursor, "o")
         keys = names.blocking_keys(q)
         if not keys:
             return [], None
         k = tables.case_name_keys
-        t = tables.case_views
+        v = tables.case_views
         candidates = select(k.c.case_id).where(k.c.key.in_(sorted(keys))).distinct()
         scored = []
-        for row in session.execute(
-            query.add_columns(t.c.case_id).where(t.c.case_id.in_(candidates))
-        ):
+        for row in session.execute(query.where(v.c.case_id.in_(candidates))):
             view = json.loads(row.view)
             score = names.best_similarity(q, Identity.from_dict(view["person"]).names())
             if score >= names.MATCH_THRESHOLD:
                 view["match_score"] = round(score, 3)
-                scored.append((-score, row.seq, view))
+                scored.append((-score, row.seq, row.case_id, view))
         scored.sort(key=lambda s: (s[0], s[1]))
-        page = [v for _, _, v in scored[offset : offset + limit]]
+        page = [(case_id, view) for _, _, case_id, view in scored[offset : offset + limit]]
         more = len(scored) > offset + limit
         return page, _encode_cursor("o", offset + limit) if more else None
 
-    def summary(self, group_by: str) -> dict[str, Any]:
-        t = tables.case_views
-        column = t.c[group_by]
+    def summary(self, group_by: str, when: When | None = None) -> dict[str, Any]:
+        """Counts by one column, now or (``when``) as of a day and/or known at an instant."""
+        table = tables.case_views if when is None else tables.case_periods
+        column = table.c[group_by]
+        query = select(column, func.count()).group_by(column).order_by(column)
+        if when is not None:
+            query = query.where(*when.conditions())
         with self.store.read() as session:
-            rows = session.execute(
-                select(column, func.count()).group_by(column).order_by(column)
-            ).all()
+            rows = session.execute(query).all()
         groups = [{"value": r[0], "count": r[1]} for r in rows]
-        return {"group_by": group_by, "groups": groups, "total": sum(g["count"] for g in groups)}
+        out: dict[str, Any] = {"group_by": group_by, "groups": groups}
+        out["total"] = sum(g["count"] for g in groups)
+        if when is not None:
+            out.update(when.as_dict())
+        return out
 
 
 def history_of(case_id: uuid.UUID, facts: list[Fact], hashes: dict[int, str]) -> dict[str, Any]:

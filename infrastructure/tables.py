@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Index,
     Integer,
@@ -80,6 +81,28 @@ case_views = Table(
     Index("casebook_case_views_status", "status", "seq"),
     Index("casebook_case_views_held_by", "held_by", "seq"),
     Index("casebook_case_views_nationality", "nationality", "seq"),
+)
+
+# The bitemporal status table: each case's world timeline (valid_from .. valid_to, world
+# days) as the register knew it (recorded_from .. recorded_to, register instants). A
+# write closes the rows it changes and adds the new ones, so the register as of any day,
+# known at any instant, is one indexed query, with no replay of any case.
+case_periods = Table(
+    "casebook_case_periods",
+    metadata,
+    Column("id", BIGINT, primary_key=True, autoincrement=True),
+    Column("case_id", Uuid, nullable=False),
+    Column("valid_from", Date, nullable=False),
+    Column("valid_to", Date, nullable=True),
+    Column("recorded_from", DateTime(timezone=True), nullable=False),
+    Column("recorded_to", DateTime(timezone=True), nullable=True),
+    Column("status", String(40), nullable=False),
+    Column("held_by", String(2), nullable=True),
+    Column("nationality", String(20), nullable=True),
+    Column("category", String(40), nullable=False),
+    Column("disputed", Boolean, nullable=False),
+    Index("casebook_case_periods_case", "case_id", "recorded_to"),
+    Index("casebook_case_periods_when", "valid_from", "recorded_from"),
 )
 
 # Blocking keys of every name and alias of a case, to find candidates for ``q``.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import asdict, fields
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -19,11 +20,12 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from domain.case import Case
-from domain.state import CaseState
+from domain.state import CaseState, Period, timeline
 from infrastructure import names, tables
 from infrastructure.store import Store
 
 NAME_CHANGING = frozenset({"opened", "identity_updated", "retracted"})
+PERIOD_COLUMNS = [f.name for f in fields(Period)]
 
 
 def render(case_id: UUID, state: CaseState) -> dict[str, Any]:
@@ -55,7 +57,15 @@ def dumps(view: dict[str, Any]) -> str:
 
 
 def project(session: Session, case: Case, seq: int | None, org: str) -> dict[str, Any]:
-    """Write the case's view row (and its name keys when its names may have changed)."""
+    """Write the case's view row, its name keys when its names may have changed, and its
+    periods, after a write of the case's last fact."""
+    view = project_view_only(session, case, seq, org)
+    write_periods(session, case.id, timeline(case.facts), case.facts[-1].recorded_at)
+    return view
+
+
+def project_view_only(session: Session, case: Case, seq: int | None, org: str) -> dict[str, Any]:
+    """The case's view row and name keys."""
     state = case.state()
     view = render(case.id, state)
     values = {
@@ -75,6 +85,36 @@ def project(session: Session, case: Case, seq: int | None, org: str) -> dict[str
     if case.facts[-1].type in NAME_CHANGING or seq is not None:
         write_name_keys(session, case.id, state.person.names())
     return view
+
+
+def write_periods(
+    session: Session,
+    case_id: UUID,
+    periods: list[Period],
+    at: datetime,
+    current: list[Period] | None = None,
+) -> list[Period]:
+    """Bring the case's current periods to ``periods``: close the rows that no longer
+    hold (recorded_to = ``at``) and add the new ones (recorded_from = ``at``)."""
+    t = tables.case_periods
+    if current is None:
+        rows = session.execute(
+            select(*(t.c[f] for f in PERIOD_COLUMNS)).where(
+                t.c.case_id == case_id, t.c.recorded_to.is_(None)
+            )
+        )
+        current = [Period(*row) for row in rows]
+    for gone in (p for p in current if p not in periods):
+        session.execute(
+            update(t)
+            .where(t.c.case_id == case_id, t.c.recorded_to.is_(None))
+            .where(t.c.valid_from == gone.valid_from)
+            .values(recorded_to=at)
+        )
+    added = [asdict(p) for p in periods if p not in current]
+    if added:
+        session.execute(insert(t), [{"case_id": case_id, "recorded_from": at, **p} for p in added])
+    return periods
 
 
 def write_name_keys(session: Session, case_id: UUID, person_names: list[str]) -> None:
@@ -100,13 +140,23 @@ def rebuild(store: Store, progress: Callable[[int, int], None] | None = None) ->
         head = session.execute(select(func.max(events.c.id))).scalar_one() or 0
         session.execute(delete(tables.case_name_keys))
         session.execute(delete(tables.case_views))
+        session.execute(delete(tables.case_periods))
         for case, seq, count in _cases_from_log(store, session):
-            project(session, case, seq, case.facts[0].recorded_by.get("org", ""))
+            project_view_only(session, case, seq, case.facts[0].recorded_by.get("org", ""))
+            _replay_periods(session, case)
             done += count
             if progress is not None:
                 progress(done, total)
         unit.position = head  # exactly the log's head, even if it was behind or ahead
     return done
+
+
+def _replay_periods(session: Session, case: Case) -> None:
+    """The case's periods as each of its writes left them, from its facts' record times."""
+    current: list[Period] = []
+    for version in range(1, len(case.facts) + 1):
+        prefix = case.facts[:version]
+        current = write_periods(session, case.id, timeline(prefix), prefix[-1].recorded_at, current)
 
 
 def _cases_from_log(store: Store, session: Session) -> Iterator[tuple[Case, int, int]]:

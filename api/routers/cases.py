@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import re
-from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -18,12 +17,12 @@ from api.schemas import (
     CaseCreate,
     CasePublic,
     CasesPublic,
-    Day,
     FactCreate,
     HistoryPublic,
     Party,
     problems,
 )
+from api.timeparams import WhenDep
 from infrastructure.service import Idempotency, Written, request_hash
 
 router = APIRouter(prefix="/cases", tags=["cases"])
@@ -40,8 +39,6 @@ WRITE_ERRORS = problems(
 )
 LIST_ERRORS = problems(401, 403, 422, (400, "a cursor this list did not give out"))
 _IF_MATCH = re.compile(r'^"(\d{1,18})"$')
-# A date-time with its zone, as RFC 3339 writes it (no Unix seconds, no bare dates).
-INSTANT = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$"
 NO_CONTROLS = r"^[^\x00-\x1f\x7f\u202a-\u202e\u2066-\u2069]+$"
 
 IdempotencyKey = Annotated[
@@ -124,49 +121,16 @@ def record_event(
 
 @router.get("/{case_id}", response_model=CasePublic, responses=ERRORS)
 async def get_case(
-    request: Request,
-    case_id: UUID,
-    key: Reader,
-    casebook: CasebookDep,
-    as_of: Annotated[Day | None, Query(description="the world as of this day")] = None,
-    known_at: Annotated[
-        str | None,
-        Query(pattern=INSTANT, description="only what was recorded by this RFC 3339 instant"),
-    ] = None,
+    request: Request, case_id: UUID, key: Reader, casebook: CasebookDep, when: WhenDep
 ) -> Response:
     """The case view; with as_of and/or known_at, as it stood then."""
-    if as_of is None and known_at is None:
+    if when is None:
         version, text = await quick_read(request, casebook.view_json, case_id)
         return Response(text, media_type="application/json", headers={"ETag": f'"{version}"'})
-    day = _parse_day(as_of, "as_of") if as_of else None
-    instant = _parse_instant(known_at) if known_at else None
     # A replay of the case's log: may take milliseconds, so not on the event loop. No
     # ETag: a past view's version is not one a write could be conditional on.
-    return JSONResponse(await run_in_threadpool(casebook.view_at, case_id, day, instant))
-
-
-def _parse_instant(value: str) -> datetime:
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        raise Problem(
-            422,
-            "invalid-input",
-            "known_at is not an instant",
-            errors=[{"field": "known_at", "message": "must be an RFC 3339 date-time with zone"}],
-        ) from None
-
-
-def _parse_day(value: str, name: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise Problem(
-            422,
-            "invalid-input",
-            f"{name} is not a date",
-            errors=[{"field": name, "message": "must be a date YYYY-MM-DD"}],
-        ) from None
+    view = await run_in_threadpool(casebook.view_at, case_id, when.as_of, when.known_at)
+    return JSONResponse(view)
 
 
 @router.get("", response_model=CasesPublic, responses=LIST_ERRORS)
@@ -194,8 +158,10 @@ def list_cases(
     q: Annotated[str | None, Query(min_length=1, max_length=200, pattern=NO_CONTROLS)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
+    when: WhenDep = None,
 ) -> dict[str, Any]:
-    """Case views, filtered; q finds names and aliases across spellings and scripts."""
+    """Case views, filtered; q finds names and aliases across spellings and scripts;
+    as_of and known_at give the register as it stood then."""
     if negotiation is not None:
         # Nobody is listed in a negotiation until negotiations are recorded.
         return {"items": [], "next_cursor": None}
@@ -206,7 +172,7 @@ def list_cases(
         "category": category,
         "disputed": disputed,
     }
-    items, next_cursor = casebook.list_cases(filters, q, limit, cursor)
+    items, next_cursor = casebook.list_cases(filters, q, limit, cursor, when)
     return {"items": items, "next_cursor": next_cursor}
 
 

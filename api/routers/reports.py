@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from api.deps import AnyRole, CasebookDep
 from api.schemas import SummaryPublic, problems
+from api.timeparams import WhenDep
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 
@@ -17,6 +18,8 @@ def summary(
     key: AnyRole,
     casebook: CasebookDep,
     group_by: Literal["status", "held_by", "nationality", "category"] = "status",
+    when: WhenDep = None,
 ) -> dict[str, Any]:
-    """How many cases, grouped by status, holding party, nationality or category."""
-    return casebook.summary(group_by)
+    """How many cases, grouped by status, holding party, nationality or category; with
+    as_of and/or known_at, as the register stood then."""
+    return casebook.summary(group_by, when)

@@ -383,3 +383,38 @@ def test_a_case_file_is_exported_as_json_lines_that_verify(client, keys):
     unknown = client.get("/cases/6f1c2f4e-8a3b-4c2d-9e8f-0a1b2c3d4e5f/export", headers=keys.auditor)
     assert unknown.status_code == 404 and unknown.headers["content-type"] == PROBLEM
     assert client.get(f"/cases/{case['id']}/export", headers=keys.admin).status_code == 403
+
+
+def test_the_register_as_of_a_day_and_known_at_an_instant_over_http(client, keys):
+    case = new_case(client, keys.worker)
+    record(
+        client, keys.worker, case["id"], type="captured", occurred_on="2021-01-15", by_party="AZ"
+    )
+    record(
+        client,
+        keys.worker,
+        case["id"],
+        type="released",
+        occurred_on="2021-07-03",
+        by_party="AZ",
+        to_party="AM",
+    )
+    summer = client.get(
+        "/reports/summary",
+        params={"group_by": "status", "as_of": "2021-07-01"},
+        headers=keys.auditor,
+    ).json()
+    assert summer["groups"] == [{"value": "held", "count": 1}] and summer["as_of"] == "2021-07-01"
+    now = client.get("/reports/summary", headers=keys.auditor).json()
+    assert now["groups"] == [{"value": "repatriated", "count": 1}]
+    listed = client.get(
+        "/cases", params={"as_of": "2021-07-01", "held_by": "AZ"}, headers=keys.auditor
+    ).json()
+    assert [c["id"] for c in listed["items"]] == [case["id"]]
+    assert listed["items"][0]["status"] == "held"
+    before = client.get(
+        "/reports/summary", params={"known_at": "2020-01-01T00:00:00Z"}, headers=keys.auditor
+    ).json()
+    assert before["total"] == 0
+    bad = client.get("/reports/summary", params={"as_of": "2021-02-30"}, headers=keys.auditor)
+    assert bad.status_code == 422

@@ -95,3 +95,13 @@ def test_a_case_export_holds_only_that_case_and_verifies(casebook: Casebook):
     assert verify_export(export).ok
     export.events[1]["topic"] = "domain.case:Case.Released"
     assert not verify_export(export).ok
+
+
+def test_swapped_or_inserted_lines_in_an_export_are_found(casebook: Casebook):
+    raw = lines(casebook)
+    swapped = [raw[0], raw[2], raw[1], *raw[3:]]
+    assert verify_export(Export.read(swapped)).broken_at == 1
+    extra = json.loads(raw[3])
+    extra["version"] += 10
+    inserted = [*raw[:4], json.dumps(extra) + "\n", *raw[4:]]
+    assert not verify_export(Export.read(inserted)).ok

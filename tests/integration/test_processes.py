@@ -192,3 +192,29 @@ def _wait_until_up(base: str) -> None:
         except httpx.HTTPError:
             time.sleep(0.2)
     raise AssertionError("the server did not start")
+
+
+def test_several_writer_processes_at_once_keep_one_unbroken_chain(settings):
+    Store(settings).close()
+    writers = [spawn("loop", url_of(settings), f"writer-{n}") for n in range(3)]
+    acked = 0
+    deadline = time.time() + 30
+    streams = [w.stdout for w in writers]
+    while time.time() < deadline and acked < 90:
+        for stream in streams:
+            assert stream is not None
+            if stream.readline().startswith("ack "):
+                acked += 1
+    for writer in writers:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(timeout=10)
+    assert acked >= 90
+    store = Store(settings)
+    try:
+        verified = Casebook(store).verify()
+        assert (verified.ok and verified.events == store.max_notification_id()) or (
+            verified.ok and settings.database_url  # PostgreSQL ids may have gaps
+        )
+        assert verified.events >= acked
+    finally:
+        store.close()

@@ -126,11 +126,11 @@ class Export:
 
 def verify_export(export: Export) -> Verification:
     """Check every link of an export, and its head and checkpoint where it has them."""
-    previous, expected = GENESIS, 1
+    previous, expected, verified = GENESIS, 1, 0
     for item in export.events:
         position = item["position"]
         if export.whole_register and (position != expected or item["previous"] != previous):
-            return _broken(export, expected, "the export's chain has a gap or is out of order")
+            return _broken(verified, expected, "the export's chain has a gap or is out of order")
         computed = link_hash(
             item["previous"],
             position,
@@ -140,15 +140,16 @@ def verify_export(export: Export) -> Verification:
             base64.b64decode(item["state"]),
         )
         if computed != item["hash"]:
-            return _broken(export, position, "an event or its link was altered")
+            return _broken(verified, position, "an event or its link was altered")
         previous, expected = item["hash"], position + 1
+        verified += 1
     if export.head is None:
-        return _broken(export, expected, "the export has no head: it was cut short")
+        return _broken(verified, expected, "the export has no head: it was cut short")
     if export.whole_register and (export.head["position"], export.head["hash"]) != (
         expected - 1,
         previous,
     ):
-        return _broken(export, expected, "the export ends before its head: events were removed")
+        return _broken(verified, expected, "the export ends before its head: events were removed")
     count = len(export.events)
     if export.checkpoint is not None:
         problem = _checkpoint_problem(export)
@@ -172,8 +173,8 @@ def _checkpoint_problem(export: Export) -> str | None:
     return None
 
 
-def _broken(export: Export, position: int, problem: str) -> Verification:
-    return Verification(False, max(position - 1, 0), "", position, problem)
+def _broken(verified: int, position: int, problem: str) -> Verification:
+    return Verification(False, verified, "", position, problem)
 
 
 def replay_from_export(export: Export, case_id: UUID) -> Case:

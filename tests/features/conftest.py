@@ -8,6 +8,9 @@ How the steps hand things on (always through ``target_fixture``, never a global)
   and every ``Then`` checks what a user would see in it: status code, headers, the
   case view, the history.
 - ``noted_moment``: an instant taken from an answer, for "as known at" questions.
+- ``kept_checkpoint``: a signed checkpoint an auditor took away, to verify against later.
+- ``case_file``: the lines of a case's export as the auditor holds them at home (and
+  may find altered); ``verification``: what verifying that file offline answered.
 
 Writing steps come in two tenses with one definition: "the case worker has recorded
 that ..." (a ``Given``: the premise must have been accepted, or the scenario stops
@@ -19,6 +22,9 @@ Step functions are plain ``def``: pytest-bdd never runs ``async def`` steps.
 
 from __future__ import annotations
 
+import base64
+import json
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -28,6 +34,9 @@ import parse
 import pytest
 from fastapi.testclient import TestClient
 from pytest_bdd import given, parsers, then, when
+
+from infrastructure.chain import Verification
+from infrastructure.exports import Export, replay_from_export, verify_export
 
 if TYPE_CHECKING:
     from tests.conftest import Keys
@@ -48,6 +57,11 @@ def _each_store(client: TestClient) -> None:
 @parse.with_pattern(r"the case worker|the auditor")
 def _actor(text: str) -> str:
     return "worker" if text == "the case worker" else "auditor"
+
+
+@parse.with_pattern(r"the case worker|the auditor|the admin")
+def _role(text: str) -> str:
+    return text.removeprefix("the ").replace("case ", "")
 
 
 @parse.with_pattern(r"[A-Z]{2}")
@@ -99,6 +113,7 @@ def _tense(present: str, perfect: str) -> Callable[[str], bool]:
 
 TYPES = {
     "Actor": _actor,
+    "Role": _role,
     "Party": _party,
     "Day": _day,
     "Instant": _instant,
@@ -126,6 +141,11 @@ def words(pattern: str) -> parsers.parse:
 
 def headers_of(keys: Keys, actor: str) -> dict[str, str]:
     return keys.worker if actor == "worker" else keys.auditor
+
+
+def role_headers(keys: Keys, role: str) -> dict[str, str]:
+    """The key of "the case worker", "the auditor" or "the admin" (see the Role type)."""
+    return {"worker": keys.worker, "auditor": keys.auditor, "admin": keys.admin}[role]
 
 
 def write(
@@ -753,3 +773,405 @@ def recorded_by(response: httpx.Response, key: str, org: str) -> None:
         assert event["recorded_by"].get("key") == key, event["recorded_by"]
         assert event["recorded_by"].get("org") == org, event["recorded_by"]
         assert event["recorded_at"], event
+
+
+@then(words('event {version:d} of the history is "{kind}", reported by {source:Source}'))
+def event_reported_by(response: httpx.Response, version: int, kind: str, source: dict) -> None:
+    event = _event(response, version)
+    assert event["type"] == kind, event
+    assert {k: event["source"].get(k) for k in source} == source, event["source"]
+
+
+@then(
+    words('event {version:d} of the history is "{kind}" on {day:Day}, according to {source:Source}')
+)
+def event_on_day(response: httpx.Response, version: int, kind: str, day: str, source: dict) -> None:
+    event = _event(response, version)
+    assert (event["type"], event["occurred_on"]) == (kind, day), event
+    assert {k: event["source"].get(k) for k in source} == source, event["source"]
+
+
+@then("the history's entries were recorded in the order they are listed")
+def recorded_in_order(response: httpx.Response) -> None:
+    moments = [datetime.fromisoformat(e["recorded_at"]) for e in _view(response)["events"]]
+    assert all(m.tzinfo is not None for m in moments), moments  # instants with their zone
+    assert moments == sorted(moments), moments
+
+
+def _is_hash(value: object) -> bool:
+    return isinstance(value, str) and len(value) == 64 and set(value) <= set("0123456789abcdef")
+
+
+@then("every event in the history carries its own hash in the register's chain")
+def history_hashes(response: httpx.Response) -> None:
+    hashes = [e["hash"] for e in _view(response)["events"]]
+    assert all(_is_hash(h) for h in hashes), hashes
+    assert len(set(hashes)) == len(hashes), hashes
+
+
+@when(words("{actor:Actor} reads the history of a case nobody opened"), target_fixture="response")
+def read_unknown_history(client: TestClient, keys: Keys, actor: str) -> httpx.Response:
+    return client.get(f"/cases/{uuid.uuid4()}/history", headers=headers_of(keys, actor))
+
+
+def _last_history_hash(client: TestClient, keys: Keys, case: dict[str, Any]) -> str:
+    events = _view(client.get(f"/cases/{case['id']}/history", headers=keys.auditor))["events"]
+    last: str = events[-1]["hash"]
+    return last
+
+
+# ---- the register as of a day, and as known at an instant ---------------------------
+
+
+@given("the moment the case's last entry was recorded is noted", target_fixture="noted_moment")
+def note_last_recorded(client: TestClient, keys: Keys, case: dict[str, Any]) -> str:
+    """The instant the case's history says its newest entry was recorded."""
+    events = _view(client.get(f"/cases/{case['id']}/history", headers=keys.auditor))["events"]
+    moment: str = events[-1]["recorded_at"]
+    datetime.fromisoformat(moment)
+    return moment
+
+
+def _count_held(client: TestClient, keys: Keys, actor: str, when: dict[str, str]) -> httpx.Response:
+    params = {"group_by": "held_by", **when}
+    return client.get("/reports/summary", params=params, headers=headers_of(keys, actor))
+
+
+@when(words("{actor:Actor} counts the people held by each party"), target_fixture="response")
+def count_held_now(client: TestClient, keys: Keys, actor: str) -> httpx.Response:
+    return _count_held(client, keys, actor, {})
+
+
+@when(
+    words("{actor:Actor} counts the people held by each party as of {day:Day}"),
+    target_fixture="response",
+)
+def count_held_as_of(client: TestClient, keys: Keys, actor: str, day: str) -> httpx.Response:
+    return _count_held(client, keys, actor, {"as_of": day})
+
+
+@when(
+    words(
+        "{actor:Actor} counts the people held by each party as of {day:Day}, "
+        "as known at the noted moment"
+    ),
+    target_fixture="response",
+)
+def count_held_as_known(
+    client: TestClient, keys: Keys, actor: str, day: str, noted_moment: str
+) -> httpx.Response:
+    return _count_held(client, keys, actor, {"as_of": day, "known_at": noted_moment})
+
+
+@when(
+    words(
+        "{actor:Actor} counts the people held by each party as of {day:Day}, "
+        "as known at {instant:Instant}"
+    ),
+    target_fixture="response",
+)
+def count_held_known_at(
+    client: TestClient, keys: Keys, actor: str, day: str, instant: str
+) -> httpx.Response:
+    return _count_held(client, keys, actor, {"as_of": day, "known_at": instant})
+
+
+@then(words("the count is for {day:Day}, with everything known now"))
+def count_now_known(response: httpx.Response, day: str) -> None:
+    body = _view(response)
+    assert (body["as_of"], body.get("known_at")) == (day, None), body
+
+
+@then(words("the count is for {day:Day}, as known at the noted moment"))
+def count_as_known(response: httpx.Response, day: str, noted_moment: str) -> None:
+    body = _view(response)
+    assert body["as_of"] == day, body
+    assert body["known_at"] is not None, body
+    assert datetime.fromisoformat(body["known_at"]) == datetime.fromisoformat(noted_moment), body
+
+
+@then("the count by holding party is:")
+def count_by_party(response: httpx.Response, datatable: list[list[str]]) -> None:
+    header, *rows = datatable
+    assert header == ["held by", "people"], "the table's columns are: held by | people"
+    body = _view(response)
+    assert body["group_by"] == "held_by", body
+    counted = {g["value"] or "nobody": g["count"] for g in body["groups"]}
+    assert counted == {party: int(people) for party, people in rows}, body["groups"]
+
+
+@then(words("{count:d} people are counted in all"))
+def counted_in_all(response: httpx.Response, count: int) -> None:
+    body = _view(response)
+    assert body["total"] == count, body
+    assert sum(g["count"] for g in body["groups"]) == count, body
+
+
+def _list_held(
+    client: TestClient, keys: Keys, actor: str, party: str, when: dict[str, str]
+) -> httpx.Response:
+    params = {"held_by": party, **when}
+    return client.get("/cases", params=params, headers=headers_of(keys, actor))
+
+
+@when(
+    words("{actor:Actor} lists the people held by {party:Party} as of {day:Day}"),
+    target_fixture="response",
+)
+def list_held_as_of(
+    client: TestClient, keys: Keys, actor: str, party: str, day: str
+) -> httpx.Response:
+    return _list_held(client, keys, actor, party, {"as_of": day})
+
+
+@when(
+    words(
+        "{actor:Actor} lists the people held by {party:Party} as of {day:Day}, "
+        "as known at the noted moment"
+    ),
+    target_fixture="response",
+)
+def list_held_as_known(
+    client: TestClient, keys: Keys, actor: str, party: str, day: str, noted_moment: str
+) -> httpx.Response:
+    return _list_held(client, keys, actor, party, {"as_of": day, "known_at": noted_moment})
+
+
+def _full_name(person: dict[str, Any]) -> str:
+    return " ".join(p for p in (person.get("given_names"), person.get("family_name")) if p)
+
+
+@then("the list is exactly:")
+def list_is(response: httpx.Response, datatable: list[list[str]]) -> None:
+    header, *rows = datatable
+    assert header == ["person", "held by", "at"], "the table's columns are: person | held by | at"
+    body = _view(response)
+    listed = sorted([_full_name(v["person"]), v["held_by"], v["place"]] for v in body["items"])
+    assert listed == sorted(rows), body["items"]
+    assert body["next_cursor"] is None, body
+
+
+@then("the list is empty")
+def list_empty(response: httpx.Response) -> None:
+    body = _view(response)
+    assert (body["items"], body["next_cursor"]) == ([], None), body
+
+
+# ---- verifying the register's chain, and checkpoints ---------------------------------
+
+
+@when(words("{role:Role} verifies the register"), target_fixture="response")
+def verify_register(client: TestClient, keys: Keys, role: str) -> httpx.Response:
+    return client.get("/audit/verify", headers=role_headers(keys, role))
+
+
+@then(words("the register's chain holds, over {count:d} events"))
+def chain_holds(response: httpx.Response, count: int) -> None:
+    body = _view(response)
+    assert (body["ok"], body["events"]) == (True, count), body
+    assert _is_hash(body["head"]), body
+    assert "first_broken_position" not in body, body
+
+
+@then(words("the register's chain is found broken at position {position:d}"))
+def chain_broken(response: httpx.Response, position: int) -> None:
+    body = _view(response)
+    assert (body["ok"], body.get("first_broken_position")) == (False, position), body
+    assert body.get("problem"), body
+
+
+@then(words('the problem named is "{problem}"'))
+def problem_named(response: httpx.Response, problem: str) -> None:
+    body = _view(response)
+    assert problem in (body.get("problem") or ""), body
+
+
+@then("the chain's head is the hash of the case's last event in its history")
+def head_is_last_hash(
+    client: TestClient, keys: Keys, case: dict[str, Any], response: httpx.Response
+) -> None:
+    assert _view(response)["head"] == _last_history_hash(client, keys, case)
+
+
+@when(words("{role:Role} makes a checkpoint"), target_fixture="response")
+def make_checkpoint(client: TestClient, keys: Keys, role: str) -> httpx.Response:
+    return client.post("/audit/checkpoints", headers=role_headers(keys, role))
+
+
+@given(
+    "the admin has made a checkpoint, and the auditor has kept it",
+    target_fixture="kept_checkpoint",
+)
+def checkpoint_kept(client: TestClient, keys: Keys) -> dict[str, Any]:
+    response = client.post("/audit/checkpoints", headers=keys.admin)
+    assert response.status_code == 201, response.text
+    checkpoint: dict[str, Any] = response.json()
+    return checkpoint
+
+
+@then(
+    words(
+        "the checkpoint signs position {position:d}, "
+        "whose hash is that of the case's last event in its history"
+    )
+)
+def checkpoint_signs(
+    client: TestClient,
+    keys: Keys,
+    case: dict[str, Any],
+    response: httpx.Response,
+    position: int,
+) -> None:
+    checkpoint = _view(response)
+    assert checkpoint["position"] == position, checkpoint
+    assert checkpoint["head"] == _last_history_hash(client, keys, case), checkpoint
+    assert checkpoint["signature"] and checkpoint["public_key"], checkpoint
+    datetime.fromisoformat(checkpoint["made_at"])
+
+
+@then("the register lists that checkpoint to the auditor")
+def checkpoint_listed(client: TestClient, keys: Keys, response: httpx.Response) -> None:
+    listed = _view(client.get("/audit/checkpoints", headers=keys.auditor))["items"]
+    assert _view(response) in listed, listed
+
+
+def _verify_against(client: TestClient, keys: Keys, checkpoint: dict[str, Any]) -> httpx.Response:
+    body = {"checkpoints": [checkpoint]}
+    return client.post("/audit/verify", json=body, headers=keys.auditor)
+
+
+@when(
+    "the auditor verifies the register against the checkpoint they kept",
+    target_fixture="response",
+)
+def verify_against_kept(
+    client: TestClient, keys: Keys, kept_checkpoint: dict[str, Any]
+) -> httpx.Response:
+    return _verify_against(client, keys, kept_checkpoint)
+
+
+@when(
+    "the auditor verifies the register against the checkpoint they kept, its head altered",
+    target_fixture="response",
+)
+def verify_against_altered(
+    client: TestClient, keys: Keys, kept_checkpoint: dict[str, Any]
+) -> httpx.Response:
+    head = kept_checkpoint["head"]
+    altered = ("1" if head[0] == "0" else "0") + head[1:]
+    return _verify_against(client, keys, {**kept_checkpoint, "head": altered})
+
+
+@then("the chain agrees with the kept checkpoint and every checkpoint the register lists")
+def agrees_with_checkpoints(client: TestClient, keys: Keys, response: httpx.Response) -> None:
+    listed = _view(client.get("/audit/checkpoints?limit=500", headers=keys.auditor))
+    assert listed["next_cursor"] is None, listed
+    assert _view(response)["checkpoints"] == 1 + len(listed["items"]), response.json()
+
+
+# ---- a case file taken home, and verified there ------------------------------------
+
+
+def _export_lines(client: TestClient, keys: Keys, case: dict[str, Any]) -> httpx.Response:
+    return client.get(f"/cases/{case['id']}/export", headers=keys.auditor)
+
+
+@when("the auditor takes the case file home", target_fixture="response")
+def take_case_file(client: TestClient, keys: Keys, case: dict[str, Any]) -> httpx.Response:
+    return _export_lines(client, keys, case)
+
+
+@given("the auditor has taken the case file home", target_fixture="case_file")
+def case_file_taken(client: TestClient, keys: Keys, case: dict[str, Any]) -> list[str]:
+    response = _export_lines(client, keys, case)
+    assert response.status_code == 200, response.text
+    return response.text.splitlines()
+
+
+def _case_events(export: Export, case: dict[str, Any]) -> list[dict[str, Any]]:
+    return [e for e in export.events if e["case_id"] == case["id"]]
+
+
+@then(words("the file holds the case's {count:d} events, each with the hash its history shows"))
+def file_holds(
+    client: TestClient,
+    keys: Keys,
+    case: dict[str, Any],
+    response: httpx.Response,
+    count: int,
+) -> None:
+    assert response.headers["content-type"].startswith("application/x-ndjson"), response.headers
+    export = Export.read(response.text.splitlines())
+    assert _case_events(export, case) == export.events, "the file holds another case's events"
+    history = _view(client.get(f"/cases/{case['id']}/history", headers=keys.auditor))["events"]
+    assert [(e["version"], e["hash"]) for e in export.events] == [
+        (e["version"], e["hash"]) for e in history
+    ]
+    assert len(export.events) == count
+
+
+@then("the file verifies on the auditor's machine, with its checkpoint")
+def file_verifies(response: httpx.Response) -> None:
+    result = verify_export(Export.read(response.text.splitlines()))
+    assert (result.ok, result.checkpoints) == (True, 1), result
+    assert result.events == len(Export.read(response.text.splitlines()).events), result
+
+
+@then(words('replayed from the file, the person is held by {party:Party} at "{place}"'))
+def replayed_from_file(
+    response: httpx.Response, case: dict[str, Any], party: str, place: str
+) -> None:
+    replayed = replay_from_export(Export.read(response.text.splitlines()), uuid.UUID(case["id"]))
+    state = replayed.state()
+    assert (state.status, state.held_by, state.place) == ("held", party, place), state
+
+
+def _case_event_line(case_file: list[str], case: dict[str, Any], version: int) -> int:
+    """The index of the file's line holding the case's event ``version``."""
+    for index, line in enumerate(case_file):
+        item = Export.read([case_file[0], line]).events
+        if item and item[0]["case_id"] == case["id"] and item[0]["version"] == version:
+            return index
+    raise AssertionError(f"the file holds no event {version} of the case")
+
+
+@when(
+    words("one byte of the case's event {version:d} is changed in the file"),
+    target_fixture="case_file",
+)
+def change_one_byte(case_file: list[str], case: dict[str, Any], version: int) -> list[str]:
+    index = _case_event_line(case_file, case, version)
+    event = Export.read([case_file[0], case_file[index]]).events[0]
+    stored = bytearray(base64.b64decode(event["state"]))
+    stored[len(stored) // 2] ^= 0x01
+    changed = {**event, "state": base64.b64encode(bytes(stored)).decode()}
+    line = json.dumps(changed, separators=(",", ":"))
+    return [*case_file[:index], line, *case_file[index + 1 :]]
+
+
+@when(
+    words("the file is cut short after the case's event {version:d}"),
+    target_fixture="case_file",
+)
+def cut_short(case_file: list[str], case: dict[str, Any], version: int) -> list[str]:
+    return case_file[: _case_event_line(case_file, case, version) + 1]
+
+
+@when("the auditor verifies the file on their machine", target_fixture="verification")
+def verify_file(case_file: list[str]) -> Verification:
+    return verify_export(Export.read(case_file))
+
+
+@then(words("the file is found broken at the position of the case's event {version:d}"))
+def file_broken_at(
+    verification: Verification, case_file: list[str], case: dict[str, Any], version: int
+) -> None:
+    index = _case_event_line(case_file, case, version)
+    position = Export.read([case_file[0], case_file[index]]).events[0]["position"]
+    assert (verification.ok, verification.broken_at) == (False, position), verification
+
+
+@then(words('the file is found broken: "{problem}"'))
+def file_broken(verification: Verification, problem: str) -> None:
+    assert verification.ok is False, verification
+    assert verification.problem and problem in verification.problem, verification

@@ -1,4 +1,4 @@
-"""Dependencies declared once: the casebook, the calling key, and role checks."""
+"""Dependencies declared once: the casebook, the calling key and its permission."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.permissions import PERMISSIONS
 from api.problems import Problem
 from infrastructure.keys import ApiKey
 from infrastructure.service import Casebook
@@ -58,20 +59,14 @@ async def get_key(
     return key
 
 
-def require(*roles: str):  # type: ignore[no-untyped-def]
-    """A dependency that lets only the given roles through (403 for the others)."""
-
-    async def check(key: Annotated[ApiKey, Depends(get_key)]) -> ApiKey:
-        if key.role not in roles:
-            raise Problem(403, "forbidden", f"the {key.role} role may not do this")
-        return key
-
-    return check
+async def get_caller(request: Request, key: Annotated[ApiKey, Depends(get_key)]) -> ApiKey:
+    """The calling key, if the permission table lets its role call this route (403)."""
+    route = request.scope.get("route")
+    allowed = PERMISSIONS.get((request.method, getattr(route, "path", "")), frozenset())
+    if key.role not in allowed:
+        raise Problem(403, "forbidden", f"the {key.role} role may not do this")
+    return key
 
 
 CasebookDep = Annotated[Casebook, Depends(get_casebook)]
-Reader = Annotated[ApiKey, Depends(require("case_worker", "auditor"))]
-Writer = Annotated[ApiKey, Depends(require("case_worker"))]
-Auditor = Annotated[ApiKey, Depends(require("auditor", "admin"))]
-Admin = Annotated[ApiKey, Depends(require("admin"))]
-AnyRole = Annotated[ApiKey, Depends(require("case_worker", "auditor", "admin"))]
+Caller = Annotated[ApiKey, Depends(get_caller)]

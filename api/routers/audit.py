@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, StringConstraints
 
-from api.deps import Admin, Auditor, CasebookDep
+from api.deps import Caller, CasebookDep
 from api.schemas import Strict, problems
 from infrastructure.checkpoints import Checkpoint
 
@@ -51,7 +51,7 @@ class KeptCheckpoints(Strict):
     response_model_exclude_none=True,
     responses=problems(401, 403),
 )
-async def verify(key: Auditor, casebook: CasebookDep) -> dict[str, Any]:
+async def verify(key: Caller, casebook: CasebookDep) -> dict[str, Any]:
     """Check the whole log's hash chain and the stored checkpoints; ok false names the
     first broken position."""
     return (await run_in_threadpool(casebook.verify)).as_dict()
@@ -64,7 +64,7 @@ async def verify(key: Auditor, casebook: CasebookDep) -> dict[str, Any]:
     responses=problems(401, 403, 422),
 )
 async def verify_against(
-    body: KeptCheckpoints, key: Auditor, casebook: CasebookDep
+    body: KeptCheckpoints, key: Caller, casebook: CasebookDep
 ) -> dict[str, Any]:
     """The same, also against checkpoints an auditor kept: finds a full rewrite."""
     kept = [Checkpoint.from_dict(c.model_dump()) for c in body.checkpoints]
@@ -75,7 +75,7 @@ async def verify_against(
     "/checkpoints", response_model=CheckpointsPublic, responses=problems(400, 401, 403, 422)
 )
 def list_checkpoints(
-    key: Auditor,
+    key: Caller,
     casebook: CasebookDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
@@ -88,6 +88,6 @@ def list_checkpoints(
 @router.post(
     "/checkpoints", status_code=201, response_model=CheckpointPublic, responses=problems(401, 403)
 )
-def make_checkpoint(key: Admin, casebook: CasebookDep) -> dict[str, Any]:
+def make_checkpoint(key: Caller, casebook: CasebookDep) -> dict[str, Any]:
     """Sign the chain's head now."""
     return casebook.store.checkpoint().as_dict()

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from api.deps import CasebookDep, Reader, Writer, quick_read
+from api.deps import Caller, CasebookDep, quick_read
 from api.problems import Problem
 from api.schemas import (
     CaseCreate,
@@ -93,7 +93,7 @@ def _expected_version(if_match: str | None, in_body: int | None) -> int | None:
 
 @router.post("", status_code=201, response_model=CasePublic, responses=WRITE_ERRORS)
 def open_case(
-    body: CaseCreate, key: Writer, casebook: CasebookDep, idempotency_key: IdempotencyKey = None
+    body: CaseCreate, key: Caller, casebook: CasebookDep, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
     """Open a case for one person."""
     payload = body.model_dump(exclude_none=True)
@@ -107,7 +107,7 @@ def open_case(
 def record_event(
     case_id: UUID,
     body: Annotated[FactCreate, Body()],
-    key: Writer,
+    key: Caller,
     casebook: CasebookDep,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
@@ -121,7 +121,7 @@ def record_event(
 
 @router.get("/{case_id}", response_model=CasePublic, responses=ERRORS)
 async def get_case(
-    request: Request, case_id: UUID, key: Reader, casebook: CasebookDep, when: WhenDep
+    request: Request, case_id: UUID, key: Caller, casebook: CasebookDep, when: WhenDep
 ) -> Response:
     """The case view; with as_of and/or known_at, as it stood then."""
     if when is None:
@@ -135,7 +135,7 @@ async def get_case(
 
 @router.get("", response_model=CasesPublic, responses=LIST_ERRORS)
 def list_cases(
-    key: Reader,
+    key: Caller,
     casebook: CasebookDep,
     status: Literal[
         "unknown",
@@ -177,7 +177,7 @@ def list_cases(
 
 
 @router.get("/{case_id}/history", response_model=HistoryPublic, responses=ERRORS)
-def history(case_id: UUID, key: Reader, casebook: CasebookDep) -> dict[str, Any]:
+def history(case_id: UUID, key: Caller, casebook: CasebookDep) -> dict[str, Any]:
     """Every event of the case in order, oldest first, for auditors."""
     return casebook.history(case_id)
 
@@ -187,7 +187,7 @@ def history(case_id: UUID, key: Reader, casebook: CasebookDep) -> dict[str, Any]
     responses={200: {"content": {"application/x-ndjson": {}}}, **ERRORS},
     response_class=StreamingResponse,
 )
-def export_case(case_id: UUID, key: Reader, casebook: CasebookDep) -> StreamingResponse:
+def export_case(case_id: UUID, key: Caller, casebook: CasebookDep) -> StreamingResponse:
     """One case file: the case's events with their chain links, the head and the latest
     checkpoint, as JSON Lines (verify it with `casebook verify --export FILE`)."""
     lines = casebook.export(case_id)

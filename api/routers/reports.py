@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter
 
-from api.deps import AnyRole, CasebookDep
+from api.deps import Caller, CasebookDep
 from api.schemas import SummaryPublic, problems
 from api.timeparams import WhenDep
 
@@ -15,7 +15,7 @@ router = APIRouter(prefix="/reports", tags=["reports"])
 
 @router.get("/summary", response_model=SummaryPublic, responses=problems(401, 403, 422))
 def summary(
-    key: AnyRole,
+    key: Caller,
     casebook: CasebookDep,
     group_by: Literal["status", "held_by", "nationality", "category"] = "status",
     when: WhenDep = None,

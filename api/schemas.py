@@ -37,7 +37,10 @@ FIELD_TYPES: dict[str, Any] = {
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Request bodies: unknown fields refused, and no coercion (true is not 1, "3" is
+    not 3): a careless client hears about its mistake instead of having it guessed."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class SourceIn(Strict):
@@ -58,7 +61,9 @@ class PersonIn(Strict):
         default=None, description='YYYY-MM-DD, "unknown" or "withheld"'
     )
     sex: Literal["male", "female", "unknown", "withheld"] | None = None
-    nationality: Text | None = Field(default=None, description="ISO 3166-1 alpha-2")
+    nationality: (
+        Annotated[str, StringConstraints(pattern=r"^([A-Z]{2}|unknown|withheld)$")] | None
+    ) = Field(default=None, description='ISO 3166-1 alpha-2, "unknown" or "withheld"')
     service_number: Text | None = None
     rank: Text | None = None
     place_of_birth: Text | None = None

@@ -6,6 +6,7 @@ from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import Depends, Query
+from pydantic import WithJsonSchema
 
 from api.problems import Problem
 from api.schemas import Day
@@ -28,6 +29,7 @@ def get_when(
     known_at: Annotated[
         str | None,
         Query(pattern=INSTANT, description="only what was recorded by this RFC 3339 instant"),
+        WithJsonSchema({"type": "string", "format": "date-time"}),
     ] = None,
 ) -> When | None:
     """None for now; otherwise the point on both axes the answer is about."""

@@ -61,7 +61,7 @@ async def verify(key: Caller, casebook: CasebookDep) -> dict[str, Any]:
     "/verify",
     response_model=VerificationPublic,
     response_model_exclude_none=True,
-    responses=problems(401, 403, 422),
+    responses=problems((400, "the body is not JSON"), 401, 403, 422),
 )
 async def verify_against(
     body: KeptCheckpoints, key: Caller, casebook: CasebookDep

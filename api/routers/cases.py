@@ -29,6 +29,7 @@ router = APIRouter(prefix="/cases", tags=["cases"])
 
 ERRORS = problems(401, 403, 404, 422)
 WRITE_ERRORS = problems(
+    (400, "the body is not JSON"),
     401,
     403,
     404,
@@ -51,7 +52,12 @@ IdempotencyKey = Annotated[
     ),
 ]
 IfMatch = Annotated[
-    str | None, Header(alias="If-Match", description='"<version>": write only at that version')
+    str | None,
+    Header(
+        alias="If-Match",
+        pattern=r'^(\*|"\d{1,18}")$',
+        description='"<version>" (the ETag): write only at that version',
+    ),
 ]
 
 

@@ -31,8 +31,11 @@ async def _checkpoint_timer(store: Store, minutes: float) -> None:
     checkpoint (each worker process runs one; a spare checkpoint costs nothing)."""
     while True:
         await asyncio.sleep(minutes * 60)
-        if await run_in_threadpool(store.head_moved_since_checkpoint):
-            await run_in_threadpool(store.auto_checkpoint)
+        try:
+            if await run_in_threadpool(store.head_moved_since_checkpoint):
+                await run_in_threadpool(store.auto_checkpoint)
+        except Exception as e:  # try again next time; by type only, never data
+            logging.getLogger("casebook").error("checkpoint timer: %s", type(e).__name__)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

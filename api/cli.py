@@ -1,4 +1,4 @@
-"""The ``casebook`` command: serve, keys, views rebuild, replay.
+"""The ``casebook`` command: serve, keys, views rebuild, replay, verify, export, checkpoint.
 
 Every command reads ``CASEBOOK_DATABASE_URL`` (and the other ``CASEBOOK_*`` settings)
 and creates the store's tables when they are missing.
@@ -19,6 +19,7 @@ import click
 
 from api.timeline import print_timeline
 from infrastructure.chain import Verification
+from infrastructure.checkpoints import Checkpoint, Signer
 from infrastructure.keys import ROLES, KeyError_, KeyStore
 from infrastructure.settings import Settings
 from infrastructure.store import Store
@@ -46,7 +47,7 @@ def serve(host: str, port: int, workers: int) -> None:
     """Start the API."""
     import uvicorn
 
-    from infrastructure.checkpoints import MissingSecret, Signer
+    from infrastructure.checkpoints import MissingSecret
 
     settings = Settings()
     try:
@@ -192,7 +193,7 @@ def verify(kept: Path | None, export_file: Path | None, replay_case: UUID | None
     broken position), 2 when it could not be checked."""
     try:
         if export_file is not None:
-            result = _verify_export(export_file, replay_case)
+            result = _verify_export(export_file, replay_case, kept)
         else:
             result = _verify_store(kept)
     except click.ClickException:
@@ -205,6 +206,8 @@ def verify(kept: Path | None, export_file: Path | None, replay_case: UUID | None
             f"ok: {result.events} events chained, head {result.head}, "
             f"{result.checkpoints} checkpoints agree"
         )
+        if result.note:
+            click.echo(f"note: {result.note}")
         return
     click.echo(
         f"BROKEN at position {result.broken_at}: {result.problem} "
@@ -214,25 +217,29 @@ def verify(kept: Path | None, export_file: Path | None, replay_case: UUID | None
 
 
 def _verify_store(kept: Path | None) -> Verification:
-    from infrastructure.checkpoints import Checkpoint
     from infrastructure.service import Casebook
 
-    loaded = json.loads(kept.read_text()) if kept else []
-    loaded = loaded if isinstance(loaded, list) else [loaded]
-    store = Store(Settings())
+    settings = Settings()
+    store = Store(settings)
+    store.public_key = Signer.installed_public_key(settings)
     try:
-        return Casebook(store).verify([Checkpoint.from_dict(c) for c in loaded])
+        return Casebook(store).verify(_kept(kept))
     finally:
         store.close()
 
 
-def _verify_export(path: Path, replay_case: UUID | None) -> Verification:
+def _kept(path: Path | None) -> list[Checkpoint]:
+    loaded = json.loads(path.read_text()) if path else []
+    return [Checkpoint.from_dict(c) for c in (loaded if isinstance(loaded, list) else [loaded])]
+
+
+def _verify_export(path: Path, replay_case: UUID | None, kept: Path | None) -> Verification:
     from infrastructure.exports import Export, replay_from_export, verify_export
     from infrastructure.service import history_of
 
     with path.open() as f:
         export = Export.read(f)
-    result = verify_export(export)
+    result = verify_export(export, _kept(kept))
     if replay_case is not None and result.ok:
         try:
             case = replay_from_export(export, replay_case)
@@ -269,7 +276,7 @@ def export_command(case_id: UUID | None, output: Path | None) -> None:
 @main.command()
 def checkpoint() -> None:
     """Sign the chain's head now and print the checkpoint (JSON) for you to keep."""
-    from infrastructure.checkpoints import MissingSecret, Signer
+    from infrastructure.checkpoints import MissingSecret
 
     settings = Settings()
     store = _store(settings)

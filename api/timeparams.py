@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated
 
 from fastapi import Depends, Query
@@ -40,7 +40,8 @@ def get_when(
     except ValueError:
         raise _invalid("as_of", "must be a date YYYY-MM-DD") from None
     try:
-        instant = datetime.fromisoformat(known_at) if known_at else None
+        # In UTC: SQLite keeps instants without their zone, so every comparison is in UTC.
+        instant = datetime.fromisoformat(known_at).astimezone(UTC) if known_at else None
     except ValueError:
         raise _invalid("known_at", "must be an RFC 3339 date-time with zone") from None
     return When(day, instant)

@@ -90,6 +90,7 @@ class Verification:
     broken_at: int | None = None
     problem: str | None = None
     checkpoints: int = 0  # signed checkpoints the chain was found to agree with
+    note: str | None = None  # what a successful check could not establish
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -101,6 +102,8 @@ class Verification:
         if not self.ok:
             out["first_broken_position"] = self.broken_at
             out["problem"] = self.problem
+        if self.note:
+            out["note"] = self.note
         return out
 
 

@@ -94,6 +94,15 @@ class Signer:
             raise MissingSecret(f"{path} is not an Ed25519 private key")
         return cls(key)
 
+    @staticmethod
+    def installed_public_key(settings: Settings) -> str | None:
+        """The installation's public key, if its key file exists (never makes one): what
+        a verifier on this machine trusts checkpoints from."""
+        path = settings.signing_key_file or settings.data_dir / DEV_KEY_FILE
+        if not Path(path).exists():
+            return None
+        return Signer.from_settings(settings).public_key
+
     def sign(self, position: int, head: str) -> Checkpoint:
         made_at = datetime.now(UTC).isoformat()
         unsigned = Checkpoint(position, head, made_at, self.public_key, "")
@@ -108,7 +117,10 @@ def _write_new_key(path: Path) -> None:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return  # another process made it first: use theirs
     with os.fdopen(fd, "wb") as f:
         f.write(pem)
 

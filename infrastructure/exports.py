@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -119,25 +119,32 @@ class Export:
                 export.checkpoint = Checkpoint.from_dict(item)
         return export
 
-    @property
-    def whole_register(self) -> bool:
-        return self.header.get("scope") == "register"
 
+def verify_export(export: Export, kept: Sequence[Checkpoint] = ()) -> Verification:
+    """Check an export's links, and what they can be anchored to.
 
-def verify_export(export: Export) -> Verification:
-    """Check every link of an export, and its head and checkpoint where it has them."""
+    A whole-register export must run from the first link to its head without a gap.
+    Its checkpoint, and any the auditor kept (``kept``), must be signed with the key of
+    the kept checkpoints and agree with the export's links: only a kept checkpoint is an
+    anchor, since whoever rewrote the file could have signed its own. A one-case export
+    must hold exactly that case's versions 1..n; its links are checked, but nothing in
+    it ties them to the register's head (``note`` says so)."""
+    case_id = export.header.get("case_id")
+    scope = export.header.get("scope")
+    if scope not in ("register", "case") or (scope == "case") != bool(case_id):
+        return _broken(0, 1, "the export's header names no scope it could have")
+    if scope == "case":
+        problem = _one_case_problem(export, str(case_id))
+        if problem is not None:
+            return _broken(0, 1, problem)
     previous, expected, verified = GENESIS, 1, 0
     for item in export.events:
         position = item["position"]
-        if export.whole_register and (position != expected or item["previous"] != previous):
+        if scope == "register" and (position != expected or item["previous"] != previous):
             return _broken(verified, expected, "the export's chain has a gap or is out of order")
+        state = base64.b64decode(item["state"])
         computed = link_hash(
-            item["previous"],
-            position,
-            UUID(item["case_id"]),
-            item["version"],
-            item["topic"],
-            base64.b64decode(item["state"]),
+            item["previous"], position, UUID(item["case_id"]), item["version"], item["topic"], state
         )
         if computed != item["hash"]:
             return _broken(verified, position, "an event or its link was altered")
@@ -145,31 +152,47 @@ def verify_export(export: Export) -> Verification:
         verified += 1
     if export.head is None:
         return _broken(verified, expected, "the export has no head: it was cut short")
-    if export.whole_register and (export.head["position"], export.head["hash"]) != (
-        expected - 1,
-        previous,
-    ):
+    head = (export.head["position"], export.head["hash"])
+    if scope == "register" and head != (expected - 1, previous):
         return _broken(verified, expected, "the export ends before its head: events were removed")
-    count = len(export.events)
-    if export.checkpoint is not None:
-        problem = _checkpoint_problem(export)
+    if scope == "case":
+        note = "links hold, but a one-case export is not anchored to the register's head"
+        return Verification(True, verified, export.head["hash"], note=note)
+    return _anchored(export, list(kept), verified)
+
+
+def _one_case_problem(export: Export, case_id: str) -> str | None:
+    if any(e["case_id"] != case_id for e in export.events):
+        return "a one-case export holds events of another case"
+    if [e["version"] for e in export.events] != list(range(1, len(export.events) + 1)):
+        return "the case's versions are not all there, in order"
+    return None
+
+
+def _anchored(export: Export, kept: list[Checkpoint], verified: int) -> Verification:
+    head = export.head
+    assert head is not None
+    result = Verification(True, verified, head["hash"])
+    checkpoints = ([export.checkpoint] if export.checkpoint else []) + kept
+    links = {e["position"]: e["hash"] for e in export.events}
+    # Without a kept checkpoint the file's own can still show it is inconsistent, but
+    # not that it is genuine: whoever rewrote the file could have signed it.
+    key = kept[0].public_key if kept else (checkpoints[0].public_key if checkpoints else "")
+    for checkpoint in checkpoints:
+        problem = _checkpoint_problem(checkpoint, key, links)
         if problem is not None:
-            return Verification(False, count, previous, export.checkpoint.position, problem)
-    return Verification(True, count, export.head["hash"], checkpoints=int(bool(export.checkpoint)))
+            return Verification(False, verified, head["hash"], checkpoint.position, problem)
+    if not kept:
+        note = "unanchored: give a checkpoint you kept to find a full rewrite of the file"
+        return replace(result, note=note)
+    return replace(result, checkpoints=len(checkpoints))
 
 
-def _checkpoint_problem(export: Export) -> str | None:
-    checkpoint = export.checkpoint
-    assert checkpoint is not None
-    if not checkpoint.signature_holds():
-        return "the export's checkpoint signature does not hold"
-    if not export.whole_register:
-        return None  # a one-case export cannot hold the link at the checkpoint
-    if checkpoint.position == 0:
-        return None
-    signed = next((e for e in export.events if e["position"] == checkpoint.position), None)
-    if signed is None or signed["hash"] != checkpoint.head:
-        return "the export disagrees with its signed checkpoint"
+def _checkpoint_problem(checkpoint: Checkpoint, key: str, links: dict[int, str]) -> str | None:
+    if checkpoint.public_key != key or not checkpoint.signature_holds():
+        return "a checkpoint is not signed with the key of the checkpoints you kept"
+    if checkpoint.position != 0 and links.get(checkpoint.position) != checkpoint.head:
+        return "the export disagrees with a signed checkpoint: it was rewritten"
     return None
 
 

@@ -1,8 +1,9 @@
 """The register's use cases as the API sees them: each write in one transaction.
 
 A write: take the lock, answer a retried request from its idempotency record, run the
-domain command, project the view, store the idempotency record, commit. Reads go to
-the view table, except as-of / known-at answers and histories, which replay the log.
+domain command, project the view and periods, chain the events, store the idempotency
+record, commit. Reads go to the view table; register-wide as-of / known-at lists and
+counts to the periods table; one case as of a time, and histories, replay its log.
 """
 
 from __future__ import annotations
@@ -206,12 +207,15 @@ class Casebook:
             result = chain.verify(conn, self.store.events_table)
             if not result.ok:
                 return result
+            # Trust only a key that does not come from the database: the installation's
+            # own, or the one on the checkpoints an auditor kept. Without either, stored
+            # checkpoints prove nothing (anyone who can write them can sign them).
+            key = self.store.trusted_key() or (kept[0].public_key if kept else None)
+            if key is None:
+                note = "no trusted key here: stored checkpoints were not checked"
+                return replace(result, note=note)
             stored = [cp for _, cp in reversed(checkpoints.listed(conn))]
-            trusted = self.store.signer.public_key if self.store.signer else None
             for checkpoint in [*kept, *stored]:
-                # Without our own key loaded, trust what the auditor kept, else the
-                # first key the register signed with.
-                key = trusted or (kept or stored)[0].public_key
                 problem = checkpoints.problem_with(conn, checkpoint, key)
                 if problem is not None:
                     return replace(result, ok=False, broken_at=checkpoint.position, problem=problem)

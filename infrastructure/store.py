@@ -79,6 +79,8 @@ class Store:
         self.events_table: Table = recorder.events_record_cls.__table__
         self.dialect = engine.dialect.name
         self.signer: Signer | None = None  # set by whoever may sign checkpoints
+        # The installation's public key when no signer is loaded (a verifier).
+        self.public_key: str | None = None
         tables.metadata.create_all(engine, checkfirst=True)
         self._ensure_head()
 
@@ -149,6 +151,9 @@ class Store:
             return checkpoints.make(self.engine, self.signer)
         finally:
             writing.reset(token)
+
+    def trusted_key(self) -> str | None:
+        return self.signer.public_key if self.signer else self.public_key
 
     def head_moved_since_checkpoint(self) -> bool:
         with self.read() as conn:

@@ -24,6 +24,7 @@ class VerificationPublic(BaseModel):
     checkpoints: int = Field(description="signed checkpoints the chain agrees with")
     first_broken_position: int | None = None
     problem: str | None = None
+    note: str | None = Field(default=None, description="what the check could not establish")
 
 
 class CheckpointPublic(Strict):

@@ -418,3 +418,28 @@ def test_the_register_as_of_a_day_and_known_at_an_instant_over_http(client, keys
     assert before["total"] == 0
     bad = client.get("/reports/summary", params={"as_of": "2021-02-30"}, headers=keys.auditor)
     assert bad.status_code == 422
+
+
+def test_known_at_means_the_same_instant_whatever_its_offset(client, keys):
+    case = new_case(client, keys.worker)
+    record(
+        client, keys.worker, case["id"], type="captured", occurred_on="2021-01-15", by_party="AZ"
+    )
+    history = client.get(f"/cases/{case['id']}/history", headers=keys.auditor).json()
+    from datetime import datetime, timedelta, timezone
+
+    opened = datetime.fromisoformat(history["events"][0]["recorded_at"])
+    utc = opened.astimezone(UTC).isoformat()
+    east = opened.astimezone(timezone(timedelta(hours=2))).isoformat()
+    west = opened.astimezone(timezone(timedelta(hours=-5))).isoformat()
+    answers = [
+        client.get(
+            "/reports/summary",
+            params={"group_by": "held_by", "known_at": when},
+            headers=keys.auditor,
+        ).json()["groups"]
+        for when in (utc, east, west)
+    ]
+    assert answers == [[{"value": None, "count": 1}]] * 3
+    listed = client.get("/cases", params={"known_at": east}, headers=keys.auditor)
+    assert listed.status_code == 200 and len(listed.json()["items"]) == 1

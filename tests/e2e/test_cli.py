@@ -174,17 +174,57 @@ def test_an_export_is_verified_and_replayed_offline_and_tampering_shows(
             "source": {"kind": "media"},
         },
     )
-    run(settings, "checkpoint")
+    kept = tmp_path / "kept.json"
+    kept.write_text(run(settings, "checkpoint").stdout)
     export = tmp_path / "register.jsonl"
     run(settings, "export", "--output", str(export))
     offline = Settings(data_dir=tmp_path / "elsewhere", database_url="sqlite:///:memory:")
-    verified = run(offline, "verify", "--export", str(export), "--replay", case["id"])
-    assert "ok: 2 events chained" in verified.stdout and "1 checkpoints agree" in verified.stdout
+    verified = run(
+        offline,
+        "verify",
+        "--export",
+        str(export),
+        "--replay",
+        case["id"],
+        "--checkpoint",
+        str(kept),
+    )
+    assert "ok: 2 events chained" in verified.stdout and "2 checkpoints agree" in verified.stdout
     assert "captured" in verified.stdout and "by_party=AZ" in verified.stdout
     tampered = tmp_path / "tampered.jsonl"
     tampered.write_text(export.read_text().replace('"version":2', '"version":3'))
     broken = run(offline, "verify", "--export", str(tampered), check=False)
     assert broken.returncode == 1 and "BROKEN at position 2" in broken.stdout
+    unanchored = run(offline, "verify", "--export", str(export)).stdout
+    assert "note: unanchored" in unanchored
     one = tmp_path / "case.jsonl"
     run(settings, "export", "--case", case["id"], "--output", str(one))
-    assert run(offline, "verify", "--export", str(one)).returncode == 0
+    case_file = run(offline, "verify", "--export", str(one))
+    assert case_file.returncode == 0 and "not anchored" in case_file.stdout
+
+
+def test_verify_trusts_the_installations_key_not_one_found_in_the_database(
+    settings, client, keys, tmp_path
+):
+    from sqlalchemy import insert
+
+    from infrastructure import tables
+    from infrastructure.checkpoints import Signer
+    from infrastructure.store import Store
+
+    client.post(
+        "/cases",
+        headers=keys.worker,
+        json={
+            "category": "missing_person",
+            "person": {"family_name": "Testyan"},
+            "source": {"kind": "family"},
+        },
+    )
+    forger = Signer.from_settings(Settings(data_dir=tmp_path / "forger"))
+    store = Store(settings)
+    with store.engine.begin() as conn:
+        conn.execute(insert(tables.checkpoints).values(**forger.sign(1, "0" * 64).as_dict()))
+    store.close()
+    result = run(settings, "verify", check=False)
+    assert result.returncode == 1 and "another key" in result.stdout

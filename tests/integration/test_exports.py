@@ -12,6 +12,7 @@ from infrastructure.checkpoints import Signer
 from infrastructure.exports import Export, replay_from_export, verify_export
 from infrastructure.keys import KeyStore
 from infrastructure.service import Casebook
+from infrastructure.settings import Settings
 from infrastructure.store import Store
 
 
@@ -47,10 +48,18 @@ def lines(casebook: Casebook, case_id=None) -> list[str]:
     return list(casebook.export(case_id))
 
 
+def kept_checkpoint(casebook: Casebook):
+    return casebook.store.checkpoint()
+
+
 def test_a_register_export_verifies_and_replays_a_case_offline(casebook: Casebook):
+    kept = kept_checkpoint(casebook)
     export = Export.read(lines(casebook))
-    result = verify_export(export)
-    assert (result.ok, result.events, result.checkpoints) == (True, 6, 1)
+    alone = verify_export(export)
+    assert (alone.ok, alone.events, alone.checkpoints) == (True, 6, 0)
+    assert "unanchored" in (alone.note or "")
+    result = verify_export(export, [kept])
+    assert (result.ok, result.checkpoints, result.note) == (True, 2, None)
     assert result.head == casebook.verify().head
     case_id = UUID(export.events[0]["case_id"])
     replayed = replay_from_export(export, case_id)
@@ -84,7 +93,58 @@ def test_an_export_that_disagrees_with_its_checkpoint_is_found(casebook: Caseboo
     assert forged["kind"] == "checkpoint"
     forged["head"] = "0" * 64
     result = verify_export(Export.read([*raw[:-1], json.dumps(forged) + "\n"]))
-    assert not result.ok and "signature" in (result.problem or "")
+    assert not result.ok and "signed" in (result.problem or "")
+
+
+def rewrite(raw: list[str], position: int, signer: Signer) -> list[str]:
+    """A consistent rewrite of an export: one event altered, every later link and the
+    head recomputed, and a checkpoint signed with the rewriter's own key."""
+    from infrastructure.chain import link_hash
+
+    out, previous = [raw[0]], "0" * 64
+    for line in raw[1:]:
+        item = json.loads(line)
+        if item["kind"] == "event":
+            state = base64.b64decode(item["state"])
+            if item["position"] == position:
+                state = state.replace(b"AZ", b"RU")
+                item["state"] = base64.b64encode(state).decode()
+            item["previous"] = previous
+            item["hash"] = previous = link_hash(
+                previous,
+                item["position"],
+                UUID(item["case_id"]),
+                item["version"],
+                item["topic"],
+                state,
+            )
+        elif item["kind"] == "head":
+            item["hash"] = previous
+        elif item["kind"] == "checkpoint":
+            item = signer.sign(item["position"], previous).as_dict() | {"kind": "checkpoint"}
+        out.append(json.dumps(item) + "\n")
+    return out
+
+
+def test_a_kept_checkpoint_finds_a_consistent_rewrite_of_an_export(casebook: Casebook, tmp_path):
+    kept = kept_checkpoint(casebook)
+    raw = lines(casebook)
+    forger = Signer.from_settings(Settings(data_dir=tmp_path / "forger"))
+    rewritten = Export.read(rewrite(raw, 2, forger))
+    assert verify_export(rewritten).ok  # consistent: the file alone cannot tell
+    found = verify_export(rewritten, [kept])
+    assert not found.ok and "signed" in (found.problem or "")
+
+
+def test_the_header_cannot_turn_the_checks_off(casebook: Casebook):
+    raw = lines(casebook)
+    header = json.loads(raw[0])
+    as_case = {**header, "scope": "case", "case_id": json.loads(raw[1])["case_id"]}
+    without_an_event = [json.dumps(as_case) + "\n", *raw[1:3], *raw[4:]]
+    result = verify_export(Export.read(without_an_event))
+    assert not result.ok and "another case" in (result.problem or "")
+    no_scope = [json.dumps({**header, "scope": "other"}) + "\n", *raw[1:]]
+    assert not verify_export(Export.read(no_scope)).ok
 
 
 def test_a_case_export_holds_only_that_case_and_verifies(casebook: Casebook):
@@ -92,7 +152,11 @@ def test_a_case_export_holds_only_that_case_and_verifies(casebook: Casebook):
     case_id = UUID(full.events[2]["case_id"])
     export = Export.read(lines(casebook, case_id))
     assert {e["case_id"] for e in export.events} == {str(case_id)}
-    assert verify_export(export).ok
+    result = verify_export(export)
+    assert result.ok and "not anchored" in (result.note or "")
+    missing_a_version = Export.read(lines(casebook, case_id))
+    del missing_a_version.events[0]
+    assert not verify_export(missing_a_version).ok
     export.events[1]["topic"] = "domain.case:Case.Released"
     assert not verify_export(export).ok
 

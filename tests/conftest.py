@@ -130,3 +130,25 @@ def new_case(client: TestClient, headers: dict[str, str], **person: str) -> dict
 def record(client: TestClient, headers: dict[str, str], case_id: str, **fact: object):
     fact.setdefault("source", SOURCE)
     return client.post(f"/cases/{case_id}/events", json=fact, headers=headers)
+
+
+def populate(casebook, key, cases: int, facts: list[dict]) -> list:
+    """Open ``cases`` cases of invented people and record ``facts`` on each; their ids."""
+    ids = []
+    for n in range(cases):
+        case = casebook.open_case(
+            {
+                "category": "detained_person",
+                "person": {"family_name": f"Testyan{n}"},
+                "source": {"kind": "ngo"},
+            },
+            key,
+        )
+        for fact in facts:
+            casebook.record_fact(case.case_id, fact, key)
+        ids.append(case.case_id)
+    return ids
+
+
+def seen(day: int) -> dict:
+    return {"type": "seen", "occurred_on": f"2021-01-{day:02d}", "source": {"kind": "icrc"}}

@@ -10,27 +10,14 @@ from infrastructure.chain import GENESIS, link_hash
 from infrastructure.keys import ApiKey, KeyStore
 from infrastructure.service import Casebook
 from infrastructure.store import Store
+from tests.conftest import populate, seen
 
 
 @pytest.fixture
 def casebook(store: Store) -> Casebook:
     key: ApiKey = KeyStore(store.engine).create("worker-1", "case_worker", "org-a")[0]
     casebook = Casebook(store)
-    for n in range(4):
-        case = casebook.open_case(
-            {
-                "category": "prisoner_of_war",
-                "person": {"family_name": f"Testyan{n}"},
-                "source": {"kind": "family"},
-            },
-            key,
-        )
-        for day in (1, 2):
-            casebook.record_fact(
-                case.case_id,
-                {"type": "seen", "occurred_on": f"2021-01-0{day}", "source": {"kind": "icrc"}},
-                key,
-            )
+    populate(casebook, key, 4, [seen(1), seen(2)])
     return casebook
 
 

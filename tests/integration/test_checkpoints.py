@@ -16,6 +16,7 @@ from infrastructure.keys import KeyStore
 from infrastructure.service import Casebook
 from infrastructure.settings import Settings
 from infrastructure.store import Store
+from tests.conftest import populate, seen
 
 
 @pytest.fixture
@@ -25,21 +26,7 @@ def signed(settings: Settings):
     store.signer = Signer.from_settings(settings)
     key = KeyStore(store.engine).create("worker-1", "case_worker", "org-a")[0]
     casebook = Casebook(store)
-    for n in range(3):
-        case = casebook.open_case(
-            {
-                "category": "detained_person",
-                "person": {"family_name": f"Testyan{n}"},
-                "source": {"kind": "ngo"},
-            },
-            key,
-        )
-        for day in (1, 2, 3):
-            casebook.record_fact(
-                case.case_id,
-                {"type": "seen", "occurred_on": f"2021-01-0{day}", "source": {"kind": "icrc"}},
-                key,
-            )
+    populate(casebook, key, 3, [seen(1), seen(2), seen(3)])
     yield casebook
     store.close()
 

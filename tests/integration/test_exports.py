@@ -14,6 +14,7 @@ from infrastructure.keys import KeyStore
 from infrastructure.service import Casebook
 from infrastructure.settings import Settings
 from infrastructure.store import Store
+from tests.conftest import populate
 
 
 @pytest.fixture
@@ -21,25 +22,13 @@ def casebook(store: Store, settings) -> Casebook:
     store.signer = Signer.from_settings(settings)
     key = KeyStore(store.engine).create("worker-1", "case_worker", "org-a")[0]
     casebook = Casebook(store)
-    for n in range(3):
-        case = casebook.open_case(
-            {
-                "category": "detained_person",
-                "person": {"family_name": f"Testyan{n}"},
-                "source": {"kind": "ngo"},
-            },
-            key,
-        )
-        casebook.record_fact(
-            case.case_id,
-            {
-                "type": "captured",
-                "occurred_on": "2021-01-05",
-                "by_party": "AZ",
-                "source": {"kind": "media"},
-            },
-            key,
-        )
+    captured = {
+        "type": "captured",
+        "occurred_on": "2021-01-05",
+        "by_party": "AZ",
+        "source": {"kind": "media"},
+    }
+    populate(casebook, key, 3, [captured])
     store.checkpoint()
     return casebook
 

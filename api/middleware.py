@@ -12,6 +12,7 @@ import logging
 import time
 from typing import Any
 
+from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import problem_response
@@ -63,6 +64,11 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+def retry_later(slug: str, detail: str) -> JSONResponse:
+    """A 503 that tells the client when to try again."""
+    return problem_response(503, slug, f"{detail}; retry shortly", headers={"Retry-After": "1"})
+
+
 class WriteGate:
     """At most ``slots`` writes of this process at a time go on to the thread pool; the
     others wait here, on the event loop, up to ``wait`` seconds, then get a 503.
@@ -83,13 +89,8 @@ class WriteGate:
         try:
             await asyncio.wait_for(self.slots.acquire(), self.wait)
         except TimeoutError:
-            response = problem_response(
-                503,
-                "busy",
-                "too many writes waiting; nothing was recorded, retry shortly",
-                headers={"Retry-After": "1"},
-            )
-            await response(scope, receive, send)
+            refusal = retry_later("busy", "too many writes waiting; nothing was recorded")
+            await refusal(scope, receive, send)
             return
         try:
             await self.app(scope, receive, send)
@@ -109,13 +110,7 @@ class InFlightLimit:
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.limit:
-            response = problem_response(
-                503,
-                "overloaded",
-                "too many requests in progress; retry shortly",
-                headers={"Retry-After": "1"},
-            )
-            await response(scope, receive, send)
+            await retry_later("overloaded", "too many requests in progress")(scope, receive, send)
             return
         self.in_flight += 1
         try:

@@ -40,4 +40,5 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/audit/verify"): frozenset({AUDITOR, ADMIN}),
     ("GET", "/audit/checkpoints"): frozenset({AUDITOR, ADMIN}),
     ("POST", "/audit/checkpoints"): frozenset({ADMIN}),
+    ("GET", "/audit/key"): frozenset({AUDITOR, ADMIN}),
 }

@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, StringConstraints
 
 from api.deps import Caller, CasebookDep
+from api.problems import Problem
 from api.schemas import Strict, problems
 from infrastructure.checkpoints import Checkpoint
 
@@ -92,3 +93,18 @@ def list_checkpoints(
 def make_checkpoint(key: Caller, casebook: CasebookDep) -> dict[str, Any]:
     """Sign the chain's head now."""
     return casebook.store.checkpoint().as_dict()
+
+
+class PublicKey(BaseModel):
+    public_key: str = Field(description="hex of the raw Ed25519 public key")
+    key_id: str
+
+
+@router.get("/key", response_model=PublicKey, responses=problems(401, 403, 404))
+def public_key(key: Caller, casebook: CasebookDep) -> dict[str, str]:
+    """The installation's checkpoint-signing public key: keep it with your checkpoints,
+    and trust checkpoints signed with it only."""
+    signer = casebook.store.signer
+    if signer is None:
+        raise Problem(404, "not-found", "this service signs no checkpoints")
+    return {"public_key": signer.public_key, "key_id": signer.key_id}

@@ -443,3 +443,10 @@ def test_known_at_means_the_same_instant_whatever_its_offset(client, keys):
     assert answers == [[{"value": None, "count": 1}]] * 3
     listed = client.get("/cases", params={"known_at": east}, headers=keys.auditor)
     assert listed.status_code == 200 and len(listed.json()["items"]) == 1
+
+
+def test_auditors_read_the_installations_public_key_that_signs_checkpoints(client, keys):
+    published = client.get("/audit/key", headers=keys.auditor).json()
+    made = client.post("/audit/checkpoints", headers=keys.admin).json()
+    assert made["public_key"] == published["public_key"] and len(published["key_id"]) == 16
+    assert client.get("/audit/key", headers=keys.worker).status_code == 403

@@ -185,7 +185,6 @@ def generate(
             }
             for case in made:
                 views.project(unit.session, case, opened_at[case.id], key.org)
-            unit.logged(recordings)
             ids.extend(c.id for c in made)
         if progress is not None:
             progress(len(ids) * events_per_case)

@@ -147,7 +147,6 @@ class Casebook:
         session, status_code = unit.session, 201
         seq = recordings[0].notification.id if opened else None
         view = views.project(session, case, seq, key.org)
-        unit.logged(recordings)
         if idem is not None:
             session.execute(
                 insert(tables.idempotency).values(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,6 +36,19 @@ from infrastructure.settings import Settings
 log = logging.getLogger("casebook")
 
 
+class ChainedRegister(Register):
+    """The register as the store runs it: every save happens inside ``Store.write()``
+    and its events are chained and counted there, by the store, not by each caller."""
+
+    def _record(self, processing_event: Any) -> list[Recording[Any]]:
+        unit = current_unit.get()
+        if unit is None:
+            raise RuntimeError("events are saved only inside Store.write()")
+        recordings = super()._record(processing_event)
+        unit.logged(recordings)
+        return recordings
+
+
 class StoreBusy(Exception):
     """The write lock could not be had in time: try again shortly (503)."""
 
@@ -56,6 +70,10 @@ class WriteUnit:
         self.position = max(self.position, *(n.id for n in notifications))
 
 
+# The write transaction in progress in this context, which the register's saves join.
+current_unit: ContextVar[WriteUnit | None] = ContextVar("current_unit", default=None)
+
+
 def _is_busy(error: BaseException) -> bool:
     message = str(error).lower()
     return "database is locked" in message or "lock timeout" in message or "busy" in message
@@ -68,7 +86,7 @@ class Store:
         self.settings = settings
         if settings.is_sqlite:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.register = Register(env=persistence_env(settings))
+        self.register = ChainedRegister(env=persistence_env(settings))
         recorder = self.register.recorder
         assert isinstance(recorder, SQLAlchemyApplicationRecorder)
         self.recorder = recorder
@@ -109,6 +127,7 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[WriteUnit]:
         token = writing.set(True)
+        unit_token = None
         checkpoint_due = False
         try:
             with self.recorder.transaction(commit=True) as session:
@@ -122,6 +141,7 @@ class Store:
                     head.position,
                     ChainHead(head.chain_position, head.chain_hash),
                 )
+                unit_token = current_unit.set(unit)
                 yield unit
                 session.execute(
                     update(tables.register_head).values(
@@ -138,6 +158,8 @@ class Store:
                 raise StoreBusy() from None
             raise
         finally:
+            if unit_token is not None:
+                current_unit.reset(unit_token)
             writing.reset(token)
         if checkpoint_due:  # committed: sign the new head, every so many events
             self.auto_checkpoint()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from sqlalchemy import delete, func, insert, select, update
 
@@ -129,3 +131,17 @@ def test_writes_after_verification_extend_the_chain(casebook: Casebook):
     with casebook.store.read() as conn:
         assert conn.execute(select(func.max(tables.chain.c.position))).scalar_one() == 13
     assert history[-1]["hash"] == after.head
+
+
+def test_events_cannot_be_saved_past_the_chain(casebook: Casebook):
+    from uuid import uuid4
+
+    from domain.case import Stamp
+    from domain.identity import Identity
+
+    stamp = Stamp(datetime.now(UTC), "worker-1", "org-a")
+    with pytest.raises(RuntimeError, match=r"inside Store\.write"):
+        casebook.register.open_case(
+            uuid4(), "missing_person", Identity(family_name="Testyan"), {"kind": "family"}, stamp
+        )
+    assert casebook.verify().ok

@@ -152,3 +152,22 @@ def populate(casebook, key, cases: int, facts: list[dict]) -> list:
 
 def seen(day: int) -> dict:
     return {"type": "seen", "occurred_on": f"2021-01-{day:02d}", "source": {"kind": "icrc"}}
+
+
+def relink(rows) -> list[str]:
+    """The chain's hashes recomputed over rows of (position, originator_id,
+    originator_version, topic, state), as an auditor or a forger would."""
+    from infrastructure.chain import GENESIS, link_hash
+
+    hashes, previous = [], GENESIS
+    for row in rows:
+        previous = link_hash(
+            previous,
+            row.position,
+            row.originator_id,
+            row.originator_version,
+            row.topic,
+            bytes(row.state),
+        )
+        hashes.append(previous)
+    return hashes

@@ -8,11 +8,10 @@ import pytest
 from sqlalchemy import delete, func, insert, select, update
 
 from infrastructure import tables
-from infrastructure.chain import GENESIS, link_hash
 from infrastructure.keys import ApiKey, KeyStore
 from infrastructure.service import Casebook
 from infrastructure.store import Store
-from tests.conftest import populate, seen
+from tests.conftest import populate, relink, seen
 
 
 @pytest.fixture
@@ -39,18 +38,7 @@ def tamper(store: Store, statement) -> None:
 def test_an_untouched_register_verifies_and_links_every_event(casebook: Casebook):
     result = casebook.verify()
     assert (result.ok, result.events) == (True, 12)
-    rows = events(casebook.store)
-    previous = GENESIS
-    for row in rows:
-        previous = link_hash(
-            previous,
-            row.position,
-            row.originator_id,
-            row.originator_version,
-            row.topic,
-            bytes(row.state),
-        )
-    assert result.head == previous
+    assert result.head == relink(events(casebook.store))[-1]
 
 
 def test_one_changed_byte_is_found_at_its_position(casebook: Casebook):

@@ -10,13 +10,12 @@ import pytest
 from sqlalchemy import delete, select, update
 
 from infrastructure import tables
-from infrastructure.chain import GENESIS, link_hash
 from infrastructure.checkpoints import MissingSecret, Signer
 from infrastructure.keys import KeyStore
 from infrastructure.service import Casebook
 from infrastructure.settings import Settings
 from infrastructure.store import Store
-from tests.conftest import populate, seen
+from tests.conftest import populate, relink, seen
 
 
 @pytest.fixture
@@ -61,18 +60,10 @@ def test_a_kept_checkpoint_finds_a_full_consistent_rewrite(signed: Casebook):
             .join(e, e.c.id == c.c.notification_id)
             .order_by(c.c.position)
         ).all()
-        previous = GENESIS
-        for row in rows:
-            previous = link_hash(
-                previous,
-                row.position,
-                row.originator_id,
-                row.originator_version,
-                row.topic,
-                bytes(row.state),
-            )
-            conn.execute(update(c).where(c.c.position == row.position).values(hash=previous))
-        conn.execute(update(tables.register_head).values(chain_hash=previous))
+        hashes = relink(rows)
+        for row, forged in zip(rows, hashes, strict=True):
+            conn.execute(update(c).where(c.c.position == row.position).values(hash=forged))
+        conn.execute(update(tables.register_head).values(chain_hash=hashes[-1]))
         conn.execute(delete(tables.checkpoints))
     assert signed.verify().ok  # consistent: the chain alone cannot tell
     found = signed.verify([kept])

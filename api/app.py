@@ -13,9 +13,10 @@ from fastapi_offline import FastAPIOffline
 
 from api import problems
 from api.middleware import BodyLimit, InFlightLimit, RequestLog, WriteGate
-from api.routers import audit, cases, health, reports
+from api.routers import audit, cases, exchanges, health, negotiations, reports
 from infrastructure.checkpoints import Signer
 from infrastructure.keys import KeyStore
+from infrastructure.negotiations import Negotiations
 from infrastructure.service import Casebook
 from infrastructure.settings import Settings
 from infrastructure.store import Store
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store.signer = signer
         app.state.store = store
         app.state.casebook = Casebook(store)
+        app.state.negotiations = Negotiations(store)
         app.state.keys = KeyStore(store.engine)
         timer = asyncio.create_task(_checkpoint_timer(store, settings.checkpoint_minutes))
         try:
@@ -66,6 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     app.include_router(health.router)
     app.include_router(cases.router)
+    app.include_router(negotiations.router)
+    app.include_router(exchanges.router)
     app.include_router(reports.router)
     app.include_router(audit.router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

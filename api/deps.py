@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.permissions import PERMISSIONS
 from api.problems import Problem
 from infrastructure.keys import ApiKey
+from infrastructure.negotiations import Negotiations
 from infrastructure.service import Casebook
 
 bearer = HTTPBearer(auto_error=False, description="an API key made by `casebook keys create`")
@@ -22,6 +23,11 @@ bearer = HTTPBearer(auto_error=False, description="an API key made by `casebook 
 async def get_casebook(request: Request) -> Casebook:
     casebook: Casebook = request.app.state.casebook
     return casebook
+
+
+async def get_negotiations(request: Request) -> Negotiations:
+    negotiations: Negotiations = request.app.state.negotiations
+    return negotiations
 
 
 P = ParamSpec("P")
@@ -69,4 +75,5 @@ async def get_caller(request: Request, key: Annotated[ApiKey, Depends(get_key)])
 
 
 CasebookDep = Annotated[Casebook, Depends(get_casebook)]
+NegotiationsDep = Annotated[Negotiations, Depends(get_negotiations)]
 Caller = Annotated[ApiKey, Depends(get_caller)]

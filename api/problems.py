@@ -12,9 +12,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from domain.exchange import ExchangeRefused
 from domain.facts import FACT_TYPES, FactError
 from domain.identity import IdentityError
-from domain.register import CaseNotFound, VersionConflict
+from domain.negotiation import NegotiationError
+from domain.register import NotFound, VersionConflict
 from domain.rules import InvalidTransition
 from infrastructure.service import BadCursor, IdempotencyMismatch
 from infrastructure.store import StoreBusy
@@ -102,9 +104,27 @@ def install(app: FastAPI) -> None:
             422, "invalid-input", "the request is not valid", errors=field_errors(exc.errors)
         )
 
-    @app.exception_handler(CaseNotFound)
-    def _not_found(_: Request, exc: CaseNotFound) -> JSONResponse:
-        return problem_response(404, "not-found", "no case with this id")
+    @app.exception_handler(NegotiationError)
+    def _negotiation(_: Request, exc: NegotiationError) -> JSONResponse:
+        return problem_response(
+            422, "invalid-input", "the request is not valid", errors=field_errors(exc.errors)
+        )
+
+    @app.exception_handler(NotFound)
+    def _not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return problem_response(404, "not-found", f"no {exc.what} with this id")
+
+    @app.exception_handler(ExchangeRefused)
+    def _exchange_refused(_: Request, exc: ExchangeRefused) -> JSONResponse:
+        kinds = {p.kind for p in exc.problems}
+        slug = "version-conflict" if kinds == {"version-conflict"} else "invalid-transition"
+        return problem_response(
+            409,
+            slug,
+            f"{len(exc.problems)} of the cases cannot take part in this exchange; "
+            "nothing was recorded",
+            cases=[p.to_dict() for p in exc.problems],
+        )
 
     @app.exception_handler(VersionConflict)
     def _conflict(_: Request, exc: VersionConflict) -> JSONResponse:

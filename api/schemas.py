@@ -8,11 +8,13 @@ one parser gives the error message (pydantic would accept a number as a date).
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, create_model
 
 from domain import facts
-from domain.facts import CATEGORIES, FACT_TYPES, SOURCE_KINDS
+from domain.facts import CATEGORIES, FACT_TYPES, REFUSERS, SOURCE_KINDS
+from domain.negotiation import PRINCIPLES
 from domain.values import MAX_LONG_TEXT, MAX_TEXT
 
 Day = Annotated[
@@ -185,13 +187,188 @@ class SummaryGroup(BaseModel):
     count: int
 
 
+class DirectionCount(BaseModel):
+    from_party: str
+    to_party: str
+    exchanges: int
+    handed_over: int
+    refused: int
+    absent: int
+
+
+class ReturnedCount(BaseModel):
+    negotiation_id: str
+    returned: int
+
+
 class SummaryPublic(BaseModel):
     group_by: str
     groups: list[SummaryGroup]
     total: int
+    exchanges: list[DirectionCount]
+    returned_by_negotiation: list[ReturnedCount]
     as_of: str | None = None
     known_at: str | None = None
 
 
 class Health(BaseModel):
     status: Literal["ok"]
+
+
+# ---- negotiations and exchanges -------------------------------------------------------
+
+# Ids in a JSON body arrive as strings: taken as UUIDs despite the models' strict mode.
+Id = Annotated[UUID, Field(strict=False, examples=["0b6a4b7e-6a0e-4d0e-9b1e-3f0f4f5e6a7b"])]
+Mediator = Annotated[Text, Field(examples=["RU", "ICRC", "OSCE"])]
+Version = Annotated[int, Field(ge=1, strict=True)]
+MAX_ENTRIES = 20_000  # names on one list, people in one exchange (1,000-for-1,000 is 2,000)
+
+
+class NegotiationCreate(Strict):
+    """Open a negotiation between two or more parties."""
+
+    title: Text
+    parties: list[Party] = Field(min_length=2, max_length=50)
+    mediators: list[Mediator] = Field(default_factory=list, max_length=50)
+    principle: Literal[PRINCIPLES]  # type: ignore[valid-type]
+    opened_on: Day
+
+
+class ListEntryIn(Strict):
+    """A person on a list: by ``case_id``, or by ``name`` with what else the list says."""
+
+    case_id: Id | None = None
+    name: Text | None = None
+    date_of_birth: Text | None = Field(default=None, description='YYYY-MM-DD or "unknown"')
+    nationality: (
+        Annotated[str, StringConstraints(pattern=r"^([A-Z]{2}|unknown|withheld)$")] | None
+    ) = None
+
+
+class ListCreate(Strict):
+    """A party's list, or a new version of it (which replaces the party's current one)."""
+
+    submitted_by: Party
+    submitted_on: Day
+    entries: list[ListEntryIn] = Field(max_length=MAX_ENTRIES)
+    expected_version: Version | None = None
+
+
+class MatchConfirm(Strict):
+    """A case worker ties an entry of a party's current list to a case."""
+
+    party: Party
+    entry: Annotated[int, Field(ge=0, strict=True, description="the entry's index, from 0")]
+    case_id: Id
+    list_version: Version | None = Field(
+        default=None, description="the list version the case worker saw"
+    )
+
+
+class TransferIn(Strict):
+    case_id: Id
+    from_party: Party
+    to_party: Party
+
+
+class ConsiderationIn(Strict):
+    """What is traded that is not a person: minefield maps, information on graves, a ship."""
+
+    from_party: Party
+    to_party: Party
+    description: LongText
+
+
+class AgreementCreate(Strict):
+    """What the parties agreed: transfers of people, and consideration."""
+
+    agreed_on: Day
+    transfers: list[TransferIn] = Field(default_factory=list, max_length=MAX_ENTRIES)
+    consideration: list[ConsiderationIn] = Field(default_factory=list, max_length=100)
+    source: SourceIn | None = None
+    expected_version: Version | None = None
+
+
+class HandoverIn(Strict):
+    case_id: Id
+    from_party: Party
+    to_party: Party
+    outcome: Literal["handed_over", "refused", "absent"]
+    refused_by: Literal[REFUSERS] | None = None  # type: ignore[valid-type]
+    expected_version: Version | None = None
+
+
+class AnnouncedIn(Strict):
+    """A party's public figure for the exchange, kept beside what was recorded."""
+
+    by_party: Party
+    count: Annotated[int, Field(ge=0, le=1_000_000, strict=True)]
+    source: SourceIn | None = None
+
+
+class ExchangeCreate(Strict):
+    """One handover on one day, inside a negotiation or not."""
+
+    negotiation_id: Id | None = None
+    agreement: Version | None = Field(default=None, description="the agreement it carries out")
+    occurred_on: Day
+    place: Text | None = None
+    mediators: list[Mediator] = Field(default_factory=list, max_length=50)
+    handovers: list[HandoverIn] = Field(min_length=1, max_length=MAX_ENTRIES)
+    consideration: list[ConsiderationIn] = Field(default_factory=list, max_length=100)
+    source: SourceIn
+    announced: list[AnnouncedIn] = Field(default_factory=list, max_length=20)
+
+
+class Open(BaseModel):
+    """An answer whose documented keys are always there; more may be."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class NegotiationPublic(Open):
+    id: str
+    version: int
+    title: str
+    parties: list[str]
+    mediators: list[str]
+    principle: str
+    opened_on: str
+    lists: dict[str, Any]
+
+
+class NegotiationsPublic(BaseModel):
+    items: list[NegotiationPublic]
+    next_cursor: str | None
+
+
+class Reconciliation(Open):
+    on_every_list: list[dict[str, Any]]
+    only_on: dict[str, list[dict[str, Any]]]
+    unmatched: list[dict[str, Any]]
+    agreed: list[dict[str, Any]]
+    handed_over: list[dict[str, Any]]
+    refused: list[dict[str, Any]]
+    absent: list[dict[str, Any]]
+    outstanding: list[dict[str, Any]]
+
+
+class NegotiationFull(NegotiationPublic):
+    agreements: list[dict[str, Any]]
+    exchanges: list[dict[str, Any]]
+    reconciliation: Reconciliation
+
+
+class ExchangePublic(Open):
+    id: str
+    negotiation_id: str | None
+    occurred_on: str
+    handovers: list[dict[str, Any]]
+    consideration: list[dict[str, Any]]
+    announced: list[dict[str, Any]]
+    recorded: dict[str, Any]
+
+
+class ExchangesPublic(BaseModel):
+    items: list[ExchangePublic]
+    next_cursor: str | None

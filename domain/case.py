@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.facts import CATEGORIES, FACT_TYPES, OPENED, Fact, FactError
+from domain.facts import ALL_FACT_TYPES, CATEGORIES, OPENED, Fact, FactError
 from domain.identity import Identity
 from domain.rules import check_transition
 from domain.state import CaseState, derive
@@ -182,6 +182,16 @@ class Case(Aggregate):
     class Reopened(FactRecorded):
         fact_type = "reopened"
 
+    # Recorded by an exchange (``domain.exchange``), never through /events.
+    class HandedOver(FactRecorded):
+        fact_type = "handed_over"
+
+    class HandoverRefused(FactRecorded):
+        fact_type = "handover_refused"
+
+    class HandoverAbsent(FactRecorded):
+        fact_type = "handover_absent"
+
     def record(self, fact: NewFact, stamp: Stamp) -> None:
         """Record one fact after checking the transition table (``domain.rules``)."""
         occurred_on = fact.occurred_on
@@ -226,4 +236,4 @@ EVENT_CLASSES: dict[str, type[Case.FactRecorded]] = {
     for cls in vars(Case).values()
     if isinstance(cls, type) and issubclass(cls, Case.FactRecorded) and cls.fact_type
 }
-assert set(EVENT_CLASSES) == set(FACT_TYPES), set(FACT_TYPES) ^ set(EVENT_CLASSES)
+assert set(EVENT_CLASSES) == set(ALL_FACT_TYPES), set(ALL_FACT_TYPES) ^ set(EVENT_CLASSES)

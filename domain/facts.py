@@ -110,6 +110,41 @@ FACT_TYPES: dict[str, FactType] = {
 
 OPENED = "opened"  # the first event of every case; not recordable through /events
 
+# What an exchange records on each case in it (``domain.exchange``). These are facts of
+# the case like any other (they appear in its history, and can be retracted), but they
+# are recorded only through ``POST /exchanges``, together with the exchange and every
+# other case in it, never one by one through ``/events``.
+HANDED_OVER = "handed_over"
+HANDOVER_REFUSED = "handover_refused"
+HANDOVER_ABSENT = "handover_absent"
+HANDOVER_TYPES: dict[str, FactType] = {
+    t.name: t
+    for t in (
+        _t(
+            HANDED_OVER,
+            "by_party to_party exchange_id",
+            "negotiation_id place willingness",
+            doc="Handed over in an exchange: repatriated to the party of one's nationality, "
+            "released to any other.",
+        ),
+        _t(
+            HANDOVER_REFUSED,
+            "by_party to_party exchange_id",
+            "negotiation_id place refused_by",
+            doc="Listed for a handover that did not happen: the person would not go, or the "
+            "receiving side would not take them. Custody goes on.",
+        ),
+        _t(
+            HANDOVER_ABSENT,
+            "by_party to_party exchange_id",
+            "negotiation_id place",
+            doc="Listed for a handover but not brought to it. Custody goes on.",
+        ),
+    )
+}
+REFUSERS = ("person", "receiving_party", "handing_party")
+ALL_FACT_TYPES: dict[str, FactType] = {**FACT_TYPES, **HANDOVER_TYPES}
+
 
 class FactError(ValueError):
     """A fact that cannot be right as given: names each bad field."""

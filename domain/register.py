@@ -17,13 +17,36 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording, Transcoding
 
 from domain.case import Case, NewFact, Stamp
+from domain.exchange import CaseProblem, Exchange, ExchangeRefused, NewExchange, record_on_case
+from domain.facts import FactError, Source
 from domain.identity import Identity
+from domain.negotiation import Negotiation, NegotiationError
 
 
-class CaseNotFound(Exception):
-    def __init__(self, case_id: UUID):
-        super().__init__("no such case")
-        self.case_id = case_id
+class NotFound(Exception):
+    """No aggregate of this kind with this id (answered 404, naming only the kind)."""
+
+    what = "record"
+
+    def __init__(self, aggregate_id: UUID):
+        super().__init__(f"no such {self.what}")
+        self.aggregate_id = aggregate_id
+
+
+class CaseNotFound(NotFound):
+    what = "case"
+
+    @property
+    def case_id(self) -> UUID:
+        return self.aggregate_id
+
+
+class NegotiationNotFound(NotFound):
+    what = "negotiation"
+
+
+class ExchangeNotFound(NotFound):
+    what = "exchange"
 
 
 class VersionConflict(Exception):
@@ -113,17 +136,178 @@ class Register(Application[UUID]):
         return case, self._save(case, expected_version)
 
     def get_case(self, case_id: UUID, version: int | None = None) -> Case:
-        try:
-            case: Case = self.repository.get(case_id, version=version, projector_func=project_case)
-        except AggregateNotFoundError:
-            raise CaseNotFound(case_id) from None
+        case = self._get(case_id, version)
+        if not isinstance(case, Case):
+            raise CaseNotFound(case_id)
         return case
 
-    def _save(self, case: Case, expected: int | None = None) -> list[Recording[UUID]]:
+    def get_negotiation(self, negotiation_id: UUID, version: int | None = None) -> Negotiation:
+        negotiation = self._get(negotiation_id, version)
+        if not isinstance(negotiation, Negotiation):
+            raise NegotiationNotFound(negotiation_id)
+        return negotiation
+
+    def get_exchange(self, exchange_id: UUID) -> Exchange:
+        exchange = self._get(exchange_id, None)
+        if not isinstance(exchange, Exchange):
+            raise ExchangeNotFound(exchange_id)
+        return exchange
+
+    def _get(self, aggregate_id: UUID, version: int | None) -> Any:
+        """Any aggregate by id (the caller checks its kind), or None."""
         try:
-            return self.save(case)
+            return self.repository.get(aggregate_id, version=version, projector_func=project_case)
+        except AggregateNotFoundError:
+            return None
+
+    # ---- negotiations and exchanges -------------------------------------------------
+
+    def open_negotiation(
+        self,
+        negotiation_id: UUID,
+        title: str,
+        parties: list[str],
+        mediators: list[str],
+        principle: str,
+        opened_on: date,
+        stamp: Stamp,
+    ) -> tuple[Negotiation, list[Recording[UUID]]]:
+        negotiation = Negotiation._create(
+            Negotiation.Opened,
+            id=negotiation_id,
+            title=title,
+            parties=parties,
+            mediators=mediators,
+            principle=principle,
+            opened_on=opened_on,
+            recorded_at=stamp.recorded_at,
+            recorded_by=stamp.recorded_by,
+        )
+        return negotiation, self.save(negotiation)
+
+    def submit_list(
+        self,
+        negotiation_id: UUID,
+        party: str,
+        submitted_on: date,
+        entries: list[dict[str, Any]],
+        stamp: Stamp,
+        expected_version: int | None = None,
+    ) -> tuple[Negotiation, int, list[Recording[UUID]]]:
+        negotiation = self._negotiation_at(negotiation_id, expected_version)
+        number = negotiation.submit_list(
+            party, submitted_on, entries, stamp.recorded_at, stamp.recorded_by
+        )
+        return negotiation, number, self._save(negotiation, expected_version)
+
+    def confirm_match(
+        self,
+        negotiation_id: UUID,
+        party: str,
+        entry: int,
+        case_id: UUID,
+        stamp: Stamp,
+        list_version: int | None = None,
+    ) -> tuple[Negotiation, Case | None, list[Recording[UUID]]]:
+        """Tie a list entry to a case, and record the entry's spelling as an alias of the
+        person (``identity_updated``, the party's list as its source) unless the case
+        already carries that spelling: both in one save."""
+        negotiation = self.get_negotiation(negotiation_id)
+        case = self.get_case(case_id)
+        confirmed = negotiation.confirm_match(
+            party, entry, case_id, stamp.recorded_at, stamp.recorded_by, list_version
+        )
+        name = confirmed["name"]
+        if name in case.state().person.names():
+            return negotiation, None, self._save(negotiation)
+        source = Source("party", party, f"list of negotiation {negotiation_id}").to_dict()
+        alias = Identity.parse({"aliases": [name]})
+        case.record(NewFact("identity_updated", None, source, {}, alias), stamp)
+        return negotiation, case, self._save(negotiation, None, case)
+
+    def agree(
+        self,
+        negotiation_id: UUID,
+        agreed_on: date,
+        transfers: list[dict[str, Any]],
+        consideration: list[dict[str, Any]],
+        source: dict[str, Any] | None,
+        stamp: Stamp,
+        expected_version: int | None = None,
+    ) -> tuple[Negotiation, int, list[Recording[UUID]]]:
+        negotiation = self._negotiation_at(negotiation_id, expected_version)
+        missing = {
+            f"transfers[{i}].case_id": "no such case"
+            for i, t in enumerate(transfers)
+            if not isinstance(self._get(UUID(t["case_id"]), None), Case)
+        }
+        if missing:
+            raise FactError(missing)
+        number = negotiation.agree(
+            agreed_on, transfers, consideration, source, stamp.recorded_at, stamp.recorded_by
+        )
+        return negotiation, number, self._save(negotiation, expected_version)
+
+    def record_exchange(
+        self, exchange_id: UUID, new: NewExchange, stamp: Stamp
+    ) -> tuple[Exchange, list[Case], list[Recording[UUID]]]:
+        """Record the exchange and the matching fact on every case in it, in one save:
+        all of it, or ``ExchangeRefused`` naming every case that cannot take part."""
+        if new.negotiation_id is not None:
+            negotiation = self.get_negotiation(new.negotiation_id)
+            if new.agreement is not None and not 1 <= new.agreement <= len(negotiation.agreements):
+                raise NegotiationError({"agreement": "no agreement with this number"})
+        problems: list[CaseProblem] = []
+        cases: list[Case] = []
+        for handover in new.handovers:
+            found = self._get(handover.case_id, None)
+            if not isinstance(found, Case):
+                problems.append(CaseProblem(handover.case_id, "not-found", "no such case"))
+                continue
+            problem = record_on_case(found, handover, exchange_id, new, stamp)
+            if problem is not None:
+                problems.append(problem)
+            cases.append(found)
+        if problems:
+            raise ExchangeRefused(problems)
+        exchange = Exchange._create(
+            Exchange.Recorded,
+            id=exchange_id,
+            negotiation_id=str(new.negotiation_id) if new.negotiation_id else None,
+            agreement=new.agreement,
+            occurred_on=new.occurred_on,
+            place=new.place,
+            mediators=list(new.mediators),
+            handovers=[h.to_dict() for h in new.handovers],
+            consideration=list(new.consideration),
+            announced=list(new.announced),
+            source=new.source,
+            recorded_at=stamp.recorded_at,
+            recorded_by=stamp.recorded_by,
+        )
+        try:
+            recordings = self.save(exchange, *cases)
+        except IntegrityError:
+            # Another writer recorded a version of one of the cases first; the store's
+            # write lock makes this rare (it needs a writer that bypasses the lock).
+            raise ExchangeRefused(
+                [CaseProblem(c.id, "version-conflict", "the case changed meanwhile") for c in cases]
+            ) from None
+        return exchange, cases, recordings
+
+    def _negotiation_at(self, negotiation_id: UUID, expected: int | None) -> Negotiation:
+        negotiation = self.get_negotiation(negotiation_id)
+        if expected is not None and expected != negotiation.version:
+            raise VersionConflict(negotiation.version, expected)
+        return negotiation
+
+    def _save(
+        self, aggregate: Any, expected: int | None = None, *others: Any
+    ) -> list[Recording[UUID]]:
+        try:
+            return self.save(aggregate, *others)
         except IntegrityError:
             # Another writer recorded this version first: the primary key on
-            # (case, version) refused ours, and nothing of it was written.
-            current = self.get_case(case.id).version
+            # (aggregate, version) refused ours, and nothing of it was written.
+            current = self._get(aggregate.id, None).version
             raise VersionConflict(current, expected) from None

@@ -12,7 +12,8 @@ retracted death back in front of later custody facts.
 | captured, held, transferred,       | refused     | required          |                       |
 | hospitalised, escaped, recaptured, |             |                   |                       |
 | released, repatriated,             |             |                   |                       |
-| willingness_verified               |             |                   |                       |
+| willingness_verified, handed_over, |             |                   |                       |
+| handover_refused                   |             |                   |                       |
 | visited, seen                      | refused     | no: after a death |                       |
 |                                    |             | it disputes it    |                       |
 | died                               | refused     | no                | one unretracted death |
@@ -21,6 +22,7 @@ retracted death back in front of later custody facts.
 | holding_denied, charged,           |             |                   |                       |
 | sentenced, family_informed,        |             |                   |                       |
 | transmitted, identity_updated      |             |                   |                       |
+| handover_absent                    | refused     | no                |                       |
 | note                               | allowed     | no                |                       |
 | retracted                          | allowed     | no                | target exists, is not |
 |                                    |             |                   | the opening, and is   |
@@ -38,7 +40,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from domain.facts import FACT_TYPES, OPENED, Fact
+from domain.facts import ALL_FACT_TYPES, OPENED, Fact
 from domain.state import DEATH, active_facts, derive, retracted_versions, world_order
 
 NEEDS_ALIVE = frozenset(
@@ -52,12 +54,14 @@ NEEDS_ALIVE = frozenset(
         "released",
         "repatriated",
         "willingness_verified",
+        "handed_over",
+        "handover_refused",
     }
 )
 ALLOWED_ON_CLOSED = frozenset({"note", "retracted", "reopened"})
 ONCE = frozenset({"died", "remains_returned"})
 
-assert set(FACT_TYPES) >= NEEDS_ALIVE | ALLOWED_ON_CLOSED | ONCE
+assert set(ALL_FACT_TYPES) >= NEEDS_ALIVE | ALLOWED_ON_CLOSED | ONCE
 
 
 class InvalidTransition(Exception):

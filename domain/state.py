@@ -50,9 +50,14 @@ ALIVE_EVIDENCE = frozenset(
         "repatriated",
         "willingness_verified",
         "escaped",
+        "handed_over",
+        "handover_refused",
     }
 )
 DEATH = frozenset({"died", "remains_returned"})
+# Facts that hand the person to a party and end custody: a unilateral release, a
+# repatriation, or a handover in an exchange (``domain.exchange``).
+HANDOVERS = ("released", "repatriated", "handed_over")
 DEAD = ("deceased", "remains_returned")
 IN_CUSTODY = ("held", "hospitalised")
 
@@ -109,6 +114,7 @@ SAME_DAY_RANK = {
     "transferred": 2,
     "released": 3,
     "repatriated": 3,
+    "handed_over": 3,
     "escaped": 3,
     "died": 4,
     "remains_returned": 5,
@@ -225,8 +231,8 @@ def _apply(state: CaseState, fact: Fact) -> None:
         state.place = fact.get("place") or state.place
     elif kind == "escaped":
         state.status, state.held_by, state.place = "escaped", None, None
-    elif kind in ("released", "repatriated"):
-        state.status = kind  # settled against nationality in _final_status
+    elif kind in HANDOVERS:
+        state.status = "released"  # settled against nationality in _final_status
         state.held_by = None
         state.place = fact.get("place")
     elif kind == "died":
@@ -249,7 +255,7 @@ def _apply(state: CaseState, fact: Fact) -> None:
 
 def _final_status(state: CaseState, world: Sequence[Fact], nationality: str | None) -> None:
     """Handed to the party of one's nationality is repatriation; to any other, release."""
-    handovers = [f for f in world if f.type in ("released", "repatriated")]
+    handovers = [f for f in world if f.type in HANDOVERS]
     if state.status in ("released", "repatriated") and handovers:
         to_party = handovers[-1].get("to_party")
         state.status = "repatriated" if to_party and to_party == nationality else "released"
@@ -292,7 +298,7 @@ def _custody_disputes(world: Sequence[Fact]) -> list[dict[str, Any]]:
         if party:
             held_by = party
             evidence[party] = fact
-        elif fact.type in ("escaped", "released", "repatriated", "died", "remains_returned"):
+        elif fact.type in ("escaped", "died", "remains_returned", *HANDOVERS):
             held_by = None
         if fact.type in ("holding_denied", "holding_acknowledged"):
             by = fact.get("by_party")

@@ -41,6 +41,7 @@ __all__ = [
     "blocking_keys",
     "name_parts",
     "normalise",
+    "part_keys",
     "similarity",
 ]
 
@@ -284,15 +285,21 @@ def blocking_keys(name: str) -> set[str]:
     ``rkr``), and again without the velars and v, which one spelling writes and another drops
     (Hovhannisyan / Ованесян / Оганесян all give ``nsn``; Tovmasyan / Tomassian give ``tms``).
     Consonants survive transliteration better than vowels. Two spellings of one name meet when
-    any one part agrees. The keys are stored and looked up only as HMAC digests under a secret,
-    so they need not be reversible and are deliberately lossy; they are short (at most 12
-    characters) and deterministic.
+    any one part agrees. The keys are deliberately lossy: short (at most 4 characters) and
+    deterministic, so they block well but do not spell the name.
     """
-    keys = set()
+    return set().union(*part_keys(name))
+
+
+def part_keys(name: str) -> list[set[str]]:
+    """``blocking_keys`` part by part: list matching asks how many parts of a name agree."""
+    out = []
     for readings in _forms(name, True):
+        keys = set()
         for reading in readings:
             consonants = _REPEATS.sub(r"\1", _VOWELS.sub("", reading)) or reading
             keys.add(consonants[:_BLOCKING_KEY_LENGTH])
             if strong := _WEAK_CONSONANTS.sub("", consonants):
                 keys.add("-" + strong[:_BLOCKING_KEY_LENGTH])
-    return keys
+        out.append(keys)
+    return out

@@ -147,32 +147,14 @@ class Casebook:
         session, status_code = unit.session, 201
         seq = recordings[0].notification.id if opened else None
         view = views.project(session, case, seq, key.org)
-        if idem is not None:
-            session.execute(
-                insert(tables.idempotency).values(
-                    api_key_id=key.id,
-                    idem_key=idem.key,
-                    request_hash=idem.request_hash,
-                    status_code=status_code,
-                    case_id=case.id,
-                    version=case.version,
-                    created_at=datetime.now(UTC),
-                )
-            )
+        remember(session, key, idem, status_code, case.id, case.version)
         return Written(status_code, case.id, case.version, view)
 
     def _replay(self, session: Session, key: ApiKey, idem: Idempotency | None) -> Written | None:
         """The first answer to a request retried with the same Idempotency-Key."""
-        if idem is None:
-            return None
-        t = tables.idempotency
-        row = session.execute(
-            select(t).where(t.c.api_key_id == key.id, t.c.idem_key == idem.key)
-        ).first()
+        row = remembered(session, key, idem)
         if row is None:
             return None
-        if row.request_hash != idem.request_hash:
-            raise IdempotencyMismatch()
         case = self.register.get_case(row.case_id, version=row.version)
         return Written(row.status_code, case.id, case.version, views.render(case.id, case.state()))
 
@@ -182,8 +164,13 @@ class Casebook:
         """The live view, as stored JSON text (no re-encoding on the hot path)."""
         with self.store.read() as session:
             found = views.read_view(session, case_id)
-        if found is None:
-            raise CaseNotFound(case_id)
+            if found is None:
+                raise CaseNotFound(case_id)
+            listed = views.negotiations_of(session, [case_id]).get(case_id)
+        if listed:  # rare next to plain reads: only then is the stored JSON re-encoded
+            view = json.loads(found[1])
+            view["negotiations"] = listed
+            return found[0], views.dumps(view)
         return found
 
     def view_at(
@@ -195,6 +182,8 @@ class Casebook:
             raise CaseNotFound(case_id)  # nobody knew of this case then
         state = derive(case.facts, as_of=as_of, known_at=known_at)
         view = views.render(case_id, state)
+        with self.store.read() as conn:
+            view["negotiations"] = views.negotiations_of(conn, [case_id]).get(case_id, [])
         view["as_of"] = as_of.isoformat() if as_of else None
         view["known_at"] = known_at.isoformat() if known_at else None
         return view
@@ -223,11 +212,11 @@ class Casebook:
     def checkpoints_page(
         self, limit: int, cursor: str | None
     ) -> tuple[list[dict[str, Any]], str | None]:
-        before = _decode_cursor(cursor, "c") or None
+        before = decode_cursor(cursor, "c") or None
         with self.store.read() as conn:
             rows = checkpoints.listed(conn, limit + 1, before)
         items = [cp.as_dict() for _, cp in rows[:limit]]
-        return items, _encode_cursor("c", rows[limit - 1][0]) if len(rows) > limit else None
+        return items, encode_cursor("c", rows[limit - 1][0]) if len(rows) > limit else None
 
     def history(self, case_id: uuid.UUID) -> dict[str, Any]:
         facts = self.register.get_case(case_id).facts
@@ -263,17 +252,24 @@ class Casebook:
         for name in FILTERS:
             if filters.get(name) is not None:
                 query = query.where(columns[name] == filters[name])
+        if filters.get("negotiation") is not None:
+            n = tables.negotiation_cases
+            named = select(n.c.case_id).where(n.c.negotiation_id == filters["negotiation"])
+            query = query.where(v.c.case_id.in_(named))
         with self.store.read() as session:
             if q is None:
-                after = _decode_cursor(cursor, "s")
+                after = decode_cursor(cursor, "s")
                 rows = session.execute(
                     query.where(v.c.seq > after).order_by(v.c.seq).limit(limit + 1)
                 ).all()
                 page = [(r.case_id, json.loads(r.view)) for r in rows[:limit]]
                 more = len(rows) > limit
-                next_cursor = _encode_cursor("s", rows[limit - 1].seq) if more else None
+                next_cursor = encode_cursor("s", rows[limit - 1].seq) if more else None
             else:
                 page, next_cursor = self._search(session, query, q, limit, cursor)
+            listed = views.negotiations_of(session, [case_id for case_id, _ in page])
+        for case_id, view in page:
+            view["negotiations"] = listed.get(case_id, [])
         if when is not None:
             page = [(case_id, self._timed_item(case_id, view, when)) for case_id, view in page]
         return [view for _, view in page], next_cursor
@@ -287,7 +283,7 @@ class Casebook:
     def _search(
         self, session: Connection, query: Any, q: str, limit: int, cursor: str | None
     ) -> tuple[list[tuple[uuid.UUID, dict[str, Any]]], str | None]:
-        offset = _decode_cursor(cursor, "o")
+        offset = decode_cursor(cursor, "o")
         keys = names.blocking_keys(q)
         if not keys:
             return [], None
@@ -304,7 +300,7 @@ class Casebook:
         scored.sort(key=lambda s: (s[0], s[1]))
         page = [(case_id, view) for _, _, case_id, view in scored[offset : offset + limit]]
         more = len(scored) > offset + limit
-        return page, _encode_cursor("o", offset + limit) if more else None
+        return page, encode_cursor("o", offset + limit) if more else None
 
     def summary(self, group_by: str, when: When | None = None) -> dict[str, Any]:
         """Counts by one column, now or (``when``) as of a day and/or known at an instant."""
@@ -321,6 +317,46 @@ class Casebook:
         if when is not None:
             out.update(when.as_dict())
         return out
+
+
+def remember(
+    session: Session,
+    key: ApiKey,
+    idem: Idempotency | None,
+    status_code: int,
+    aggregate_id: uuid.UUID,
+    version: int,
+) -> None:
+    """Keep what a write with an Idempotency-Key recorded, so that a retry can answer
+    the same. The ``case_id`` column holds the id of whatever was written (a case, a
+    negotiation or an exchange); no personal data is kept."""
+    if idem is None:
+        return
+    session.execute(
+        insert(tables.idempotency).values(
+            api_key_id=key.id,
+            idem_key=idem.key,
+            request_hash=idem.request_hash,
+            status_code=status_code,
+            case_id=aggregate_id,
+            version=version,
+            created_at=datetime.now(UTC),
+        )
+    )
+
+
+def remembered(session: Session, key: ApiKey, idem: Idempotency | None) -> Any:
+    """The record of a write first made with this key's Idempotency-Key, or None.
+    The same key with a different request is an error, never a silent replay."""
+    if idem is None:
+        return None
+    t = tables.idempotency
+    row = session.execute(
+        select(t).where(t.c.api_key_id == key.id, t.c.idem_key == idem.key)
+    ).first()
+    if row is not None and row.request_hash != idem.request_hash:
+        raise IdempotencyMismatch()
+    return row
 
 
 def history_of(case_id: uuid.UUID, facts: list[Fact], hashes: dict[int, str]) -> dict[str, Any]:
@@ -360,12 +396,12 @@ def _history_entry(fact: Fact, undone: set[int], retracted_by: dict[int, int]) -
     return entry
 
 
-def _encode_cursor(kind: str, value: int) -> str:
+def encode_cursor(kind: str, value: int) -> str:
     raw = json.dumps({kind: value}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str | None, kind: str) -> int:
+def decode_cursor(cursor: str | None, kind: str) -> int:
     if cursor is None:
         return 0
     try:

@@ -141,3 +141,65 @@ idempotency = Table(
     Column("version", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+# Negotiations (``domain.negotiation``): one row each, for listing them and for the
+# organisation that owns them. Lists, matches and agreements live in the aggregate.
+negotiations = Table(
+    "casebook_negotiations",
+    metadata,
+    Column("negotiation_id", Uuid, primary_key=True),
+    Column("seq", BIGINT, nullable=False, unique=True),  # log position of the opening
+    Column("org", String(100), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("opened_on", Date, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Which cases each negotiation names: on a party's current list, in an agreement
+# ("negotiation"), or in one of its exchanges ("exchange"). Serves the case view's
+# ``negotiations`` and ``GET /cases?negotiation=``.
+negotiation_cases = Table(
+    "casebook_negotiation_cases",
+    metadata,
+    Column("negotiation_id", Uuid, nullable=False),
+    Column("case_id", Uuid, nullable=False),
+    Column("via", String(20), nullable=False),
+    Index("casebook_negotiation_cases_key", "negotiation_id", "case_id", "via", unique=True),
+    Index("casebook_negotiation_cases_case", "case_id"),
+)
+
+# Exchanges (``domain.exchange``): one row each, for listing them by negotiation.
+exchanges = Table(
+    "casebook_exchanges",
+    metadata,
+    Column("exchange_id", Uuid, primary_key=True),
+    Column("seq", BIGINT, nullable=False, unique=True),
+    Column("org", String(100), nullable=False),
+    Column("negotiation_id", Uuid, nullable=True),
+    Column("occurred_on", Date, nullable=False),
+    Index("casebook_exchanges_negotiation", "negotiation_id", "seq"),
+)
+
+# The handover facts of every case (handed_over, handover_refused, handover_absent) as
+# the register knew them (recorded_from .. recorded_to): a retraction on the case closes
+# its row. Reconciliations and reports read outcomes here, as of any day and known at
+# any instant, with no replay of any case. Written with the case's other projections.
+handovers = Table(
+    "casebook_handovers",
+    metadata,
+    Column("id", BIGINT, primary_key=True, autoincrement=True),
+    Column("case_id", Uuid, nullable=False),
+    Column("version", Integer, nullable=False),  # the fact's version on the case
+    Column("exchange_id", Uuid, nullable=False),
+    Column("negotiation_id", Uuid, nullable=True),
+    Column("outcome", String(20), nullable=False),
+    Column("from_party", String(2), nullable=False),
+    Column("to_party", String(2), nullable=False),
+    Column("occurred_on", Date, nullable=False),
+    Column("willingness", String(20), nullable=True),
+    Column("recorded_from", DateTime(timezone=True), nullable=False),
+    Column("recorded_to", DateTime(timezone=True), nullable=True),
+    Index("casebook_handovers_case", "case_id", "recorded_to"),
+    Index("casebook_handovers_negotiation", "negotiation_id", "recorded_to"),
+    Index("casebook_handovers_exchange", "exchange_id"),
+)

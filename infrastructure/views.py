@@ -20,7 +20,10 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from domain.case import Case
-from domain.state import CaseState, Period, timeline
+from domain.exchange import Exchange
+from domain.facts import HANDOVER_TYPES, Fact
+from domain.negotiation import Negotiation
+from domain.state import CaseState, Period, active_facts, timeline
 from infrastructure import names, tables
 from infrastructure.store import Store
 
@@ -61,7 +64,63 @@ def project(session: Session, case: Case, seq: int | None, org: str) -> dict[str
     periods, after a write of the case's last fact."""
     view = project_view_only(session, case, seq, org)
     write_periods(session, case.id, timeline(case.facts), case.facts[-1].recorded_at)
+    if case.facts[-1].type in HANDOVER_CHANGING:
+        write_handovers(session, case.id, case.facts, case.facts[-1].recorded_at)
     return view
+
+
+# A fact of these types may change which handover facts of a case stand.
+HANDOVER_CHANGING = frozenset({*HANDOVER_TYPES, "retracted"})
+OUTCOME_OF = {"handed_over": "handed_over", "handover_refused": "refused"}
+OUTCOME_OF["handover_absent"] = "absent"
+
+
+def write_handovers(
+    session: Session,
+    case_id: UUID,
+    facts: list[Fact],
+    at: datetime,
+    current: set[int] | None = None,
+) -> set[int]:
+    """Bring the case's standing handover rows to its facts: close the rows of facts
+    retracted since (recorded_to = ``at``), add rows for facts that now stand. Returns
+    the versions that stand."""
+    t = tables.handovers
+    standing = {f.version: f for f in active_facts(facts) if f.type in HANDOVER_TYPES}
+    if current is None:
+        current = set(
+            session.execute(
+                select(t.c.version).where(t.c.case_id == case_id, t.c.recorded_to.is_(None))
+            ).scalars()
+        )
+    gone = current - set(standing)
+    if gone:
+        session.execute(
+            update(t)
+            .where(t.c.case_id == case_id, t.c.recorded_to.is_(None), t.c.version.in_(gone))
+            .values(recorded_to=at)
+        )
+    added = [standing[v] for v in sorted(set(standing) - current)]
+    if added:
+        session.execute(
+            insert(t),
+            [
+                {
+                    "case_id": case_id,
+                    "version": f.version,
+                    "exchange_id": UUID(f.get("exchange_id")),
+                    "negotiation_id": UUID(n) if (n := f.get("negotiation_id")) else None,
+                    "outcome": OUTCOME_OF[f.type],
+                    "from_party": f.get("by_party"),
+                    "to_party": f.get("to_party"),
+                    "occurred_on": f.occurred_on,
+                    "willingness": f.get("willingness"),
+                    "recorded_from": at,
+                }
+                for f in added
+            ],
+        )
+    return set(standing)
 
 
 def project_view_only(session: Session, case: Case, seq: int | None, org: str) -> dict[str, Any]:
@@ -125,6 +184,103 @@ def write_name_keys(session: Session, case_id: UUID, person_names: list[str]) ->
         session.execute(insert(t), [{"key": k, "case_id": case_id} for k in keys])
 
 
+# ---- negotiations and exchanges -----------------------------------------------------
+
+
+def project_negotiation(session: Session, negotiation: Negotiation, seq: int | None) -> None:
+    """The negotiation's row, and the cases it names (its lists and agreements)."""
+    t = tables.negotiations
+    values = {
+        "version": negotiation.version,
+        "opened_on": negotiation.opened_on,
+        "updated_at": negotiation.updated_at,
+    }
+    if seq is not None:
+        session.execute(
+            insert(t).values(negotiation_id=negotiation.id, seq=seq, org=negotiation.org, **values)
+        )
+    else:
+        session.execute(update(t).where(t.c.negotiation_id == negotiation.id).values(**values))
+    named = {UUID(case_id) for case_id in negotiation.case_ids()}
+    _name_cases(session, negotiation.id, named, "negotiation", replace=True)
+
+
+def project_exchange(session: Session, exchange: Exchange, seq: int) -> None:
+    """The exchange's row; the cases in it are named by its negotiation, if any."""
+    negotiation_id = UUID(exchange.negotiation_id) if exchange.negotiation_id else None
+    session.execute(
+        insert(tables.exchanges).values(
+            exchange_id=exchange.id,
+            seq=seq,
+            org=exchange.recorded_by["org"],
+            negotiation_id=negotiation_id,
+            occurred_on=exchange.occurred_on,
+        )
+    )
+    if negotiation_id is not None:
+        named = {UUID(h["case_id"]) for h in exchange.handovers}
+        _name_cases(session, negotiation_id, named, "exchange", replace=False)
+
+
+def _name_cases(
+    session: Session, negotiation_id: UUID, named: set[UUID], via: str, replace: bool
+) -> None:
+    t = tables.negotiation_cases
+    where = (t.c.negotiation_id == negotiation_id, t.c.via == via)
+    present = set(session.execute(select(t.c.case_id).where(*where)).scalars())
+    gone = present - named if replace else set()
+    for chunk in _chunks(sorted(gone)):
+        session.execute(delete(t).where(*where, t.c.case_id.in_(chunk)))
+    added = sorted(named - present)
+    if added:
+        session.execute(
+            insert(t), [{"negotiation_id": negotiation_id, "case_id": c, "via": via} for c in added]
+        )
+
+
+def _chunks(items: list[Any], size: int = 500) -> Iterator[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def project_other(session: Session, aggregate: Any, seq: int) -> None:
+    """Project a negotiation or an exchange, as the rebuild finds it in the log."""
+    if isinstance(aggregate, Negotiation):
+        project_negotiation(session, aggregate, seq)
+    elif isinstance(aggregate, Exchange):
+        project_exchange(session, aggregate, seq)
+    else:  # a kind of aggregate this version does not know: refuse to half-rebuild
+        raise TypeError(f"no projection for {type(aggregate).__name__}")
+
+
+# Tables the rebuild empties and refills besides the case views and periods.
+REBUILT_WITH_CASES = (
+    tables.handovers,
+    tables.negotiations,
+    tables.negotiation_cases,
+    tables.exchanges,
+)
+
+
+def negotiations_of(session: Connection | Session, case_ids: list[UUID]) -> dict[UUID, list[str]]:
+    """Case id -> the ids of the negotiations that name the case, oldest first."""
+    t, n = tables.negotiation_cases, tables.negotiations
+    out: dict[UUID, list[str]] = {}
+    for chunk in _chunks(case_ids):
+        rows = session.execute(
+            select(t.c.case_id, t.c.negotiation_id)
+            .distinct()
+            .join(n, n.c.negotiation_id == t.c.negotiation_id)
+            .where(t.c.case_id.in_(chunk))
+            .order_by(t.c.case_id, n.c.seq)
+        )
+        for case_id, negotiation_id in rows:
+            listed = out.setdefault(case_id, [])
+            if str(negotiation_id) not in listed:
+                listed.append(str(negotiation_id))
+    return out
+
+
 def rebuild(store: Store, progress: Callable[[int, int], None] | None = None) -> int:
     """Rebuild every view row from the log in one transaction; return events read.
 
@@ -141,9 +297,14 @@ def rebuild(store: Store, progress: Callable[[int, int], None] | None = None) ->
         session.execute(delete(tables.case_name_keys))
         session.execute(delete(tables.case_views))
         session.execute(delete(tables.case_periods))
-        for case, seq, count in _cases_from_log(store, session):
-            project_view_only(session, case, seq, case.facts[0].recorded_by.get("org", ""))
-            _replay_periods(session, case)
+        for table in REBUILT_WITH_CASES:
+            session.execute(delete(table))
+        for aggregate, seq, count in _aggregates_from_log(store, session):
+            if isinstance(aggregate, Case):
+                project_view_only(session, aggregate, seq, aggregate.facts[0].recorded_by["org"])
+                _replay_periods(session, aggregate)
+            else:
+                project_other(session, aggregate, seq)
             done += count
             if progress is not None:
                 progress(done, total)
@@ -152,14 +313,19 @@ def rebuild(store: Store, progress: Callable[[int, int], None] | None = None) ->
 
 
 def _replay_periods(session: Session, case: Case) -> None:
-    """The case's periods as each of its writes left them, from its facts' record times."""
+    """The case's periods and handover rows as each of its writes left them, from its
+    facts' record times."""
     current: list[Period] = []
+    standing: set[int] = set()
     for version in range(1, len(case.facts) + 1):
         prefix = case.facts[:version]
-        current = write_periods(session, case.id, timeline(prefix), prefix[-1].recorded_at, current)
+        at = prefix[-1].recorded_at
+        current = write_periods(session, case.id, timeline(prefix), at, current)
+        if prefix[-1].type in HANDOVER_CHANGING:
+            standing = write_handovers(session, case.id, prefix, at, standing)
 
 
-def _cases_from_log(store: Store, session: Session) -> Iterator[tuple[Case, int, int]]:
+def _aggregates_from_log(store: Store, session: Session) -> Iterator[tuple[Any, int, int]]:
     events = store.events_table
     query = (
         select(

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import itertools
-import re
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Header, Query, Request, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from api.deps import Caller, CasebookDep, quick_read
-from api.problems import Problem
 from api.schemas import (
     CaseCreate,
     CasePublic,
@@ -23,78 +21,25 @@ from api.schemas import (
     problems,
 )
 from api.timeparams import WhenDep
-from infrastructure.service import Idempotency, Written, request_hash
+from api.writes import (
+    WRITE_ERRORS,
+    IdempotencyKey,
+    IfMatch,
+    answer,
+    expected_version,
+    idempotency,
+)
+from infrastructure.service import Written
 
 router = APIRouter(prefix="/cases", tags=["cases"])
 
 ERRORS = problems(401, 403, 404, 422)
-WRITE_ERRORS = problems(
-    (400, "the body is not JSON"),
-    401,
-    403,
-    404,
-    422,
-    413,
-    (409, "version-conflict or invalid-transition: nothing was recorded"),
-    (503, "busy: nothing was recorded; retry after Retry-After seconds"),
-)
-LIST_ERRORS = problems(401, 403, 422, (400, "a cursor this list did not give out"))
-_IF_MATCH = re.compile(r'^"(\d{1,18})"$')
 NO_CONTROLS = r"^[^\x00-\x1f\x7f\u202a-\u202e\u2066-\u2069]+$"
-
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        max_length=200,
-        pattern=r"^[\x21-\x7e]+$",
-        description="a retried POST with the same key returns the first answer",
-    ),
-]
-IfMatch = Annotated[
-    str | None,
-    Header(
-        alias="If-Match",
-        pattern=r'^(\*|"\d{1,18}")$',
-        description='"<version>" (the ETag): write only at that version',
-    ),
-]
+LIST_ERRORS = problems(401, 403, 422, (400, "a cursor this list did not give out"))
 
 
-def _idempotency(key: str | None, *parts: Any) -> Idempotency | None:
-    return None if key is None else Idempotency(key, request_hash(*parts))
-
-
-def _answer(written: Written) -> JSONResponse:
-    return JSONResponse(
-        written.view,
-        status_code=written.status_code,
-        headers={"Location": f"/cases/{written.case_id}", "ETag": f'"{written.version}"'},
-    )
-
-
-def _expected_version(if_match: str | None, in_body: int | None) -> int | None:
-    """The version a write is conditional on: If-Match (a strong ETag, or * for any)
-    or expected_version in the body; both given must agree."""
-    header_version = None
-    if if_match is not None and if_match.strip() != "*":
-        found = _IF_MATCH.match(if_match.strip())
-        if found is None:
-            raise Problem(
-                422,
-                "invalid-input",
-                'If-Match must be the ETag of the case, such as "3" (weak tags never match)',
-                errors=[{"field": "If-Match", "message": 'must be "<version>" or *'}],
-            )
-        header_version = int(found.group(1))
-    if header_version is not None and in_body is not None and header_version != in_body:
-        raise Problem(
-            422,
-            "invalid-input",
-            "If-Match and expected_version disagree",
-            errors=[{"field": "expected_version", "message": "differs from If-Match"}],
-        )
-    return header_version if header_version is not None else in_body
+def answer_case(written: Written) -> JSONResponse:
+    return answer(written, "/cases")
 
 
 @router.post("", status_code=201, response_model=CasePublic, responses=WRITE_ERRORS)
@@ -103,8 +48,8 @@ def open_case(
 ) -> JSONResponse:
     """Open a case for one person."""
     payload = body.model_dump(exclude_none=True)
-    idem = _idempotency(idempotency_key, "open", payload)
-    return _answer(casebook.open_case(payload, key, idem))
+    idem = idempotency(idempotency_key, "open", payload)
+    return answer_case(casebook.open_case(payload, key, idem))
 
 
 @router.post(
@@ -120,9 +65,9 @@ def record_event(
 ) -> JSONResponse:
     """Record one fact about the person."""
     payload = body.model_dump(exclude_none=True)
-    expected = _expected_version(if_match, payload.pop("expected_version", None))
-    idem = _idempotency(idempotency_key, "event", str(case_id), payload, expected)
-    return _answer(casebook.record_fact(case_id, payload, key, expected, idem))
+    expected = expected_version(if_match, payload.pop("expected_version", None))
+    idem = idempotency(idempotency_key, "event", str(case_id), payload, expected)
+    return answer_case(casebook.record_fact(case_id, payload, key, expected, idem))
 
 
 @router.get("/{case_id}", response_model=CasePublic, responses=ERRORS)
@@ -168,10 +113,8 @@ def list_cases(
 ) -> dict[str, Any]:
     """Case views, filtered; q finds names and aliases across spellings and scripts;
     as_of and known_at give the register as it stood then."""
-    if negotiation is not None:
-        # Nobody is listed in a negotiation until negotiations are recorded.
-        return {"items": [], "next_cursor": None}
     filters = {
+        "negotiation": negotiation,
         "status": status,
         "held_by": held_by,
         "nationality": nationality,

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter
 
-from api.deps import Caller, CasebookDep
+from api.deps import Caller, CasebookDep, NegotiationsDep
 from api.schemas import SummaryPublic, problems
 from api.timeparams import WhenDep
 
@@ -17,9 +17,13 @@ router = APIRouter(prefix="/reports", tags=["reports"])
 def summary(
     key: Caller,
     casebook: CasebookDep,
+    negotiations: NegotiationsDep,
     group_by: Literal["status", "held_by", "nationality", "category"] = "status",
     when: WhenDep = None,
 ) -> dict[str, Any]:
-    """How many cases, grouped by status, holding party, nationality or category; with
-    as_of and/or known_at, as the register stood then."""
-    return casebook.summary(group_by, when)
+    """How many cases, grouped by status, holding party, nationality or category; the
+    exchanges per party and direction (handed over, refused, absent); and the persons
+    returned per negotiation. With as_of and/or known_at, as the register stood then."""
+    out = casebook.summary(group_by, when)
+    out.update(negotiations.report(when.as_of, when.known_at) if when else negotiations.report())
+    return out

@@ -1,0 +1,135 @@
+"""Negotiations: parties and mediators, lists and their matching, agreements, and the
+reconciliation that says who is still outstanding."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from api.deps import Caller, NegotiationsDep
+from api.schemas import (
+    AgreementCreate,
+    ListCreate,
+    MatchConfirm,
+    NegotiationCreate,
+    NegotiationFull,
+    NegotiationPublic,
+    NegotiationsPublic,
+    problems,
+)
+from api.writes import WRITE_ERRORS, IdempotencyKey, IfMatch, answer, expected_version, idempotency
+
+router = APIRouter(prefix="/negotiations", tags=["negotiations"])
+
+ERRORS = problems(401, 403, 404, 422)
+LIST_ERRORS = problems(401, 403, 422, (400, "a cursor this list did not give out"))
+
+
+def _answer(written: Any) -> JSONResponse:
+    return answer(written, "/negotiations")
+
+
+@router.post("", status_code=201, response_model=NegotiationPublic, responses=WRITE_ERRORS)
+def open_negotiation(
+    body: NegotiationCreate,
+    key: Caller,
+    negotiations: NegotiationsDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Open a negotiation: its parties, mediators and the principle it works under."""
+    payload = body.model_dump(mode="json")
+    idem = idempotency(idempotency_key, "negotiation", payload)
+    return _answer(negotiations.open(payload, key, idem))
+
+
+@router.get("", response_model=NegotiationsPublic, responses=LIST_ERRORS)
+def list_negotiations(
+    key: Caller,
+    negotiations: NegotiationsDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> dict[str, Any]:
+    """Negotiations, oldest first, without their lists."""
+    items, next_cursor = negotiations.list_negotiations(limit, cursor)
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.get("/{negotiation_id}", response_model=NegotiationFull, responses=ERRORS)
+async def get_negotiation(
+    negotiation_id: UUID, key: Caller, negotiations: NegotiationsDep
+) -> dict[str, Any]:
+    """Parties, mediators, each party's current list (each entry with its match),
+    agreements, exchanges, and the reconciliation: on every list, on one party's list
+    only, unmatched, agreed, handed over, refused, absent, and outstanding."""
+    return await run_in_threadpool(negotiations.view, negotiation_id)
+
+
+@router.post(
+    "/{negotiation_id}/lists",
+    status_code=201,
+    response_model=NegotiationPublic,
+    responses=WRITE_ERRORS,
+)
+def submit_list(
+    negotiation_id: UUID,
+    body: ListCreate,
+    key: Caller,
+    negotiations: NegotiationsDep,
+    if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """A party submits its list, or a new version of it. Entries by name are matched
+    against the register across spellings and scripts: each comes back matched (with
+    the case), candidates (with scores) or unmatched."""
+    payload = body.model_dump(mode="json", exclude_none=True)
+    payload["entries"] = [e.model_dump(mode="json", exclude_none=True) for e in body.entries]
+    expected = expected_version(if_match, payload.pop("expected_version", None))
+    idem = idempotency(idempotency_key, "list", str(negotiation_id), payload, expected)
+    return _answer(negotiations.submit_list(negotiation_id, payload, key, expected, idem))
+
+
+@router.post(
+    "/{negotiation_id}/matches",
+    status_code=201,
+    response_model=NegotiationPublic,
+    responses=WRITE_ERRORS,
+)
+def confirm_match(
+    negotiation_id: UUID,
+    body: MatchConfirm,
+    key: Caller,
+    negotiations: NegotiationsDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """A case worker confirms that an entry of a party's current list is this case
+    (a candidate, or any case). The entry's spelling is recorded as an alias of the
+    person (identity_updated), in the same transaction."""
+    payload = body.model_dump(exclude_none=True)
+    idem = idempotency(idempotency_key, "match", str(negotiation_id), body.model_dump(mode="json"))
+    return _answer(negotiations.confirm(negotiation_id, payload, key, idem))
+
+
+@router.post(
+    "/{negotiation_id}/agreements",
+    status_code=201,
+    response_model=NegotiationPublic,
+    responses=WRITE_ERRORS,
+)
+def record_agreement(
+    negotiation_id: UUID,
+    body: AgreementCreate,
+    key: Caller,
+    negotiations: NegotiationsDep,
+    if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """An agreement: transfers of people in each direction, and the consideration that
+    is not a person. Several exchanges may carry it out."""
+    payload = body.model_dump(mode="json", exclude_none=True)
+    expected = expected_version(if_match, payload.pop("expected_version", None))
+    idem = idempotency(idempotency_key, "agreement", str(negotiation_id), payload, expected)
+    return _answer(negotiations.agree(negotiation_id, payload, key, expected, idem))

@@ -1,0 +1,172 @@
+"""Matching the names on a negotiation list to the people in the register.
+
+A list names people as the other side spelled them: in another script, with another
+transliteration, family and given names in either order. Each name entry comes back as
+
+- ``matched``: one person, and only one, scores at or above ``names.MATCH_THRESHOLD``
+  and nothing known contradicts it (date of birth, nationality); or several do and
+  exactly one of them has the date of birth the entry gives;
+- ``candidates``: people a case worker should look at (at or above
+  ``names.CANDIDATE_THRESHOLD``, best first, at most ``MAX_CANDIDATES``), each with its
+  score and whether the date of birth and nationality agree;
+- ``unmatched``: nobody close.
+
+Scale: a list of 10,000 names against 100,000 cases. Candidates are blocked before they
+are scored: the blocking keys of every part of every name on the list are looked up in
+one pass over the key table, and only people who share keys with as many parts of the
+name as two (or the name's only part) are scored. Scoring is in memory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+from uuid import UUID
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from domain.identity import Identity
+from domain.negotiation import CANDIDATES, MATCHED, UNMATCHED
+from infrastructure import names, tables
+
+MAX_CANDIDATES = 5
+# A name whose blocking finds more people than this is scored only against the people
+# sharing the most parts with it (a bare common family name): candidates, not a match.
+MAX_SCORED = 400
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Person:
+    """What matching needs of a case: its names and aliases, date of birth, nationality."""
+
+    case_id: str
+    names: tuple[str, ...]
+    date_of_birth: str | None
+    nationality: str | None
+
+
+class NameIndex(Protocol):
+    """Where matching finds people: the register's tables, or a list in a test."""
+
+    def cases_by_key(self, keys: Iterable[str]) -> Mapping[str, Iterable[str]]: ...
+
+    def people(self, case_ids: Iterable[str]) -> Mapping[str, Person]: ...
+
+
+@dataclass(frozen=True)
+class NameEntry:
+    name: str
+    date_of_birth: str | None = None
+    nationality: str | None = None
+
+
+def match_names(entries: Sequence[NameEntry], index: NameIndex) -> list[dict[str, Any]]:
+    """The match result of each entry, in order (see the module's docstring)."""
+    keys_of = [names.part_keys(e.name) for e in entries]
+    every_key = {k for parts in keys_of for keys in parts for k in keys}
+    by_key = index.cases_by_key(every_key)
+    shortlists = [_shortlist(parts, by_key) for parts in keys_of]
+    people = index.people({c for shortlist in shortlists for c in shortlist})
+    return [
+        _decide(entry, [people[c] for c in shortlist if c in people])
+        for entry, shortlist in zip(entries, shortlists, strict=True)
+    ]
+
+
+def _shortlist(parts: list[set[str]], by_key: Mapping[str, Iterable[str]]) -> list[str]:
+    """People sharing blocking keys with enough parts of the name, most parts first."""
+    hits: Counter[str] = Counter()
+    for keys in parts:
+        hits.update({c for k in keys for c in by_key.get(k, ())})
+    if not hits:
+        return []
+    needed = min(2, len(parts))
+    ranked = sorted((c for c, n in hits.items() if n >= needed), key=lambda c: (-hits[c], c))
+    return ranked[:MAX_SCORED]
+
+
+def _agreement(given: str | None, known: str | None) -> str | None:
+    """Whether a detail given on the list agrees with the register: None if either side
+    does not know it."""
+    unknown = (None, "unknown", "withheld")
+    if given in unknown or known in unknown:
+        return None
+    return "agrees" if given == known else "differs"
+
+
+def _decide(entry: NameEntry, people: list[Person]) -> dict[str, Any]:
+    scored: list[dict[str, Any]] = []
+    for person in people:
+        score = names.best_similarity(entry.name, person.names)
+        if score < names.CANDIDATE_THRESHOLD:
+            continue
+        scored.append(
+            {
+                "case_id": person.case_id,
+                "score": round(score, 3),
+                "date_of_birth": _agreement(entry.date_of_birth, person.date_of_birth),
+                "nationality": _agreement(entry.nationality, person.nationality),
+            }
+        )
+    scored.sort(key=lambda c: (-c["score"], c["case_id"]))
+    strong = [c for c in scored if c["score"] >= names.MATCH_THRESHOLD]
+    consistent = [c for c in strong if "differs" not in (c["date_of_birth"], c["nationality"])]
+    chosen = None
+    if len(strong) == 1 and consistent:
+        chosen = consistent[0]
+    elif len(consistent) > 1:
+        born = [c for c in consistent if c["date_of_birth"] == "agrees"]
+        chosen = born[0] if len(born) == 1 else None
+    if chosen is not None:
+        return {"result": MATCHED, "case_id": chosen["case_id"], "score": chosen["score"]}
+    if scored:
+        return {"result": CANDIDATES, "candidates": scored[:MAX_CANDIDATES]}
+    return {"result": UNMATCHED}
+
+
+class RegisterIndex:
+    """The register's name keys and case views, read on one connection."""
+
+    def __init__(self, conn: Connection | Session):
+        self.conn = conn
+
+    def cases_by_key(self, keys: Iterable[str]) -> dict[str, list[str]]:
+        t = tables.case_name_keys
+        out: dict[str, list[str]] = {}
+        ordered = sorted(keys)
+        for i in range(0, len(ordered), _CHUNK):
+            rows = self.conn.execute(
+                select(t.c.key, t.c.case_id).where(t.c.key.in_(ordered[i : i + _CHUNK]))
+            )
+            for key, case_id in rows:
+                out.setdefault(key, []).append(str(case_id))
+        return out
+
+    def people(self, case_ids: Iterable[str]) -> dict[str, Person]:
+        v = tables.case_views
+        out: dict[str, Person] = {}
+        ordered = sorted(case_ids)
+        for i in range(0, len(ordered), _CHUNK):
+            chunk = [UUID(c) for c in ordered[i : i + _CHUNK]]
+            for case_id, view in self.conn.execute(
+                select(v.c.case_id, v.c.view).where(v.c.case_id.in_(chunk))
+            ):
+                person = Identity.from_dict(_person_of(view))
+                out[str(case_id)] = Person(
+                    str(case_id),
+                    tuple(person.names()),
+                    person.date_of_birth,
+                    person.nationality,
+                )
+        return out
+
+
+def _person_of(view: str) -> dict[str, Any]:
+    person: dict[str, Any] = json.loads(view)["person"]
+    return person

@@ -1,0 +1,486 @@
+"""Negotiations and exchanges as the API sees them: each write in one transaction.
+
+Like ``infrastructure.service`` for cases: a write takes the register's write lock,
+answers a retried request from its idempotency record, runs one domain command, writes
+the projections (the negotiation's and exchange's rows, and for an exchange every case's
+view, periods and handover rows), and commits it all or nothing. Reads answer from the
+aggregates (kept in the register's cache) and the projection tables.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+
+from domain.case import Stamp
+from domain.exchange import Exchange
+from domain.facts import FactError
+from domain.input import parse_agreement, parse_exchange, parse_list, parse_negotiation
+from domain.negotiation import (
+    CANDIDATES,
+    CONFIRMED,
+    MATCHED,
+    UNMATCHED,
+    CaseRow,
+    HandoverRow,
+    Negotiation,
+    reconcile,
+)
+from infrastructure import tables, views
+from infrastructure.keys import ApiKey
+from infrastructure.matching import NameEntry, RegisterIndex, match_names
+from infrastructure.service import (
+    Idempotency,
+    Written,
+    decode_cursor,
+    encode_cursor,
+    remember,
+    remembered,
+)
+from infrastructure.store import Store
+
+_CHUNK = 500
+
+
+def _today() -> Any:
+    return datetime.now(UTC).date()
+
+
+class Negotiations:
+    """Negotiations, their lists, matches and agreements; exchanges; their reports."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.register = store.register
+
+    # ---- writes -------------------------------------------------------------------
+
+    def open(self, payload: dict[str, Any], key: ApiKey, idem: Idempotency | None) -> Written:
+        fields = parse_negotiation(payload, _today())
+        with self.store.write() as unit:
+            replay = remembered(unit.session, key, idem)
+            if replay is not None:
+                return self._replayed(replay)
+            stamp = Stamp(unit.recorded_at, key.name, key.org)
+            negotiation, recordings = self.register.open_negotiation(
+                uuid.uuid4(), stamp=stamp, **fields
+            )
+            views.project_negotiation(unit.session, negotiation, recordings[0].notification.id)
+            remember(unit.session, key, idem, 201, negotiation.id, negotiation.version)
+            return Written(201, negotiation.id, negotiation.version, self.summary(negotiation))
+
+    def submit_list(
+        self,
+        negotiation_id: uuid.UUID,
+        payload: dict[str, Any],
+        key: ApiKey,
+        expected: int | None,
+        idem: Idempotency | None,
+    ) -> Written:
+        party, submitted_on, entries = parse_list(payload, _today())
+        with self.store.write() as unit:
+            replay = remembered(unit.session, key, idem)
+            if replay is not None:
+                return self._replayed(replay)
+            self._match(unit.session, entries)
+            stamp = Stamp(unit.recorded_at, key.name, key.org)
+            negotiation, _, _ = self.register.submit_list(
+                negotiation_id, party, submitted_on, entries, stamp, expected
+            )
+            views.project_negotiation(unit.session, negotiation, None)
+            remember(unit.session, key, idem, 201, negotiation.id, negotiation.version)
+            body = self._list_answer(negotiation, party)
+            return Written(201, negotiation.id, negotiation.version, body)
+
+    def _match(self, session: Any, entries: list[dict[str, Any]]) -> None:
+        """Give every entry its match: by case id (which must exist), or by name."""
+        missing = {}
+        by_id = [(i, e) for i, e in enumerate(entries) if "case_id" in e]
+        known = self._existing_cases(session, [uuid.UUID(e["case_id"]) for _, e in by_id])
+        for i, entry in by_id:
+            if entry["case_id"] not in known:
+                missing[f"entries[{i}].case_id"] = "no such case"
+            entry["match"] = {"result": MATCHED, "case_id": entry["case_id"], "by": "case_id"}
+        if missing:
+            raise FactError(missing)
+        named = [e for e in entries if "name" in e]
+        results = match_names(
+            [NameEntry(e["name"], e.get("date_of_birth"), e.get("nationality")) for e in named],
+            RegisterIndex(session),
+        )
+        for entry, result in zip(named, results, strict=True):
+            entry["match"] = result
+
+    @staticmethod
+    def _existing_cases(session: Any, case_ids: list[uuid.UUID]) -> set[str]:
+        v = tables.case_views
+        found: set[str] = set()
+        for i in range(0, len(case_ids), _CHUNK):
+            chunk = case_ids[i : i + _CHUNK]
+            found.update(
+                str(c)
+                for c in session.execute(
+                    select(v.c.case_id).where(v.c.case_id.in_(chunk))
+                ).scalars()
+            )
+        return found
+
+    def confirm(
+        self,
+        negotiation_id: uuid.UUID,
+        payload: dict[str, Any],
+        key: ApiKey,
+        idem: Idempotency | None,
+    ) -> Written:
+        with self.store.write() as unit:
+            replay = remembered(unit.session, key, idem)
+            if replay is not None:
+                return self._replayed(replay)
+            stamp = Stamp(unit.recorded_at, key.name, key.org)
+            negotiation, case, _ = self.register.confirm_match(
+                negotiation_id,
+                payload["party"],
+                payload["entry"],
+                payload["case_id"],
+                stamp,
+                payload.get("list_version"),
+            )
+            views.project_negotiation(unit.session, negotiation, None)
+            if case is not None:
+                views.project(unit.session, case, None, key.org)
+            remember(unit.session, key, idem, 201, negotiation.id, negotiation.version)
+            body = self._list_answer(negotiation, payload["party"])
+            return Written(201, negotiation.id, negotiation.version, body)
+
+    def agree(
+        self,
+        negotiation_id: uuid.UUID,
+        payload: dict[str, Any],
+        key: ApiKey,
+        expected: int | None,
+        idem: Idempotency | None,
+    ) -> Written:
+        fields = parse_agreement(payload, _today())
+        with self.store.write() as unit:
+            replay = remembered(unit.session, key, idem)
+            if replay is not None:
+                return self._replayed(replay)
+            stamp = Stamp(unit.recorded_at, key.name, key.org)
+            negotiation, _, _ = self.register.agree(
+                negotiation_id, stamp=stamp, expected_version=expected, **fields
+            )
+            views.project_negotiation(unit.session, negotiation, None)
+            remember(unit.session, key, idem, 201, negotiation.id, negotiation.version)
+            body = self._agreement_answer(negotiation)
+            return Written(201, negotiation.id, negotiation.version, body)
+
+    def record_exchange(
+        self, payload: dict[str, Any], key: ApiKey, idem: Idempotency | None
+    ) -> Written:
+        new = parse_exchange(payload, _today())
+        with self.store.write() as unit:
+            replay = remembered(unit.session, key, idem)
+            if replay is not None:
+                return self._replayed(replay)
+            stamp = Stamp(unit.recorded_at, key.name, key.org)
+            exchange, cases, recordings = self.register.record_exchange(uuid.uuid4(), new, stamp)
+            for case in cases:
+                views.project(unit.session, case, None, key.org)
+            views.project_exchange(unit.session, exchange, recordings[0].notification.id)
+            remember(unit.session, key, idem, 201, exchange.id, exchange.version)
+            versions = {str(c.id): c.version for c in cases}
+            body = self._exchange_view(exchange, standing=None, versions=versions)
+            return Written(201, exchange.id, exchange.version, body)
+
+    def _replayed(self, row: Any) -> Written:
+        """The first answer to a retried write, re-rendered from what it recorded."""
+        aggregate = self.register._get(row.case_id, row.version)
+        if isinstance(aggregate, Exchange):
+            body = self._exchange_view(aggregate, standing=None)
+        else:
+            events = self.register.events.get(row.case_id, gt=row.version - 1, lte=row.version)
+            last: Any = next(iter(events))
+            if isinstance(last, Negotiation.Opened):
+                body = self.summary(aggregate)
+            elif isinstance(last, Negotiation.AgreementReached):
+                body = self._agreement_answer(aggregate)
+            else:
+                body = self._list_answer(aggregate, last.party)
+        return Written(row.status_code, aggregate.id, aggregate.version, body)
+
+    # ---- rendering ----------------------------------------------------------------
+
+    def summary(self, negotiation: Negotiation) -> dict[str, Any]:
+        """The negotiation without its entries and reconciliation."""
+        return {
+            "id": str(negotiation.id),
+            "version": negotiation.version,
+            "title": negotiation.title,
+            "parties": negotiation.parties,
+            "mediators": negotiation.mediators,
+            "principle": negotiation.principle,
+            "opened_on": negotiation.opened_on.isoformat(),
+            "lists": {
+                party: {
+                    "list_version": versions[-1]["list_version"],
+                    "submitted_on": versions[-1]["submitted_on"],
+                    "entries": len(versions[-1]["entries"]),
+                }
+                for party, versions in sorted(negotiation.lists.items())
+            },
+            "agreements": len(negotiation.agreements),
+            "opened_at": negotiation.opened_at.isoformat(),
+            "updated_at": negotiation.updated_at.isoformat(),
+        }
+
+    def _list_answer(self, negotiation: Negotiation, party: str) -> dict[str, Any]:
+        """The list just submitted or changed: each entry with its match result."""
+        current = negotiation.current_list(party)
+        assert current is not None
+        return {
+            **self.summary(negotiation),
+            "list": _render_list(current),
+        }
+
+    def _agreement_answer(self, negotiation: Negotiation) -> dict[str, Any]:
+        return {**self.summary(negotiation), "agreement": negotiation.agreements[-1]}
+
+    # ---- reads --------------------------------------------------------------------
+
+    def view(self, negotiation_id: uuid.UUID) -> dict[str, Any]:
+        """The negotiation: parties, mediators, each party's current list, agreements,
+        its exchanges and the reconciliation."""
+        negotiation = self.register.get_negotiation(negotiation_id)
+        with self.store.snapshot() as conn:
+            handovers = self._handovers(conn, negotiation_id)
+            named = set(negotiation.case_ids()) | {h.case_id for h in handovers}
+            cases = self._case_rows(conn, named)
+            cases.update(self._held_nationals(conn, negotiation.parties))
+            exchanges = self._exchange_ids(conn, negotiation_id)
+        return {
+            **self.summary(negotiation),
+            "lists": {
+                party: _render_list(versions[-1])
+                for party, versions in sorted(negotiation.lists.items())
+            },
+            "agreements": negotiation.agreements,
+            "exchanges": exchanges,
+            "reconciliation": reconcile(negotiation, handovers, cases),
+        }
+
+    @staticmethod
+    def _handovers(conn: Connection, negotiation_id: uuid.UUID) -> list[HandoverRow]:
+        t = tables.handovers
+        rows = conn.execute(
+            select(
+                t.c.case_id,
+                t.c.outcome,
+                t.c.exchange_id,
+                t.c.occurred_on,
+                t.c.from_party,
+                t.c.to_party,
+                t.c.willingness,
+                t.c.recorded_from,
+            ).where(t.c.negotiation_id == negotiation_id, t.c.recorded_to.is_(None))
+        )
+        return [HandoverRow(str(r[0]), r[1], str(r[2]), r[3], r[4], r[5], r[6], r[7]) for r in rows]
+
+    @staticmethod
+    def _case_rows(conn: Connection, case_ids: Iterable[str]) -> dict[str, CaseRow]:
+        v = tables.case_views
+        ids = sorted(uuid.UUID(c) for c in case_ids)
+        out: dict[str, CaseRow] = {}
+        columns = (v.c.case_id, v.c.status, v.c.held_by, v.c.nationality, v.c.disputed)
+        for i in range(0, len(ids), _CHUNK):
+            for r in conn.execute(select(*columns).where(v.c.case_id.in_(ids[i : i + _CHUNK]))):
+                out[str(r[0])] = CaseRow(str(r[0]), r[1], r[2], r[3], bool(r[4]))
+        return out
+
+    @staticmethod
+    def _held_nationals(conn: Connection, parties: list[str]) -> dict[str, CaseRow]:
+        """Everyone held by one party who is a national of another."""
+        v = tables.case_views
+        rows = conn.execute(
+            select(v.c.case_id, v.c.status, v.c.held_by, v.c.nationality, v.c.disputed).where(
+                v.c.status.in_(("held", "hospitalised")),
+                v.c.held_by.in_(parties),
+                v.c.nationality.in_(parties),
+                v.c.nationality != v.c.held_by,
+            )
+        )
+        return {str(r[0]): CaseRow(str(r[0]), r[1], r[2], r[3], bool(r[4])) for r in rows}
+
+    @staticmethod
+    def _exchange_ids(conn: Connection, negotiation_id: uuid.UUID) -> list[dict[str, str]]:
+        e = tables.exchanges
+        rows = conn.execute(
+            select(e.c.exchange_id, e.c.occurred_on)
+            .where(e.c.negotiation_id == negotiation_id)
+            .order_by(e.c.seq)
+        )
+        return [{"id": str(r[0]), "occurred_on": r[1].isoformat()} for r in rows]
+
+    def list_negotiations(self, limit: int, cursor: str | None) -> tuple[list[Any], str | None]:
+        t = tables.negotiations
+        after = decode_cursor(cursor, "s")
+        with self.store.read() as conn:
+            rows = conn.execute(
+                select(t.c.negotiation_id, t.c.seq)
+                .where(t.c.seq > after)
+                .order_by(t.c.seq)
+                .limit(limit + 1)
+            ).all()
+        items = [self.summary(self.register.get_negotiation(r[0])) for r in rows[:limit]]
+        more = len(rows) > limit
+        return items, encode_cursor("s", rows[limit - 1][1]) if more else None
+
+    def exchange(self, exchange_id: uuid.UUID) -> dict[str, Any]:
+        exchange = self.register.get_exchange(exchange_id)
+        t = tables.handovers
+        with self.store.read() as conn:
+            standing = {
+                str(c)
+                for c in conn.execute(
+                    select(t.c.case_id).where(
+                        t.c.exchange_id == exchange_id, t.c.recorded_to.is_(None)
+                    )
+                ).scalars()
+            }
+        return self._exchange_view(exchange, standing)
+
+    def list_exchanges(
+        self, negotiation_id: uuid.UUID | None, limit: int, cursor: str | None
+    ) -> tuple[list[Any], str | None]:
+        e = tables.exchanges
+        after = decode_cursor(cursor, "s")
+        query = select(e.c.exchange_id, e.c.seq).where(e.c.seq > after)
+        if negotiation_id is not None:
+            query = query.where(e.c.negotiation_id == negotiation_id)
+        with self.store.read() as conn:
+            rows = conn.execute(query.order_by(e.c.seq).limit(limit + 1)).all()
+        items = [self.exchange(r[0]) for r in rows[:limit]]
+        more = len(rows) > limit
+        return items, encode_cursor("s", rows[limit - 1][1]) if more else None
+
+    @staticmethod
+    def _exchange_view(
+        exchange: Exchange,
+        standing: set[str] | None,
+        versions: dict[str, int] | None = None,
+    ) -> dict[str, Any]:
+        """The exchange as recorded, each handover marked as still standing on its case
+        (a retraction on the case undoes it), the counts recorded, and each party's
+        announced figure beside them."""
+        handovers = []
+        for h in exchange.handovers:
+            item = dict(h)
+            item["standing"] = standing is None or h["case_id"] in standing
+            if versions is not None:
+                item["version"] = versions[h["case_id"]]
+            handovers.append(item)
+        recorded = exchange.counts()
+        directions: dict[tuple[str, str], int] = {}
+        for h in exchange.handovers:
+            if h["outcome"] == "handed_over":
+                pair = (h["from_party"], h["to_party"])
+                directions[pair] = directions.get(pair, 0) + 1
+        return {
+            "id": str(exchange.id),
+            "negotiation_id": exchange.negotiation_id,
+            "agreement": exchange.agreement,
+            "occurred_on": exchange.occurred_on.isoformat(),
+            "place": exchange.place,
+            "mediators": exchange.mediators,
+            "handovers": handovers,
+            "consideration": exchange.consideration,
+            "source": exchange.source,
+            "recorded": {
+                **recorded,
+                "by_direction": [
+                    {"from_party": f, "to_party": t, "handed_over": n}
+                    for (f, t), n in sorted(directions.items())
+                ],
+            },
+            "announced": [
+                {
+                    **a,
+                    "recorded": recorded["handed_over"],
+                    "difference": a["count"] - recorded["handed_over"],
+                }
+                for a in exchange.announced
+            ],
+            "recorded_at": exchange.recorded_at.isoformat(),
+            "recorded_by": exchange.recorded_by,
+        }
+
+    # ---- reports ------------------------------------------------------------------
+
+    def report(self, as_of: Any = None, known_at: datetime | None = None) -> dict[str, Any]:
+        """Exchanges per party and direction, and persons returned per negotiation, as
+        of a world day and as known at an instant (both default to now)."""
+        t = tables.handovers
+        conditions: list[ColumnElement[bool]] = []
+        if known_at is None:
+            conditions.append(t.c.recorded_to.is_(None))
+        else:
+            conditions.append(
+                and_(
+                    t.c.recorded_from <= known_at,
+                    or_(t.c.recorded_to.is_(None), t.c.recorded_to > known_at),
+                )
+            )
+        if as_of is not None:
+            conditions.append(t.c.occurred_on <= as_of)
+        handed = func.sum(case((t.c.outcome == "handed_over", 1), else_=0))
+        refused = func.sum(case((t.c.outcome == "refused", 1), else_=0))
+        absent = func.sum(case((t.c.outcome == "absent", 1), else_=0))
+        with self.store.snapshot() as conn:
+            directions = conn.execute(
+                select(
+                    t.c.from_party,
+                    t.c.to_party,
+                    func.count(func.distinct(t.c.exchange_id)),
+                    handed,
+                    refused,
+                    absent,
+                )
+                .where(*conditions)
+                .group_by(t.c.from_party, t.c.to_party)
+                .order_by(t.c.from_party, t.c.to_party)
+            ).all()
+            returned = conn.execute(
+                select(t.c.negotiation_id, func.count(func.distinct(t.c.case_id)))
+                .where(*conditions, t.c.outcome == "handed_over", t.c.negotiation_id.is_not(None))
+                .group_by(t.c.negotiation_id)
+                .order_by(t.c.negotiation_id)
+            ).all()
+        return {
+            "exchanges": [
+                {
+                    "from_party": r[0],
+                    "to_party": r[1],
+                    "exchanges": r[2],
+                    "handed_over": int(r[3] or 0),
+                    "refused": int(r[4] or 0),
+                    "absent": int(r[5] or 0),
+                }
+                for r in directions
+            ],
+            "returned_by_negotiation": [
+                {"negotiation_id": str(r[0]), "returned": r[1]} for r in returned
+            ],
+        }
+
+
+def _render_list(version: dict[str, Any]) -> dict[str, Any]:
+    entries = version["entries"]
+    counts = dict.fromkeys((MATCHED, CONFIRMED, CANDIDATES, UNMATCHED), 0)
+    for e in entries:
+        counts[e["match"]["result"]] += 1
+    return {**version, "counts": counts}

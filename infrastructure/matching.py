@@ -117,12 +117,12 @@ def _decide(entry: NameEntry, people: list[Person]) -> dict[str, Any]:
     scored.sort(key=lambda c: (-c["score"], c["case_id"]))
     strong = [c for c in scored if c["score"] >= names.MATCH_THRESHOLD]
     consistent = [c for c in strong if "differs" not in (c["date_of_birth"], c["nationality"])]
+    born = [c for c in consistent if c["date_of_birth"] == "agrees"]
     chosen = None
     if len(strong) == 1 and consistent:
         chosen = consistent[0]
-    elif len(consistent) > 1:
-        born = [c for c in consistent if c["date_of_birth"] == "agrees"]
-        chosen = born[0] if len(born) == 1 else None
+    elif len(born) == 1:  # namesakes: the list's date of birth picks out one of them
+        chosen = born[0]
     if chosen is not None:
         return {"result": MATCHED, "case_id": chosen["case_id"], "score": chosen["score"]}
     if scored:

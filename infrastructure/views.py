@@ -268,13 +268,13 @@ def negotiations_of(session: Connection | Session, case_ids: list[UUID]) -> dict
     out: dict[UUID, list[str]] = {}
     for chunk in _chunks(case_ids):
         rows = session.execute(
-            select(t.c.case_id, t.c.negotiation_id)
+            select(t.c.case_id, t.c.negotiation_id, n.c.seq)
             .distinct()
             .join(n, n.c.negotiation_id == t.c.negotiation_id)
             .where(t.c.case_id.in_(chunk))
             .order_by(t.c.case_id, n.c.seq)
         )
-        for case_id, negotiation_id in rows:
+        for case_id, negotiation_id, _ in rows:
             listed = out.setdefault(case_id, [])
             if str(negotiation_id) not in listed:
                 listed.append(str(negotiation_id))

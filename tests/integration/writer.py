@@ -2,6 +2,8 @@
 
 race: wait until a given instant, then record one fact at an expected version and
 print ``ok <version>`` or ``conflict <current>``.
+exchange: wait until a given instant, then record an exchange of the given cases and
+print ``ok <exchange id>`` or ``refused <case id> ...``.
 loop: open cases and record facts until killed, printing ``ack <case> <version>``
 after each commit, so that the parent knows what was acknowledged.
 """
@@ -12,8 +14,10 @@ import sys
 import time
 import uuid
 
+from domain.exchange import ExchangeRefused
 from domain.register import VersionConflict
 from infrastructure.keys import KeyStore
+from infrastructure.negotiations import Negotiations
 from infrastructure.service import Casebook
 from infrastructure.settings import Settings
 from infrastructure.store import Store
@@ -40,6 +44,27 @@ def race(url: str, case_id: str, start_at: float, name: str) -> None:
     store.close()
 
 
+def exchange(url: str, case_ids: str, start_at: float, name: str) -> None:
+    store = Store(Settings(database_url=url))
+    negotiations = Negotiations(store)
+    key = _key(store, name)
+    payload = {
+        "occurred_on": "2021-07-03",
+        "handovers": [
+            {"case_id": c, "from_party": "AZ", "to_party": "AM", "outcome": "handed_over"}
+            for c in case_ids.split(",")
+        ],
+        "source": {"kind": "party", "name": "AZ"},
+    }
+    time.sleep(max(0.0, start_at - time.time()))
+    try:
+        written = negotiations.record_exchange(payload, key, None)
+        print(f"ok {written.case_id}", flush=True)
+    except ExchangeRefused as e:
+        print("refused " + " ".join(sorted(str(p.case_id) for p in e.problems)), flush=True)
+    store.close()
+
+
 def loop(url: str, name: str) -> None:
     store = Store(Settings(database_url=url))
     casebook = Casebook(store)
@@ -63,5 +88,7 @@ def loop(url: str, name: str) -> None:
 if __name__ == "__main__":
     if sys.argv[1] == "race":
         race(sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5])
+    elif sys.argv[1] == "exchange":
+        exchange(sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5])
     else:
         loop(sys.argv[2], sys.argv[3])

@@ -16,6 +16,7 @@ out (``domain.exchange``); they are aggregates of their own, linked by id.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -75,10 +76,31 @@ class Negotiation(Aggregate):
         self.opened_at = recorded_at
         self.org = recorded_by.get("org", "")
         self.updated_at = recorded_at
+        self.recorded = [recorded_at]  # when each event was recorded, by version
         # party -> its list versions, oldest first; each version is never changed in
         # place (a confirmation makes a new dict), so copies can share them.
         self.lists: dict[str, list[dict[str, Any]]] = {}
         self.agreements: list[dict[str, Any]] = []
+
+    def _touched(self, recorded_at: datetime) -> None:
+        self.updated_at = recorded_at
+        self.recorded = [*self.recorded, recorded_at]
+
+    def version_known_at(self, known_at: datetime) -> int:
+        """How many of the negotiation's events had been recorded by ``known_at``."""
+        return sum(1 for t in self.recorded if t <= known_at)
+
+    def as_of(self, day: date) -> Negotiation:
+        """The negotiation as of a world day: the list versions submitted and the
+        agreements reached by then (a confirmation stays with its list version)."""
+        clone = copy.deepcopy(self)
+        lists = {
+            party: [v for v in versions if date.fromisoformat(v["submitted_on"]) <= day]
+            for party, versions in self.lists.items()
+        }
+        clone.lists = {party: versions for party, versions in lists.items() if versions}
+        clone.agreements = [a for a in self.agreements if date.fromisoformat(a["agreed_on"]) <= day]
+        return clone
 
     def current_list(self, party: str) -> dict[str, Any] | None:
         versions = self.lists.get(party)
@@ -129,7 +151,7 @@ class Negotiation(Aggregate):
                 "entries": entries,
             }
         )
-        self.updated_at = recorded_at
+        self._touched(recorded_at)
 
     class MatchConfirmed(Aggregate.Event):
         party: str
@@ -192,7 +214,7 @@ class Negotiation(Aggregate):
         }
         entries[entry] = confirmed
         versions[list_version - 1] = {**old, "entries": entries}
-        self.updated_at = recorded_at
+        self._touched(recorded_at)
 
     # ---- agreements ---------------------------------------------------------------
 
@@ -246,7 +268,7 @@ class Negotiation(Aggregate):
         if source is not None:
             agreement["source"] = source
         self.agreements = [*self.agreements, agreement]
-        self.updated_at = recorded_at
+        self._touched(recorded_at)
 
     # ---- reading ------------------------------------------------------------------
 

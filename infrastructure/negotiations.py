@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -32,11 +32,13 @@ from domain.negotiation import (
     Negotiation,
     reconcile,
 )
+from domain.register import NegotiationNotFound
 from infrastructure import tables, views
 from infrastructure.keys import ApiKey
 from infrastructure.matching import NameEntry, RegisterIndex, match_names
 from infrastructure.service import (
     Idempotency,
+    When,
     Written,
     decode_cursor,
     encode_cursor,
@@ -253,17 +255,26 @@ class Negotiations:
 
     # ---- reads --------------------------------------------------------------------
 
-    def view(self, negotiation_id: uuid.UUID) -> dict[str, Any]:
+    def view(self, negotiation_id: uuid.UUID, when: When | None = None) -> dict[str, Any]:
         """The negotiation: parties, mediators, each party's current list, agreements,
-        its exchanges and the reconciliation."""
+        its exchanges and the reconciliation; with ``when``, as the register stood then:
+        the negotiation's events recorded by ``known_at``, the lists submitted and the
+        agreements reached by ``as_of``, handovers and each person's status then."""
         negotiation = self.register.get_negotiation(negotiation_id)
+        if when is not None and when.known_at is not None:
+            version = negotiation.version_known_at(when.known_at)
+            if version == 0:
+                raise NegotiationNotFound(negotiation_id)  # nobody knew of it then
+            negotiation = self.register.get_negotiation(negotiation_id, version)
+        if when is not None and when.as_of is not None:
+            negotiation = negotiation.as_of(when.as_of)
         with self.store.snapshot() as conn:
-            handovers = self._handovers(conn, negotiation_id)
+            handovers = self._handovers(conn, negotiation_id, when)
             named = set(negotiation.case_ids()) | {h.case_id for h in handovers}
-            cases = self._case_rows(conn, named)
-            cases.update(self._held_nationals(conn, negotiation.parties))
-            exchanges = self._exchange_ids(conn, negotiation_id)
-        return {
+            cases = self._case_rows(conn, named, when)
+            cases.update(self._held_nationals(conn, negotiation.parties, when))
+            exchanges = self._exchange_ids(conn, negotiation_id, when)
+        out = {
             **self.summary(negotiation),
             "lists": {
                 party: _render_list(versions[-1])
@@ -273,9 +284,14 @@ class Negotiations:
             "exchanges": exchanges,
             "reconciliation": reconcile(negotiation, handovers, cases),
         }
+        if when is not None:
+            out.update(when.as_dict())
+        return out
 
     @staticmethod
-    def _handovers(conn: Connection, negotiation_id: uuid.UUID) -> list[HandoverRow]:
+    def _handovers(
+        conn: Connection, negotiation_id: uuid.UUID, when: When | None = None
+    ) -> list[HandoverRow]:
         t = tables.handovers
         rows = conn.execute(
             select(
@@ -287,43 +303,58 @@ class Negotiations:
                 t.c.to_party,
                 t.c.willingness,
                 t.c.recorded_from,
-            ).where(t.c.negotiation_id == negotiation_id, t.c.recorded_to.is_(None))
+            ).where(t.c.negotiation_id == negotiation_id, *_handover_conditions(when))
         )
         return [HandoverRow(str(r[0]), r[1], str(r[2]), r[3], r[4], r[5], r[6], r[7]) for r in rows]
 
     @staticmethod
-    def _case_rows(conn: Connection, case_ids: Iterable[str]) -> dict[str, CaseRow]:
-        v = tables.case_views
+    def _status_table(when: When | None) -> tuple[Any, list[Any]]:
+        """Where each person's status is read: the live views, or (``when``) the
+        bitemporal periods at that point on both axes."""
+        if when is None:
+            return tables.case_views, []
+        return tables.case_periods, when.conditions()
+
+    def _case_rows(
+        self, conn: Connection, case_ids: Iterable[str], when: When | None = None
+    ) -> dict[str, CaseRow]:
+        v, conditions = self._status_table(when)
         ids = sorted(uuid.UUID(c) for c in case_ids)
         out: dict[str, CaseRow] = {}
         columns = (v.c.case_id, v.c.status, v.c.held_by, v.c.nationality, v.c.disputed)
         for i in range(0, len(ids), _CHUNK):
-            for r in conn.execute(select(*columns).where(v.c.case_id.in_(ids[i : i + _CHUNK]))):
+            chunk = ids[i : i + _CHUNK]
+            for r in conn.execute(select(*columns).where(v.c.case_id.in_(chunk), *conditions)):
                 out[str(r[0])] = CaseRow(str(r[0]), r[1], r[2], r[3], bool(r[4]))
         return out
 
-    @staticmethod
-    def _held_nationals(conn: Connection, parties: list[str]) -> dict[str, CaseRow]:
+    def _held_nationals(
+        self, conn: Connection, parties: list[str], when: When | None = None
+    ) -> dict[str, CaseRow]:
         """Everyone held by one party who is a national of another."""
-        v = tables.case_views
+        v, conditions = self._status_table(when)
         rows = conn.execute(
             select(v.c.case_id, v.c.status, v.c.held_by, v.c.nationality, v.c.disputed).where(
                 v.c.status.in_(("held", "hospitalised")),
                 v.c.held_by.in_(parties),
                 v.c.nationality.in_(parties),
                 v.c.nationality != v.c.held_by,
+                *conditions,
             )
         )
         return {str(r[0]): CaseRow(str(r[0]), r[1], r[2], r[3], bool(r[4])) for r in rows}
 
     @staticmethod
-    def _exchange_ids(conn: Connection, negotiation_id: uuid.UUID) -> list[dict[str, str]]:
+    def _exchange_ids(
+        conn: Connection, negotiation_id: uuid.UUID, when: When | None = None
+    ) -> list[dict[str, str]]:
         e = tables.exchanges
-        rows = conn.execute(
-            select(e.c.exchange_id, e.c.occurred_on)
-            .where(e.c.negotiation_id == negotiation_id)
-            .order_by(e.c.seq)
-        )
+        query = select(e.c.exchange_id, e.c.occurred_on).where(e.c.negotiation_id == negotiation_id)
+        if when is not None and when.as_of is not None:
+            query = query.where(e.c.occurred_on <= when.as_of)
+        if when is not None and when.known_at is not None:
+            query = query.where(e.c.recorded_at <= when.known_at)
+        rows = conn.execute(query.order_by(e.c.seq))
         return [{"id": str(r[0]), "occurred_on": r[1].isoformat()} for r in rows]
 
     def list_negotiations(self, limit: int, cursor: str | None) -> tuple[list[Any], str | None]:
@@ -425,18 +456,7 @@ class Negotiations:
         """Exchanges per party and direction, and persons returned per negotiation, as
         of a world day and as known at an instant (both default to now)."""
         t = tables.handovers
-        conditions: list[ColumnElement[bool]] = []
-        if known_at is None:
-            conditions.append(t.c.recorded_to.is_(None))
-        else:
-            conditions.append(
-                and_(
-                    t.c.recorded_from <= known_at,
-                    or_(t.c.recorded_to.is_(None), t.c.recorded_to > known_at),
-                )
-            )
-        if as_of is not None:
-            conditions.append(t.c.occurred_on <= as_of)
+        conditions = _handover_conditions(When(as_of, known_at))
         handed = func.sum(case((t.c.outcome == "handed_over", 1), else_=0))
         refused = func.sum(case((t.c.outcome == "refused", 1), else_=0))
         absent = func.sum(case((t.c.outcome == "absent", 1), else_=0))
@@ -476,6 +496,22 @@ class Negotiations:
                 {"negotiation_id": str(r[0]), "returned": r[1]} for r in returned
             ],
         }
+
+
+def _handover_conditions(when: When | None) -> list[ColumnElement[bool]]:
+    """The standing handover rows at a point on both time axes (None: now)."""
+    t = tables.handovers
+    conditions: list[ColumnElement[bool]]
+    if when is None or when.known_at is None:
+        conditions = [t.c.recorded_to.is_(None)]
+    else:
+        conditions = [
+            t.c.recorded_from <= when.known_at,
+            or_(t.c.recorded_to.is_(None), t.c.recorded_to > when.known_at),
+        ]
+    if when is not None and when.as_of is not None:
+        conditions.append(t.c.occurred_on <= when.as_of)
+    return conditions
 
 
 def _render_list(version: dict[str, Any]) -> dict[str, Any]:

@@ -177,6 +177,7 @@ exchanges = Table(
     Column("org", String(100), nullable=False),
     Column("negotiation_id", Uuid, nullable=True),
     Column("occurred_on", Date, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
     Index("casebook_exchanges_negotiation", "negotiation_id", "seq"),
 )
 

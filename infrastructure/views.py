@@ -215,6 +215,7 @@ def project_exchange(session: Session, exchange: Exchange, seq: int) -> None:
             org=exchange.recorded_by["org"],
             negotiation_id=negotiation_id,
             occurred_on=exchange.occurred_on,
+            recorded_at=exchange.recorded_at,
         )
     )
     if negotiation_id is not None:

@@ -21,6 +21,7 @@ from api.schemas import (
     NegotiationsPublic,
     problems,
 )
+from api.timeparams import WhenDep
 from api.writes import WRITE_ERRORS, IdempotencyKey, IfMatch, answer, expected_version, idempotency
 
 router = APIRouter(prefix="/negotiations", tags=["negotiations"])
@@ -60,12 +61,13 @@ def list_negotiations(
 
 @router.get("/{negotiation_id}", response_model=NegotiationFull, responses=ERRORS)
 async def get_negotiation(
-    negotiation_id: UUID, key: Caller, negotiations: NegotiationsDep
+    negotiation_id: UUID, key: Caller, negotiations: NegotiationsDep, when: WhenDep
 ) -> dict[str, Any]:
     """Parties, mediators, each party's current list (each entry with its match),
     agreements, exchanges, and the reconciliation: on every list, on one party's list
-    only, unmatched, agreed, handed over, refused, absent, and outstanding."""
-    return await run_in_threadpool(negotiations.view, negotiation_id)
+    only, unmatched, agreed, handed over, refused, absent, and outstanding. With as_of
+    and/or known_at, as the register stood then."""
+    return await run_in_threadpool(negotiations.view, negotiation_id, when)
 
 
 @router.post(

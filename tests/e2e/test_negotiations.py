@@ -354,3 +354,76 @@ def test_an_auditor_reads_negotiations_but_never_writes(client: TestClient, keys
     assert client.get(f"/negotiations/{n['id']}", headers=keys.auditor).status_code == 200
     r = client.post("/negotiations", json={}, headers=keys.auditor)
     assert r.status_code == 403
+
+
+def test_the_reconciliation_as_of_a_day_and_as_known_at_an_instant(
+    client: TestClient, keys: Keys
+) -> None:
+    a = held(client, keys)
+    b = held(client, keys, family_name="Probayev")
+    n = negotiation(client, keys)
+    client.post(
+        f"/negotiations/{n['id']}/lists",
+        json={
+            "submitted_by": "AM",
+            "submitted_on": "2021-06-10",
+            "entries": [{"case_id": a["id"]}, {"case_id": b["id"]}],
+        },
+        headers=keys.worker,
+    )
+    listed_at = client.get(f"/negotiations/{n['id']}", headers=keys.auditor).json()["updated_at"]
+    assert exchange(client, keys, [handover(a)], negotiation_id=n["id"]).status_code == 201
+    url = f"/negotiations/{n['id']}"
+    now = client.get(url, headers=keys.auditor).json()["reconciliation"]
+    assert [e["case_id"] for e in now["handed_over"]] == [a["id"]]
+    # The world on 1 July 2021, as known now: both listed, both held, nobody handed over.
+    before = client.get(f"{url}?as_of=2021-07-01", headers=keys.auditor).json()
+    assert before["as_of"] == "2021-07-01"
+    assert before["reconciliation"]["handed_over"] == []
+    assert {e["case_id"] for e in before["reconciliation"]["outstanding"]} == {a["id"], b["id"]}
+    assert before["exchanges"] == []
+    # Before the lists were submitted (in the world), nobody was on them.
+    early = client.get(f"{url}?as_of=2021-06-01", headers=keys.auditor).json()
+    assert early["lists"] == {} and early["reconciliation"]["only_on"] == {"AM": [], "AZ": []}
+    # What the register knew when the list was recorded: the exchange was not yet known.
+    known = client.get(url, params={"known_at": listed_at}, headers=keys.auditor).json()
+    assert known["reconciliation"]["handed_over"] == []
+    assert [e["case_id"] for e in known["reconciliation"]["only_on"]["AM"]] == sorted(
+        [a["id"], b["id"]]
+    )
+    # Before the negotiation was recorded, the register knew of no such negotiation.
+    r = client.get(url, params={"known_at": "2020-01-01T00:00:00Z"}, headers=keys.auditor)
+    assert r.status_code == 404
+
+
+def test_a_retried_list_submission_answers_the_same_and_records_once(
+    client: TestClient, keys: Keys
+) -> None:
+    a = held(client, keys)
+    n = negotiation(client, keys)
+    body = {"submitted_by": "AM", "submitted_on": "2021-06-10", "entries": [{"case_id": a["id"]}]}
+    headers = {**keys.worker, "Idempotency-Key": "list-1"}
+    first = client.post(f"/negotiations/{n['id']}/lists", json=body, headers=headers)
+    again = client.post(f"/negotiations/{n['id']}/lists", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json()
+    assert client.get(f"/negotiations/{n['id']}", headers=keys.worker).json()["version"] == 2
+    other = {**body, "submitted_on": "2021-06-11"}
+    r = client.post(f"/negotiations/{n['id']}/lists", json=other, headers=headers)
+    assert r.status_code == 422 and r.json()["type"].endswith("idempotency-key-reused")
+
+
+def test_a_list_naming_an_unknown_case_is_refused_whole(client: TestClient, keys: Keys) -> None:
+    n = negotiation(client, keys)
+    body = {
+        "submitted_by": "AM",
+        "submitted_on": "2021-06-10",
+        "entries": [{"name": "Testyan Aram"}, {"case_id": "00000000-0000-4000-8000-000000000000"}],
+    }
+    r = client.post(f"/negotiations/{n['id']}/lists", json=body, headers=keys.worker)
+    assert r.status_code == 422
+    assert r.json()["errors"] == [{"field": "entries[1].case_id", "message": "no such case"}]
+    assert client.get(f"/negotiations/{n['id']}", headers=keys.worker).json()["lists"] == {}
+    body = {**body, "submitted_by": "TR", "entries": [{"name": "Testyan Aram"}]}
+    r = client.post(f"/negotiations/{n['id']}/lists", json=body, headers=keys.worker)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "submitted_by"

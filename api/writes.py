@@ -52,7 +52,7 @@ def answer(written: Written, location: str) -> JSONResponse:
     return JSONResponse(
         written.view,
         status_code=written.status_code,
-        headers={"Location": f"{location}/{written.case_id}", "ETag": f'"{written.version}"'},
+        headers={"Location": f"{location}/{written.id}", "ETag": f'"{written.version}"'},
     )
 
 

@@ -212,6 +212,6 @@ def replay_from_export(export: Export, case_id: UUID) -> Case:
             case_id, item["version"], item["topic"], base64.b64decode(item["state"])
         )
         case = register.mapper.to_domain_event(stored).mutate(case)  # type: ignore[attr-defined]
-    if case is None:
+    if not isinstance(case, Case):  # none, or a negotiation's or an exchange's events
         raise KeyError("the export holds no events of this case")
     return case

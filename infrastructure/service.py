@@ -46,10 +46,17 @@ class BadCursor(ValueError):
 
 @dataclass(frozen=True)
 class Written:
+    """A write's answer. ``case_id`` is the id of what was written: the case, or for the
+    writes of ``infrastructure.negotiations`` the negotiation or the exchange (``id``)."""
+
     status_code: int
     case_id: uuid.UUID
     version: int
     view: dict[str, Any]
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self.case_id
 
 
 @dataclass(frozen=True)

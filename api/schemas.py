@@ -198,7 +198,8 @@ class DirectionCount(BaseModel):
 
 class ReturnedCount(BaseModel):
     negotiation_id: str
-    returned: int
+    returned: int = Field(description="handed over to the party of their nationality")
+    handed_over: int = Field(description="handed over to any party, a third country too")
 
 
 class SummaryPublic(BaseModel):
@@ -299,10 +300,13 @@ class HandoverIn(Strict):
 
 
 class AnnouncedIn(Strict):
-    """A party's public figure for the exchange, kept beside what was recorded."""
+    """A party's public figure for the exchange, kept beside what was recorded: of the
+    people handed over from_party to to_party when given, else of all handed over."""
 
     by_party: Party
     count: Annotated[int, Field(ge=0, le=1_000_000, strict=True)]
+    from_party: Party | None = None
+    to_party: Party | None = None
     source: SourceIn | None = None
 
 

@@ -288,6 +288,9 @@ def parse_exchange(payload: dict[str, Any], today: date) -> NewExchange:
             "by_party": _party(errors, f"{where}.by_party", raw.get("by_party")),
             "count": raw["count"],
         }
+        for side in ("from_party", "to_party"):  # the direction the figure is about
+            if raw.get(side) is not None:
+                item[side] = _party(errors, f"{where}.{side}", raw[side])
         if raw.get("source") is not None:
             item["source"] = _source(errors, raw["source"], f"{where}.")
         announced.append(item)

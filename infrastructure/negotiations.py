@@ -439,12 +439,7 @@ class Negotiations:
                 ],
             },
             "announced": [
-                {
-                    **a,
-                    "recorded": recorded["handed_over"],
-                    "difference": a["count"] - recorded["handed_over"],
-                }
-                for a in exchange.announced
+                _beside(a, recorded["handed_over"], directions) for a in exchange.announced
             ],
             "recorded_at": exchange.recorded_at.isoformat(),
             "recorded_by": exchange.recorded_by,
@@ -454,7 +449,9 @@ class Negotiations:
 
     def report(self, as_of: Any = None, known_at: datetime | None = None) -> dict[str, Any]:
         """Exchanges per party and direction, and persons returned per negotiation, as
-        of a world day and as known at an instant (both default to now)."""
+        of a world day and as known at an instant (both default to now). ``returned``
+        counts the people handed over to the party of their nationality (as the case
+        says now); ``handed_over`` counts everyone handed over, to a third country too."""
         t = tables.handovers
         conditions = _handover_conditions(When(as_of, known_at))
         handed = func.sum(case((t.c.outcome == "handed_over", 1), else_=0))
@@ -474,8 +471,15 @@ class Negotiations:
                 .group_by(t.c.from_party, t.c.to_party)
                 .order_by(t.c.from_party, t.c.to_party)
             ).all()
+            v = tables.case_views
+            home = case((t.c.to_party == v.c.nationality, t.c.case_id), else_=None)
             returned = conn.execute(
-                select(t.c.negotiation_id, func.count(func.distinct(t.c.case_id)))
+                select(
+                    t.c.negotiation_id,
+                    func.count(func.distinct(home)),
+                    func.count(func.distinct(t.c.case_id)),
+                )
+                .join(v, v.c.case_id == t.c.case_id)
                 .where(*conditions, t.c.outcome == "handed_over", t.c.negotiation_id.is_not(None))
                 .group_by(t.c.negotiation_id)
                 .order_by(t.c.negotiation_id)
@@ -493,9 +497,25 @@ class Negotiations:
                 for r in directions
             ],
             "returned_by_negotiation": [
-                {"negotiation_id": str(r[0]), "returned": r[1]} for r in returned
+                {"negotiation_id": str(r[0]), "returned": r[1], "handed_over": r[2]}
+                for r in returned
             ],
         }
+
+
+def _beside(
+    announced: dict[str, Any], total: int, directions: dict[tuple[str, str], int]
+) -> dict[str, Any]:
+    """A party's announced figure with the recorded count it is about: the people handed
+    over in the direction it names (from_party and/or to_party), else all of them."""
+    start, end = announced.get("from_party"), announced.get("to_party")
+    if start is None and end is None:
+        recorded = total
+    else:
+        recorded = sum(
+            n for (f, t), n in directions.items() if start in (None, f) and end in (None, t)
+        )
+    return {**announced, "recorded": recorded, "difference": announced["count"] - recorded}
 
 
 def _handover_conditions(when: When | None) -> list[ColumnElement[bool]]:

@@ -213,7 +213,9 @@ def test_lists_match_names_across_scripts_and_reconcile(client: TestClient, keys
     assert rec["handed_over_without_willingness_check"] == [sedrak["id"]]
     assert {e["case_id"] for e in rec["outstanding"]} == {other["id"], unlisted["id"]}
     summary = client.get("/reports/summary", headers=keys.auditor).json()
-    assert summary["returned_by_negotiation"] == [{"negotiation_id": n["id"], "returned": 1}]
+    assert summary["returned_by_negotiation"] == [
+        {"negotiation_id": n["id"], "returned": 1, "handed_over": 1}
+    ]
     assert summary["exchanges"] == [
         {
             "from_party": "AZ",
@@ -315,6 +317,37 @@ def test_announced_figures_are_kept_beside_the_recorded_count(
     assert [(a["count"], a["recorded"], a["difference"]) for a in r.json()["announced"]] == [
         (2, 3, -1),
         (4, 3, 1),
+    ]
+
+
+def test_an_announced_figure_about_one_direction_is_set_beside_that_direction(
+    client: TestClient, keys: Keys
+) -> None:
+    ours = held(client, keys)
+    theirs = held(client, keys, by="AM", family_name="Samplov", nationality="AZ")
+    swap = [handover(ours), {**handover(theirs), "from_party": "AM", "to_party": "AZ"}]
+    announced = [
+        {"by_party": "AZ", "count": 1, "from_party": "AM", "to_party": "AZ"},
+        {"by_party": "AM", "count": 3},
+    ]
+    r = exchange(client, keys, swap, announced=announced)
+    assert r.status_code == 201, r.text
+    assert [(a["recorded"], a["difference"]) for a in r.json()["announced"]] == [(1, 0), (2, 1)]
+
+
+def test_a_handover_to_a_third_country_is_handed_over_but_not_returned(
+    client: TestClient, keys: Keys
+) -> None:
+    home, away = held(client, keys), held(client, keys, family_name="Probayev")
+    n = negotiation(client, keys)
+    third = {**handover(away), "to_party": "TR"}
+    assert (
+        exchange(client, keys, [handover(home), third], negotiation_id=n["id"]).status_code == 201
+    )
+    assert client.get(f"/cases/{away['id']}", headers=keys.worker).json()["status"] == "released"
+    summary = client.get("/reports/summary", headers=keys.worker).json()
+    assert summary["returned_by_negotiation"] == [
+        {"negotiation_id": n["id"], "returned": 1, "handed_over": 2}
     ]
 
 

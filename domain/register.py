@@ -153,6 +153,11 @@ class Register(Application[UUID]):
             raise ExchangeNotFound(exchange_id)
         return exchange
 
+    def _get_many(self, aggregate_ids: list[UUID]) -> dict[UUID, Any]:
+        """Several aggregates by id (each a copy for one command), or None for each id
+        unknown. The store's register reads them in bulk (``ChainedRegister``)."""
+        return {aggregate_id: self._get(aggregate_id, None) for aggregate_id in aggregate_ids}
+
     def _get(self, aggregate_id: UUID, version: int | None) -> Any:
         """Any aggregate by id (the caller checks its kind), or None."""
         try:
@@ -259,8 +264,9 @@ class Register(Application[UUID]):
                 raise NegotiationError({"agreement": "no agreement with this number"})
         problems: list[CaseProblem] = []
         cases: list[Case] = []
+        loaded = self._get_many([h.case_id for h in new.handovers])
         for handover in new.handovers:
-            found = self._get(handover.case_id, None)
+            found = loaded[handover.case_id]
             if not isinstance(found, Case):
                 problems.append(CaseProblem(handover.case_id, "not-found", "no such case"))
                 continue

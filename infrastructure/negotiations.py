@@ -192,8 +192,7 @@ class Negotiations:
                 return self._replayed(replay)
             stamp = Stamp(unit.recorded_at, key.name, key.org)
             exchange, cases, recordings = self.register.record_exchange(uuid.uuid4(), new, stamp)
-            for case in cases:
-                views.project(unit.session, case, None, key.org)
+            views.project_written(unit.session, cases)
             views.project_exchange(unit.session, exchange, recordings[0].notification.id)
             remember(unit.session, key, idem, 201, exchange.id, exchange.version)
             versions = {str(c.id): c.version for c in cases}

@@ -9,17 +9,19 @@ record together or not at all.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import sqlalchemy.exc
 from eventsourcing.persistence import OperationalError as ESOperationalError
-from eventsourcing.persistence import Recording
+from eventsourcing.persistence import Recording, StoredEvent
 from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
 from sqlalchemy import Table, insert, select, text, update
@@ -47,6 +49,44 @@ class ChainedRegister(Register):
         recordings = super()._record(processing_event)
         unit.logged(recordings)
         return recordings
+
+    def _get_many(self, aggregate_ids: list[UUID]) -> dict[UUID, Any]:
+        """Many aggregates for one command (an exchange of 2,000 people) in two queries
+        instead of one per aggregate: their stored versions, then the events that the
+        cached copies lack (read whole for the uncached ones). Each answer is a copy;
+        the cache itself is left as it was, for the usual reads to fast-forward."""
+        unit = current_unit.get()
+        cache = self.repository.cache
+        if unit is None or not cache:
+            return super()._get_many(aggregate_ids)
+        events: Table = self.recorder.events_record_cls.__table__  # type: ignore[attr-defined]
+        out: dict[UUID, Any] = dict.fromkeys(aggregate_ids)
+        for aggregate_id in out:
+            with suppress(KeyError):  # not cached: read whole below
+                out[aggregate_id] = copy.deepcopy(cache.get(aggregate_id))
+        ordered = sorted(out)
+        for i in range(0, len(ordered), 500):
+            rows = unit.session.execute(
+                select(
+                    events.c.originator_id,
+                    events.c.originator_version,
+                    events.c.topic,
+                    events.c.state,
+                )
+                .where(events.c.originator_id.in_(ordered[i : i + 500]))
+                .order_by(events.c.originator_id, events.c.originator_version)
+            )
+            for row in rows:
+                aggregate_id = UUID(str(row.originator_id))
+                aggregate = out[aggregate_id]
+                if aggregate is not None and row.originator_version <= aggregate.version:
+                    continue
+                stored = StoredEvent(
+                    aggregate_id, row.originator_version, row.topic, bytes(row.state)
+                )
+                domain_event: Any = self.mapper.to_domain_event(stored)
+                out[aggregate_id] = domain_event.mutate(aggregate)
+        return out
 
 
 class StoreBusy(Exception):

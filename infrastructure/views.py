@@ -15,7 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -60,13 +60,50 @@ def dumps(view: dict[str, Any]) -> str:
 
 
 def project(session: Session, case: Case, seq: int | None, org: str) -> dict[str, Any]:
-    """Write the case's view row, its name keys when its names may have changed, and its
-    periods, after a write of the case's last fact."""
+    """Write the case's view row, its name keys when its names may have changed, its
+    periods and its handover rows, after a write of the case's last fact (``seq``: the
+    log position of the opening, for a new case)."""
+    if seq is None:
+        return project_written(session, [case])[0]
     view = project_view_only(session, case, seq, org)
     write_periods(session, case.id, timeline(case.facts), case.facts[-1].recorded_at)
-    if case.facts[-1].type in HANDOVER_CHANGING:
-        write_handovers(session, case.id, case.facts, case.facts[-1].recorded_at)
     return view
+
+
+def project_written(session: Session, cases: list[Case]) -> list[dict[str, Any]]:
+    """Project existing cases after a write to each, all at once: one UPDATE executed
+    for every view row, one read of the current periods and handover rows of all the
+    cases, and bulk writes. An exchange of 2,000 people costs a handful of statements,
+    not seven per person."""
+    t = tables.case_views
+    rows, out = [], []
+    for case in cases:
+        state = case.state()
+        view = render(case.id, state)
+        rows.append({"b_case_id": case.id, **_view_columns(state, view)})
+        out.append(view)
+        if case.facts[-1].type in NAME_CHANGING:
+            write_name_keys(session, case.id, state.person.names())
+    session.execute(update(t).where(t.c.case_id == bindparam("b_case_id")), rows)
+    _write_periods_many(
+        session, [(c.id, timeline(c.facts), c.facts[-1].recorded_at) for c in cases]
+    )
+    changed = [c for c in cases if c.facts[-1].type in HANDOVER_CHANGING]
+    if changed:
+        _write_handovers_many(session, [(c.id, c.facts, c.facts[-1].recorded_at) for c in changed])
+    return out
+
+
+def _view_columns(state: CaseState, view: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "version": state.version,
+        "category": state.category,
+        "status": state.status,
+        "held_by": state.held_by,
+        "nationality": state.person.nationality,
+        "disputed": state.disputed,
+        "view": dumps(view),
+    }
 
 
 # A fact of these types may change which handover facts of a case stand.
@@ -76,66 +113,76 @@ OUTCOME_OF["handover_absent"] = "absent"
 
 
 def write_handovers(
-    session: Session,
-    case_id: UUID,
-    facts: list[Fact],
-    at: datetime,
-    current: set[int] | None = None,
+    session: Session, case_id: UUID, facts: list[Fact], at: datetime, current: set[int]
 ) -> set[int]:
-    """Bring the case's standing handover rows to its facts: close the rows of facts
-    retracted since (recorded_to = ``at``), add rows for facts that now stand. Returns
-    the versions that stand."""
+    """``_write_handovers_many`` for one case whose standing rows are known (a rebuild)."""
+    return _write_handovers_many(session, [(case_id, facts, at)], {case_id: current})[case_id]
+
+
+def _write_handovers_many(
+    session: Session,
+    items: list[tuple[UUID, list[Fact], datetime]],
+    current: dict[UUID, set[int]] | None = None,
+) -> dict[UUID, set[int]]:
+    """Bring each case's standing handover rows to its facts: close the rows of facts
+    retracted since (recorded_to = the write's time), add rows for facts that now stand.
+    Returns the versions that stand, per case."""
     t = tables.handovers
-    standing = {f.version: f for f in active_facts(facts) if f.type in HANDOVER_TYPES}
     if current is None:
-        current = set(
-            session.execute(
-                select(t.c.version).where(t.c.case_id == case_id, t.c.recorded_to.is_(None))
-            ).scalars()
-        )
-    gone = current - set(standing)
-    if gone:
+        current = {case_id: set() for case_id, _, _ in items}
+        for chunk in _chunks([case_id for case_id, _, _ in items]):
+            rows = session.execute(
+                select(t.c.case_id, t.c.version).where(
+                    t.c.case_id.in_(chunk), t.c.recorded_to.is_(None)
+                )
+            )
+            for case_id, version in rows:
+                current[case_id].add(version)
+    closed, added, out = [], [], {}
+    for case_id, facts, at in items:
+        standing = {f.version: f for f in active_facts(facts) if f.type in HANDOVER_TYPES}
+        before = current[case_id]
+        closed += [
+            {"b_case_id": case_id, "b_version": v, "recorded_to": at}
+            for v in before - set(standing)
+        ]
+        added += [_handover_row(case_id, standing[v], at) for v in sorted(set(standing) - before)]
+        out[case_id] = set(standing)
+    if closed:
         session.execute(
-            update(t)
-            .where(t.c.case_id == case_id, t.c.recorded_to.is_(None), t.c.version.in_(gone))
-            .values(recorded_to=at)
+            update(t).where(
+                t.c.case_id == bindparam("b_case_id"),
+                t.c.version == bindparam("b_version"),
+                t.c.recorded_to.is_(None),
+            ),
+            closed,
         )
-    added = [standing[v] for v in sorted(set(standing) - current)]
     if added:
-        session.execute(
-            insert(t),
-            [
-                {
-                    "case_id": case_id,
-                    "version": f.version,
-                    "exchange_id": UUID(f.get("exchange_id")),
-                    "negotiation_id": UUID(n) if (n := f.get("negotiation_id")) else None,
-                    "outcome": OUTCOME_OF[f.type],
-                    "from_party": f.get("by_party"),
-                    "to_party": f.get("to_party"),
-                    "occurred_on": f.occurred_on,
-                    "willingness": f.get("willingness"),
-                    "recorded_from": at,
-                }
-                for f in added
-            ],
-        )
-    return set(standing)
+        session.execute(insert(t), added)
+    return out
+
+
+def _handover_row(case_id: UUID, fact: Fact, at: datetime) -> dict[str, Any]:
+    negotiation_id = fact.get("negotiation_id")
+    return {
+        "case_id": case_id,
+        "version": fact.version,
+        "exchange_id": UUID(fact.get("exchange_id")),
+        "negotiation_id": UUID(negotiation_id) if negotiation_id else None,
+        "outcome": OUTCOME_OF[fact.type],
+        "from_party": fact.get("by_party"),
+        "to_party": fact.get("to_party"),
+        "occurred_on": fact.occurred_on,
+        "willingness": fact.get("willingness"),
+        "recorded_from": at,
+    }
 
 
 def project_view_only(session: Session, case: Case, seq: int | None, org: str) -> dict[str, Any]:
     """The case's view row and name keys."""
     state = case.state()
     view = render(case.id, state)
-    values = {
-        "version": state.version,
-        "category": state.category,
-        "status": state.status,
-        "held_by": state.held_by,
-        "nationality": state.person.nationality,
-        "disputed": state.disputed,
-        "view": dumps(view),
-    }
+    values = _view_columns(state, view)
     t = tables.case_views
     if seq is not None:  # the opening: a new row
         session.execute(insert(t).values(case_id=case.id, seq=seq, org=org, **values))
@@ -153,27 +200,55 @@ def write_periods(
     at: datetime,
     current: list[Period] | None = None,
 ) -> list[Period]:
-    """Bring the case's current periods to ``periods``: close the rows that no longer
-    hold (recorded_to = ``at``) and add the new ones (recorded_from = ``at``)."""
+    """``_write_periods_many`` for one case."""
+    known = None if current is None else {case_id: current}
+    _write_periods_many(session, [(case_id, periods, at)], known)
+    return periods
+
+
+def _write_periods_many(
+    session: Session,
+    items: list[tuple[UUID, list[Period], datetime]],
+    current: dict[UUID, list[Period]] | None = None,
+) -> None:
+    """Bring each case's current periods to the given ones: close the rows that no
+    longer hold (recorded_to = the write's time) and add the new ones (recorded_from)."""
     t = tables.case_periods
     if current is None:
-        rows = session.execute(
-            select(*(t.c[f] for f in PERIOD_COLUMNS)).where(
-                t.c.case_id == case_id, t.c.recorded_to.is_(None)
+        current = {case_id: [] for case_id, _, _ in items}
+        columns = [t.c[f] for f in PERIOD_COLUMNS]
+        for chunk in _chunks([case_id for case_id, _, _ in items]):
+            rows = session.execute(
+                select(t.c.case_id, *columns).where(
+                    t.c.case_id.in_(chunk), t.c.recorded_to.is_(None)
+                )
             )
-        )
-        current = [Period(*row) for row in rows]
-    for gone in (p for p in current if p not in periods):
+            for case_id, *values in rows:
+                current[case_id].append(Period(*values))
+    closed, added = [], []
+    for case_id, periods, at in items:
+        before = current[case_id]
+        closed += [
+            {"b_case_id": case_id, "b_valid_from": p.valid_from, "recorded_to": at}
+            for p in before
+            if p not in periods
+        ]
+        added += [
+            {"case_id": case_id, "recorded_from": at, **asdict(p)}
+            for p in periods
+            if p not in before
+        ]
+    if closed:
         session.execute(
-            update(t)
-            .where(t.c.case_id == case_id, t.c.recorded_to.is_(None))
-            .where(t.c.valid_from == gone.valid_from)
-            .values(recorded_to=at)
+            update(t).where(
+                t.c.case_id == bindparam("b_case_id"),
+                t.c.valid_from == bindparam("b_valid_from"),
+                t.c.recorded_to.is_(None),
+            ),
+            closed,
         )
-    added = [asdict(p) for p in periods if p not in current]
     if added:
-        session.execute(insert(t), [{"case_id": case_id, "recorded_from": at, **p} for p in added])
-    return periods
+        session.execute(insert(t), added)
 
 
 def write_name_keys(session: Session, case_id: UUID, person_names: list[str]) -> None:

@@ -7,14 +7,16 @@ transliteration, family and given names in either order. Each name entry comes b
   and nothing known contradicts it (date of birth, nationality); or several do and
   exactly one of them has the date of birth the entry gives;
 - ``candidates``: people a case worker should look at (at or above
-  ``names.CANDIDATE_THRESHOLD``, best first, at most ``MAX_CANDIDATES``), each with its
-  score and whether the date of birth and nationality agree;
+  ``names.CANDIDATE_THRESHOLD``, best first and, among namesakes, those whose details
+  agree first; at most ``MAX_CANDIDATES``), each with its score and whether the date of
+  birth and nationality agree;
 - ``unmatched``: nobody close.
 
 Scale: a list of 10,000 names against 100,000 cases. Candidates are blocked before they
 are scored: the blocking keys of every part of every name on the list are looked up in
 one pass over the key table, and only people who share keys with as many parts of the
-name as two (or the name's only part) are scored. Scoring is in memory.
+name as two (or the name's only part) are scored, at most ``MAX_SCORED`` of them, those
+sharing the rarest keys first. Scoring is in memory.
 """
 
 from __future__ import annotations
@@ -34,10 +36,13 @@ from domain.identity import Identity
 from domain.negotiation import CANDIDATES, MATCHED, UNMATCHED
 from infrastructure import names, tables
 
-MAX_CANDIDATES = 5
+MAX_CANDIDATES = 10
 # A name whose blocking finds more people than this is scored only against the people
-# sharing the most parts with it (a bare common family name): candidates, not a match.
+# sharing the most parts and the rarest keys with it (a bare common family name).
 MAX_SCORED = 400
+# A blocking key shared by more people than this is too common to select anyone by
+# (used only for a name part that has no rarer key).
+MAX_KEY_CASES = 2000
 _CHUNK = 500
 
 
@@ -54,7 +59,7 @@ class Person:
 class NameIndex(Protocol):
     """Where matching finds people: the register's tables, or a list in a test."""
 
-    def cases_by_key(self, keys: Iterable[str]) -> Mapping[str, Iterable[str]]: ...
+    def cases_by_key(self, keys: Iterable[str]) -> Mapping[str, Sequence[str]]: ...
 
     def people(self, case_ids: Iterable[str]) -> Mapping[str, Person]: ...
 
@@ -79,15 +84,32 @@ def match_names(entries: Sequence[NameEntry], index: NameIndex) -> list[dict[str
     ]
 
 
-def _shortlist(parts: list[set[str]], by_key: Mapping[str, Iterable[str]]) -> list[str]:
-    """People sharing blocking keys with enough parts of the name, most parts first."""
-    hits: Counter[str] = Counter()
+def _shortlist(parts: list[set[str]], by_key: Mapping[str, Sequence[str]]) -> list[str]:
+    """People sharing blocking keys with enough parts of the name, most parts first,
+    then rarest keys first: a key that a tenth of the register shares (the skeleton of a
+    two-letter name) says little, so such keys are used only when a part has no other,
+    and they weigh less in the ranking that picks the ``MAX_SCORED`` to score."""
+    parts_hit: Counter[str] = Counter()
+    weight: Counter[str] = Counter()
     for keys in parts:
-        hits.update({c for k in keys for c in by_key.get(k, ())})
-    if not hits:
+        usable = [k for k in keys if 0 < len(by_key.get(k, ())) <= MAX_KEY_CASES]
+        if not usable:  # only common keys: the rarest of them
+            usable = sorted(keys, key=lambda k: len(by_key.get(k, ())))[:1]
+        found: dict[str, float] = {}
+        for k in usable:
+            cases = by_key.get(k, ())
+            rarity = 1.0 / (1 + len(cases))
+            for c in cases:
+                found[c] = max(found.get(c, 0.0), rarity)
+        parts_hit.update(found.keys())
+        weight.update(found)
+    if not parts_hit:
         return []
     needed = min(2, len(parts))
-    ranked = sorted((c for c, n in hits.items() if n >= needed), key=lambda c: (-hits[c], c))
+    ranked = sorted(
+        (c for c, n in parts_hit.items() if n >= needed),
+        key=lambda c: (-parts_hit[c], -weight[c], c),
+    )
     return ranked[:MAX_SCORED]
 
 
@@ -114,7 +136,16 @@ def _decide(entry: NameEntry, people: list[Person]) -> dict[str, Any]:
                 "nationality": _agreement(entry.nationality, person.nationality),
             }
         )
-    scored.sort(key=lambda c: (-c["score"], c["case_id"]))
+    # Best score first; among equal scores (namesakes) those whose details agree first.
+    rank = {"agrees": 0, None: 1, "differs": 2}
+    scored.sort(
+        key=lambda c: (
+            -c["score"],
+            rank[c["date_of_birth"]],
+            rank[c["nationality"]],
+            c["case_id"],
+        )
+    )
     strong = [c for c in scored if c["score"] >= names.MATCH_THRESHOLD]
     consistent = [c for c in strong if "differs" not in (c["date_of_birth"], c["nationality"])]
     born = [c for c in consistent if c["date_of_birth"] == "agrees"]

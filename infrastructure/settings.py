@@ -23,7 +23,9 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(default=PROJECT_DIR / "data", description="the data folder")
     mode: Literal["development", "production"] = "development"
-    max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    # Large enough for a list of 20,000 names with their details, or an exchange of
+    # 20,000 people (``api.schemas.MAX_ENTRIES``); small enough to bound memory.
+    max_body_bytes: int = Field(default=4_000_000, ge=1024)
     # Requests in progress per process beyond which the service answers 503 at once.
     max_in_flight: int = Field(default=256, ge=1)
     # Writes of one process handed to worker threads at a time, and how long the others

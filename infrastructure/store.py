@@ -140,6 +140,9 @@ class Store:
         # The installation's public key when no signer is loaded (a verifier).
         self.public_key: str | None = None
         tables.metadata.create_all(engine, checkfirst=True)
+        for table in tables.metadata.sorted_tables:  # indexes added since a table was made
+            for index in table.indexes:
+                index.create(engine, checkfirst=True)
         self._ensure_head()
 
     def _ensure_head(self) -> None:

@@ -101,7 +101,11 @@ case_periods = Table(
     Column("nationality", String(20), nullable=True),
     Column("category", String(40), nullable=False),
     Column("disputed", Boolean, nullable=False),
-    Index("casebook_case_periods_case", "case_id", "recorded_to"),
+    # A write closes rows by (case_id, recorded_to IS NULL, valid_from): all three in
+    # one index, so that SQLite's planner, which has no statistics unless ANALYZE ran,
+    # never prefers the valid_from index below (every case's first period starts on
+    # the same day, so that one would scan every case).
+    Index("casebook_case_periods_current", "case_id", "recorded_to", "valid_from"),
     Index("casebook_case_periods_when", "valid_from", "recorded_from"),
 )
 

@@ -131,7 +131,7 @@ def install(app: FastAPI) -> None:
         return problem_response(
             409,
             "version-conflict",
-            f"the case is at version {exc.current}, not {exc.expected}; read it again and resend",
+            f"it is at version {exc.current}, not {exc.expected}; read it again and resend",
             headers={"ETag": f'"{exc.current}"'},
             current_version=exc.current,
         )

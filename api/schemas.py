@@ -256,13 +256,13 @@ class ListCreate(Strict):
 
 
 class MatchConfirm(Strict):
-    """A case worker ties an entry of a party's current list to a case."""
+    """A case worker ties an entry of one version of a party's list to a case."""
 
     party: Party
     entry: Annotated[int, Field(ge=0, strict=True, description="the entry's index, from 0")]
     case_id: Id
-    list_version: Version | None = Field(
-        default=None, description="the list version the case worker saw"
+    list_version: Version = Field(
+        description="the version of the party's list the entry index refers to"
     )
 
 

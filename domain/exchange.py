@@ -12,9 +12,13 @@ transaction: the register holds the whole exchange or none of it.
 - on the exchange's day the register does not have the person in the handing party's
   custody (not held, held by someone else, recorded dead, already handed over);
 - the person is already handed over in a standing handover dated on or after that day;
-- the outcome is ``handed_over`` and the latest willingness check on record (ICRC
-  private interview, GC III Art. 109(3)) says ``unwilling``. No check on record is
-  allowed; the handover notes it and the negotiation's reconciliation flags it.
+- the outcome is ``handed_over`` and a custody fact dated after that day has the person
+  still held, with no new capture in between (the handover would contradict it);
+- the outcome is ``handed_over`` to the party of the person's nationality (or their
+  nationality is not known) and the latest willingness check on record (ICRC private
+  interview, GC III Art. 109(3)) says ``unwilling``: nobody is repatriated against their
+  will, but a handover to a third country is how such a person usually leaves. No check
+  on record is allowed; the handover notes it and the reconciliation flags it.
 
 A party's announced figure for the exchange is kept beside what was recorded
 (``announced``), never in place of it: 12 announced by one side, 14 by the other and
@@ -33,7 +37,7 @@ from eventsourcing.domain import Aggregate, event
 from domain.case import Case, NewFact
 from domain.facts import HANDED_OVER, HANDOVER_ABSENT, HANDOVER_REFUSED, Fact
 from domain.rules import InvalidTransition
-from domain.state import HANDOVERS, IN_CUSTODY, active_facts, derive, world_order
+from domain.state import HANDOVERS, IN_CUSTODY, active_facts, custodian, derive, world_order
 
 OUTCOMES = {
     "handed_over": HANDED_OVER,
@@ -158,12 +162,35 @@ def check_handover(case: Case, handover: Handover, occurred_on: date) -> CasePro
             f"on {occurred_on} the register has the person {where}, not in the custody of "
             f"{handover.from_party}: record the custody first"
         )
-    unwilling = latest_willingness(case.facts, occurred_on) == "unwilling"
-    if handover.outcome == "handed_over" and unwilling:
+    if handover.outcome != "handed_over":
+        return None
+    custody_after = _custody_after(case, occurred_on)
+    if custody_after is not None:
+        return refuse(
+            f"version {custody_after.version} has the person in custody on "
+            f"{custody_after.occurred_on}, after this exchange, with no new capture in "
+            "between: retract it, or record a capture after the exchange"
+        )
+    home = state.person.nationality
+    to_home = home in (None, "unknown", "withheld") or handover.to_party == home
+    if to_home and latest_willingness(case.facts, occurred_on) == "unwilling":
         return refuse(
             "the latest willingness check on record says the person is unwilling to "
             "be repatriated (GC III Art. 109(3)): record the outcome as refused"
         )
+    return None
+
+
+def _custody_after(case: Case, day: date) -> Fact | None:
+    """The first fact after ``day`` that has the person in custody without a new capture
+    before it: a handover on ``day`` would contradict it."""
+    for fact in world_order(active_facts(case.facts)):
+        if fact.occurred_on <= day:
+            continue
+        if fact.type in ("captured", "recaptured"):
+            return None
+        if custodian(fact) is not None:
+            return fact
     return None
 
 

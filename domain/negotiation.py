@@ -103,8 +103,24 @@ class Negotiation(Aggregate):
         return clone
 
     def current_list(self, party: str) -> dict[str, Any] | None:
+        """The party's list submitted last in the world (``submitted_on``; of two on one
+        day, the one recorded last): a list that reaches the register late does not
+        replace a newer one recorded before it."""
         versions = self.lists.get(party)
-        return versions[-1] if versions else None
+        if not versions:
+            return None
+        return max(versions, key=lambda v: (v["submitted_on"], v["list_version"]))
+
+    def candidate_ids(self) -> set[str]:
+        """Every case proposed as a candidate for a name on a current list."""
+        out: set[str] = set()
+        for party in self.parties:
+            current = self.current_list(party)
+            for entry in current["entries"] if current else ():
+                match = entry.get("match") or {}
+                if match.get("result") == CANDIDATES:
+                    out.update(c["case_id"] for c in match["candidates"])
+        return out
 
     # ---- lists --------------------------------------------------------------------
 
@@ -164,31 +180,30 @@ class Negotiation(Aggregate):
     def confirm_match(
         self,
         party: str,
+        list_version: int,
         entry: int,
         case_id: UUID,
         recorded_at: datetime,
         recorded_by: dict[str, str],
-        list_version: int | None = None,
     ) -> dict[str, Any]:
-        """A case worker says entry ``entry`` of ``party``'s current list is this case.
-        Returns the entry as it was (its name is then recorded as the case's alias)."""
-        current = self.current_list(party)
-        if current is None:
+        """A case worker says entry ``entry`` of version ``list_version`` of ``party``'s
+        list (the version the case worker saw: entries move between versions) is this
+        case. Returns the entry as it was (its name becomes an alias of the person)."""
+        versions = self.lists.get(party)
+        if not versions:
             raise NegotiationError({"party": "this party has submitted no list"})
-        if list_version is not None and list_version != current["list_version"]:
+        if not 1 <= list_version <= len(versions):
             raise NegotiationError(
-                {"list_version": f"the party's current list is version {current['list_version']}"}
+                {"list_version": f"the party's lists are versions 1 to {len(versions)}"}
             )
-        entries = current["entries"]
+        entries = versions[list_version - 1]["entries"]
         if not 0 <= entry < len(entries):
             raise NegotiationError({"entry": f"the list has entries 0 to {len(entries) - 1}"})
         if "name" not in entries[entry]:
             raise NegotiationError({"entry": "this entry names its case by id already"})
         if listed_case(entries[entry]) == str(case_id):
             raise NegotiationError({"case_id": "this entry is already matched to this case"})
-        self._match_confirmed(
-            party, current["list_version"], entry, str(case_id), recorded_at, recorded_by
-        )
+        self._match_confirmed(party, list_version, entry, str(case_id), recorded_at, recorded_by)
         return dict(entries[entry])
 
     @event(MatchConfirmed)
@@ -345,8 +360,9 @@ def reconcile(
     """Who is where in the negotiation.
 
     - ``on_every_list``: on the current list of every party; ``only_on``: on one party's
-      list and no other's; ``unmatched`` and ``candidates``: name entries the register
-      has not tied to a case.
+      list and no other's; ``unmatched``: name entries the register has not tied to a
+      case (with ``candidates`` when it has some to propose; those entries alone are
+      also listed under ``candidates``).
     - ``agreed``: named in an agreement's transfers.
     - ``handed_over``, ``refused``, ``absent``: each person's outcome in the
       negotiation's exchanges: handed over if any standing handover says so, otherwise
@@ -396,8 +412,9 @@ def reconcile(
             }
             if result == UNMATCHED:
                 unmatched.append(item)
-            else:
+            else:  # not tied to a case either: unmatched, with the candidates to look at
                 shown = [c for c in e["match"]["candidates"] if c["case_id"] in cases]
+                unmatched.append({**item, "candidates": shown})
                 candidates.append({**item, "candidates": shown})
     agreed = negotiation.agreed()
     outcomes = _outcomes(handovers)

@@ -209,10 +209,10 @@ class Register(Application[UUID]):
         self,
         negotiation_id: UUID,
         party: str,
+        list_version: int,
         entry: int,
         case_id: UUID,
         stamp: Stamp,
-        list_version: int | None = None,
     ) -> tuple[Negotiation, Case | None, list[Recording[UUID]]]:
         """Tie a list entry to a case, and record the entry's spelling as an alias of the
         person (``identity_updated``, the party's list as its source) unless the case
@@ -220,7 +220,7 @@ class Register(Application[UUID]):
         negotiation = self.get_negotiation(negotiation_id)
         case = self.get_case(case_id)
         confirmed = negotiation.confirm_match(
-            party, entry, case_id, stamp.recorded_at, stamp.recorded_by, list_version
+            party, list_version, entry, case_id, stamp.recorded_at, stamp.recorded_by
         )
         name = confirmed["name"]
         if name in case.state().person.names():
@@ -262,6 +262,15 @@ class Register(Application[UUID]):
             negotiation = self.get_negotiation(new.negotiation_id)
             if new.agreement is not None and not 1 <= new.agreement <= len(negotiation.agreements):
                 raise NegotiationError({"agreement": "no agreement with this number"})
+            outsiders = {
+                f"handovers[{i}]": "neither party is a party to the negotiation"
+                for i, h in enumerate(new.handovers)
+                if not {h.from_party, h.to_party} & set(negotiation.parties)
+            }
+            if outsiders:
+                raise NegotiationError(outsiders)
+        elif new.agreement is not None:
+            raise NegotiationError({"agreement": "an agreement belongs to a negotiation_id"})
         problems: list[CaseProblem] = []
         cases: list[Case] = []
         loaded = self._get_many([h.case_id for h in new.handovers])

@@ -68,7 +68,7 @@ class Negotiations:
         with self.store.write() as unit:
             replay = remembered(unit.session, key, idem)
             if replay is not None:
-                return self._replayed(replay)
+                return self._replayed(replay, unit.session)
             stamp = Stamp(unit.recorded_at, key.name, key.org)
             negotiation, recordings = self.register.open_negotiation(
                 uuid.uuid4(), stamp=stamp, **fields
@@ -86,11 +86,15 @@ class Negotiations:
         idem: Idempotency | None,
     ) -> Written:
         party, submitted_on, entries = parse_list(payload, _today())
+        # Matching takes seconds for a long list: it reads a snapshot before the write
+        # lock is taken, so other writers do not wait for it. Cases are never deleted,
+        # so whatever it finds still exists when the list is recorded.
+        with self.store.snapshot() as conn:
+            self._match(conn, entries)
         with self.store.write() as unit:
             replay = remembered(unit.session, key, idem)
             if replay is not None:
-                return self._replayed(replay)
-            self._match(unit.session, entries)
+                return self._replayed(replay, unit.session)
             stamp = Stamp(unit.recorded_at, key.name, key.org)
             negotiation, _, _ = self.register.submit_list(
                 negotiation_id, party, submitted_on, entries, stamp, expected
@@ -143,21 +147,21 @@ class Negotiations:
         with self.store.write() as unit:
             replay = remembered(unit.session, key, idem)
             if replay is not None:
-                return self._replayed(replay)
+                return self._replayed(replay, unit.session)
             stamp = Stamp(unit.recorded_at, key.name, key.org)
             negotiation, case, _ = self.register.confirm_match(
                 negotiation_id,
                 payload["party"],
+                payload["list_version"],
                 payload["entry"],
                 payload["case_id"],
                 stamp,
-                payload.get("list_version"),
             )
             views.project_negotiation(unit.session, negotiation, None)
             if case is not None:
                 views.project(unit.session, case, None, key.org)
             remember(unit.session, key, idem, 201, negotiation.id, negotiation.version)
-            body = self._list_answer(negotiation, payload["party"])
+            body = self._list_answer(negotiation, payload["party"], payload["list_version"])
             return Written(201, negotiation.id, negotiation.version, body)
 
     def agree(
@@ -172,7 +176,7 @@ class Negotiations:
         with self.store.write() as unit:
             replay = remembered(unit.session, key, idem)
             if replay is not None:
-                return self._replayed(replay)
+                return self._replayed(replay, unit.session)
             stamp = Stamp(unit.recorded_at, key.name, key.org)
             negotiation, _, _ = self.register.agree(
                 negotiation_id, stamp=stamp, expected_version=expected, **fields
@@ -189,7 +193,7 @@ class Negotiations:
         with self.store.write() as unit:
             replay = remembered(unit.session, key, idem)
             if replay is not None:
-                return self._replayed(replay)
+                return self._replayed(replay, unit.session)
             stamp = Stamp(unit.recorded_at, key.name, key.org)
             exchange, cases, recordings = self.register.record_exchange(uuid.uuid4(), new, stamp)
             views.project_written(unit.session, cases)
@@ -199,11 +203,13 @@ class Negotiations:
             body = self._exchange_view(exchange, standing=None, versions=versions)
             return Written(201, exchange.id, exchange.version, body)
 
-    def _replayed(self, row: Any) -> Written:
+    def _replayed(self, row: Any, session: Any) -> Written:
         """The first answer to a retried write, re-rendered from what it recorded."""
         aggregate = self.register._get(row.case_id, row.version)
         if isinstance(aggregate, Exchange):
-            body = self._exchange_view(aggregate, standing=None)
+            # On the write's own session: another connection would wait for its lock.
+            _, versions = self._handover_rows(session, aggregate.id)
+            body = self._exchange_view(aggregate, standing=None, versions=versions)
         else:
             events = self.register.events.get(row.case_id, gt=row.version - 1, lte=row.version)
             last: Any = next(iter(events))
@@ -211,8 +217,8 @@ class Negotiations:
                 body = self.summary(aggregate)
             elif isinstance(last, Negotiation.AgreementReached):
                 body = self._agreement_answer(aggregate)
-            else:
-                body = self._list_answer(aggregate, last.party)
+            else:  # a list just submitted (the last recorded), or a confirmation
+                body = self._list_answer(aggregate, last.party, getattr(last, "list_version", None))
         return Written(row.status_code, aggregate.id, aggregate.version, body)
 
     # ---- rendering ----------------------------------------------------------------
@@ -229,25 +235,26 @@ class Negotiations:
             "opened_on": negotiation.opened_on.isoformat(),
             "lists": {
                 party: {
-                    "list_version": versions[-1]["list_version"],
-                    "submitted_on": versions[-1]["submitted_on"],
-                    "entries": len(versions[-1]["entries"]),
+                    "list_version": current["list_version"],
+                    "submitted_on": current["submitted_on"],
+                    "entries": len(current["entries"]),
                 }
-                for party, versions in sorted(negotiation.lists.items())
+                for party in sorted(negotiation.lists)
+                if (current := negotiation.current_list(party)) is not None
             },
             "agreements": len(negotiation.agreements),
             "opened_at": negotiation.opened_at.isoformat(),
             "updated_at": negotiation.updated_at.isoformat(),
         }
 
-    def _list_answer(self, negotiation: Negotiation, party: str) -> dict[str, Any]:
-        """The list just submitted or changed: each entry with its match result."""
-        current = negotiation.current_list(party)
-        assert current is not None
-        return {
-            **self.summary(negotiation),
-            "list": _render_list(current),
-        }
+    def _list_answer(
+        self, negotiation: Negotiation, party: str, list_version: int | None = None
+    ) -> dict[str, Any]:
+        """A list just submitted (the party's last recorded) or changed (``list_version``):
+        each entry with its match result."""
+        versions = negotiation.lists[party]
+        written = versions[-1] if list_version is None else versions[list_version - 1]
+        return {**self.summary(negotiation), "list": _render_list(written)}
 
     def _agreement_answer(self, negotiation: Negotiation) -> dict[str, Any]:
         return {**self.summary(negotiation), "agreement": negotiation.agreements[-1]}
@@ -269,15 +276,20 @@ class Negotiations:
             negotiation = negotiation.as_of(when.as_of)
         with self.store.snapshot() as conn:
             handovers = self._handovers(conn, negotiation_id, when)
-            named = set(negotiation.case_ids()) | {h.case_id for h in handovers}
+            named = (
+                set(negotiation.case_ids())
+                | negotiation.candidate_ids()
+                | {h.case_id for h in handovers}
+            )
             cases = self._case_rows(conn, named, when)
             cases.update(self._held_nationals(conn, negotiation.parties, when))
             exchanges = self._exchange_ids(conn, negotiation_id, when)
         out = {
             **self.summary(negotiation),
             "lists": {
-                party: _render_list(versions[-1])
-                for party, versions in sorted(negotiation.lists.items())
+                party: _render_list(current)
+                for party in sorted(negotiation.lists)
+                if (current := negotiation.current_list(party)) is not None
             },
             "agreements": negotiation.agreements,
             "exchanges": exchanges,
@@ -372,17 +384,24 @@ class Negotiations:
 
     def exchange(self, exchange_id: uuid.UUID) -> dict[str, Any]:
         exchange = self.register.get_exchange(exchange_id)
-        t = tables.handovers
         with self.store.read() as conn:
-            standing = {
-                str(c)
-                for c in conn.execute(
-                    select(t.c.case_id).where(
-                        t.c.exchange_id == exchange_id, t.c.recorded_to.is_(None)
-                    )
-                ).scalars()
-            }
-        return self._exchange_view(exchange, standing)
+            standing, versions = self._handover_rows(conn, exchange_id)
+        return self._exchange_view(exchange, standing, versions)
+
+    @staticmethod
+    def _handover_rows(conn: Connection, exchange_id: uuid.UUID) -> tuple[set[str], dict[str, int]]:
+        """The cases whose fact of this exchange still stands, and each case's version
+        of that fact (standing or retracted since)."""
+        t = tables.handovers
+        rows = conn.execute(
+            select(t.c.case_id, t.c.version, t.c.recorded_to).where(t.c.exchange_id == exchange_id)
+        )
+        standing, versions = set(), {}
+        for case_id, version, recorded_to in rows:
+            versions[str(case_id)] = version
+            if recorded_to is None:
+                standing.add(str(case_id))
+        return standing, versions
 
     def list_exchanges(
         self, negotiation_id: uuid.UUID | None, limit: int, cursor: str | None
@@ -411,7 +430,7 @@ class Negotiations:
         for h in exchange.handovers:
             item = dict(h)
             item["standing"] = standing is None or h["case_id"] in standing
-            if versions is not None:
+            if versions is not None and h["case_id"] in versions:
                 item["version"] = versions[h["case_id"]]
             handovers.append(item)
         recorded = exchange.counts()

@@ -154,6 +154,8 @@ class Casebook:
         session, status_code = unit.session, 201
         seq = recordings[0].notification.id if opened else None
         view = views.project(session, case, seq, key.org)
+        if not opened:
+            view["negotiations"] = views.negotiations_of(session, [case.id]).get(case.id, [])
         remember(session, key, idem, status_code, case.id, case.version)
         return Written(status_code, case.id, case.version, view)
 
@@ -163,7 +165,9 @@ class Casebook:
         if row is None:
             return None
         case = self.register.get_case(row.case_id, version=row.version)
-        return Written(row.status_code, case.id, case.version, views.render(case.id, case.state()))
+        view = views.render(case.id, case.state())
+        view["negotiations"] = views.negotiations_of(session, [case.id]).get(case.id, [])
+        return Written(row.status_code, case.id, case.version, view)
 
     # ---- reads --------------------------------------------------------------------
 
@@ -190,7 +194,8 @@ class Casebook:
         state = derive(case.facts, as_of=as_of, known_at=known_at)
         view = views.render(case_id, state)
         with self.store.read() as conn:
-            view["negotiations"] = views.negotiations_of(conn, [case_id]).get(case_id, [])
+            listed = views.negotiations_of(conn, [case_id], as_of).get(case_id, [])
+        view["negotiations"] = listed
         view["as_of"] = as_of.isoformat() if as_of else None
         view["known_at"] = known_at.isoformat() if known_at else None
         return view

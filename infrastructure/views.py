@@ -338,18 +338,25 @@ REBUILT_WITH_CASES = (
 )
 
 
-def negotiations_of(session: Connection | Session, case_ids: list[UUID]) -> dict[UUID, list[str]]:
-    """Case id -> the ids of the negotiations that name the case, oldest first."""
+def negotiations_of(
+    session: Connection | Session, case_ids: list[UUID], as_of: date | None = None
+) -> dict[UUID, list[str]]:
+    """Case id -> the ids of the negotiations that name the case, oldest first; with
+    ``as_of``, only those opened by that day. (Which negotiations name a case is kept
+    as it is now, not as it was known at past instants.)"""
     t, n = tables.negotiation_cases, tables.negotiations
     out: dict[UUID, list[str]] = {}
     for chunk in _chunks(case_ids):
-        rows = session.execute(
+        query = (
             select(t.c.case_id, t.c.negotiation_id, n.c.seq)
             .distinct()
             .join(n, n.c.negotiation_id == t.c.negotiation_id)
             .where(t.c.case_id.in_(chunk))
             .order_by(t.c.case_id, n.c.seq)
         )
+        if as_of is not None:
+            query = query.where(n.c.opened_on <= as_of)
+        rows = session.execute(query)
         for case_id, negotiation_id, _ in rows:
             listed = out.setdefault(case_id, [])
             if str(negotiation_id) not in listed:

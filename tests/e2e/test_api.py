@@ -220,9 +220,7 @@ def test_q_finds_one_person_across_armenian_cyrillic_and_latin_spellings(client,
         assert [c["id"] for c in found["items"]] == [target["id"]], spelling
 
 
-def test_a_body_over_the_limit_is_413_whether_its_length_is_declared_or_not(
-    client, keys, settings
-):
+def test_a_body_over_the_limit_is_413_whether_its_length_is_declared_or_not(client, keys, settings):
     over = settings.max_body_bytes + 1000
     huge = {"type": "note", "text": "x" * over, "source": SOURCE}
     case = new_case(client, keys.worker)

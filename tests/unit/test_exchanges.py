@@ -109,10 +109,19 @@ def test_a_person_held_by_the_other_party_cannot_be_handed_over_by_this_one() ->
 
 def test_custody_counts_as_of_the_exchange_day_not_today() -> None:
     case = held_by("AZ")
-    record(case, "transferred", date(2021, 7, 1), by_party="AZ", to_party="AM")
+    # Held by AM today, after a new capture: an earlier handover by AZ contradicts nothing.
+    record(case, "escaped", date(2021, 7, 1), by_party="AZ")
+    record(case, "recaptured", date(2021, 7, 5), by_party="AM")
     assert check_handover(case, hand(case), EXCHANGE_DAY) is None
     later = check_handover(case, hand(case), date(2021, 8, 1))
     assert later is not None and "held by AM" in later.detail
+
+
+def test_a_handover_before_custody_recorded_later_without_a_new_capture_is_refused() -> None:
+    case = held_by("AZ")
+    record(case, "transferred", date(2021, 7, 1), by_party="AZ", to_place="a camp")
+    problem = check_handover(case, hand(case), EXCHANGE_DAY)
+    assert problem is not None and "after this exchange" in problem.detail
 
 
 def test_a_person_nobody_is_recorded_holding_cannot_be_handed_over() -> None:
@@ -346,18 +355,18 @@ def test_confirming_a_match_needs_a_list_a_real_entry_and_a_name() -> None:
     n = negotiation()
     [case] = ids(1)
     with pytest.raises(NegotiationError) as no_list:
-        n.confirm_match("AM", 0, UUID(case), AT, RECORDED_BY)
+        n.confirm_match("AM", 1, 0, UUID(case), AT, RECORDED_BY)
     assert set(no_list.value.errors) == {"party"}
     submit(n, "AM", named("Testyan Aram"), by_id(case))
     for entry in (2, -1):
         with pytest.raises(NegotiationError) as out_of_range:
-            n.confirm_match("AM", entry, UUID(case), AT, RECORDED_BY)
+            n.confirm_match("AM", 1, entry, UUID(case), AT, RECORDED_BY)
         assert out_of_range.value.errors == {"entry": "the list has entries 0 to 1"}
     with pytest.raises(NegotiationError) as by_case_id:
-        n.confirm_match("AM", 1, UUID(case), AT, RECORDED_BY)
+        n.confirm_match("AM", 1, 1, UUID(case), AT, RECORDED_BY)
     assert set(by_case_id.value.errors) == {"entry"}
     with pytest.raises(NegotiationError) as stale:
-        n.confirm_match("AM", 0, UUID(case), AT, RECORDED_BY, list_version=2)
+        n.confirm_match("AM", 2, 0, UUID(case), AT, RECORDED_BY)
     assert set(stale.value.errors) == {"list_version"}
 
 
@@ -367,14 +376,14 @@ def test_a_confirmed_match_lists_the_case_and_keeps_what_matching_said() -> None
     candidates = [{"case_id": a, "score": 0.8}, {"case_id": b, "score": 0.78}]
     submit(n, "AM", named("Testyan Aram", "candidates", candidates=candidates))
     assert n.listed_by() == {}
-    was = n.confirm_match("AM", 0, UUID(b), AT, RECORDED_BY, list_version=1)
+    was = n.confirm_match("AM", 1, 0, UUID(b), AT, RECORDED_BY)
     assert was["name"] == "Testyan Aram"
     assert n.listed_by() == {b: {"AM"}}
     match = n.current_list("AM")["entries"][0]["match"]
     assert match["result"] == "confirmed"
     assert match["was"]["result"] == "candidates"
     with pytest.raises(NegotiationError) as again:
-        n.confirm_match("AM", 0, UUID(b), AT, RECORDED_BY)
+        n.confirm_match("AM", 1, 0, UUID(b), AT, RECORDED_BY)
     assert set(again.value.errors) == {"case_id"}
 
 
@@ -423,10 +432,9 @@ def test_reconcile_says_who_is_on_which_list() -> None:
     assert answer["on_every_list"][0]["listed_by"] == ["AM", "AZ"]
     assert case_ids_of(answer["only_on"]["AM"]) == [only_am]
     assert case_ids_of(answer["only_on"]["AZ"]) == [only_az]
-    assert answer["unmatched"] == [
-        {"party": "AM", "list_version": 1, "entry": 3, "name": "Nobodyan Vard"}
-    ]
-    [candidates] = answer["candidates"]
+    [nobody, candidates] = answer["unmatched"]  # names with candidates are unmatched too
+    assert nobody == {"party": "AM", "list_version": 1, "entry": 3, "name": "Nobodyan Vard"}
+    assert answer["candidates"] == [candidates]
     assert candidates["entry"] == 4
     # a case the caller cannot see is left out, here and everywhere
     assert case_ids_of(candidates["candidates"]) == [only_az]

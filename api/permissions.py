@@ -35,6 +35,8 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/cases/{case_id}/events"): frozenset({CASE_WORKER}),
     ("GET", "/cases/{case_id}/history"): READERS,
     ("GET", "/cases/{case_id}/export"): READERS,
+    ("POST", "/cases/{case_id}/shares"): frozenset({CASE_WORKER}),
+    ("DELETE", "/cases/{case_id}/shares/{org}"): frozenset({CASE_WORKER}),
     ("POST", "/negotiations"): frozenset({CASE_WORKER}),
     ("GET", "/negotiations"): READERS,
     ("GET", "/negotiations/{negotiation_id}"): READERS,

@@ -16,7 +16,7 @@ from domain.exchange import ExchangeRefused
 from domain.facts import FACT_TYPES, FactError
 from domain.identity import IdentityError
 from domain.negotiation import NegotiationError
-from domain.register import NotFound, VersionConflict
+from domain.register import NotFound, NotOwner, VersionConflict
 from domain.rules import InvalidTransition
 from infrastructure.service import BadCursor, IdempotencyMismatch
 from infrastructure.store import StoreBusy
@@ -109,6 +109,10 @@ def install(app: FastAPI) -> None:
         return problem_response(
             422, "invalid-input", "the request is not valid", errors=field_errors(exc.errors)
         )
+
+    @app.exception_handler(NotOwner)
+    def _not_owner(_: Request, exc: NotOwner) -> JSONResponse:
+        return problem_response(403, "forbidden", str(exc))
 
     @app.exception_handler(NotFound)
     def _not_found(_: Request, exc: NotFound) -> JSONResponse:

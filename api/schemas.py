@@ -130,6 +130,13 @@ def problems(*codes: int | tuple[int, str]) -> dict[int | str, dict[str, Any]]:
     return out
 
 
+class ShareCreate(Strict):
+    """Share a case with another organisation."""
+
+    org: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")]
+    purpose: LongText
+
+
 class ClaimOut(BaseModel):
     model_config = ConfigDict(extra="allow")
     by_party: str

@@ -15,7 +15,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.facts import ALL_FACT_TYPES, CATEGORIES, OPENED, Fact, FactError
 from domain.identity import Identity
-from domain.rules import check_transition
+from domain.rules import InvalidTransition, check_transition
 from domain.state import CaseState, derive
 
 
@@ -41,6 +41,10 @@ class NewFact:
     source: dict[str, Any]
     data: dict[str, Any]
     person: Identity | None = None
+
+
+# The register's own acts on a case: they happen when they are recorded.
+ACTS_WHEN_RECORDED = frozenset({"closed", "reopened", "shared", "share_ended"})
 
 
 class Case(Aggregate):
@@ -192,10 +196,17 @@ class Case(Aggregate):
     class HandoverAbsent(FactRecorded):
         fact_type = "handover_absent"
 
+    # Recorded by the share routes, never through /events.
+    class Shared(FactRecorded):
+        fact_type = "shared"
+
+    class ShareEnded(FactRecorded):
+        fact_type = "share_ended"
+
     def record(self, fact: NewFact, stamp: Stamp) -> None:
         """Record one fact after checking the transition table (``domain.rules``)."""
         occurred_on = fact.occurred_on
-        if occurred_on is None or fact.type in ("closed", "reopened"):
+        if occurred_on is None or fact.type in ACTS_WHEN_RECORDED:
             occurred_on = stamp.recorded_at.date()  # these act when recorded
         candidate = Fact(
             version=self.version + 1,
@@ -217,6 +228,21 @@ class Case(Aggregate):
             data=fact.data,
             person=fact.person,
         )
+
+    def share(self, org: str, purpose: str, source: dict[str, Any], stamp: Stamp) -> None:
+        """Give another organisation access to the case (its owner's decision)."""
+        state = self.state()
+        if org == state.org:
+            raise InvalidTransition("the case belongs to this organisation already")
+        if org in state.shares:
+            raise InvalidTransition("the case is already shared with this organisation")
+        self.record(NewFact("shared", None, source, {"org": org, "purpose": purpose}), stamp)
+
+    def end_share(self, org: str, reason: str | None, source: dict[str, Any], stamp: Stamp) -> None:
+        if org not in self.state().shares:
+            raise InvalidTransition("the case is not shared with this organisation")
+        data = {"org": org} if reason is None else {"org": org, "reason": reason}
+        self.record(NewFact("share_ended", None, source, data), stamp)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Case:
         """A copy for one command. Facts are immutable values, so the copy shares them

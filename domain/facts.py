@@ -48,6 +48,8 @@ FIELD_KINDS: dict[str, str] = {
     "text": LONG_TEXT,
     "version": VERSION,
     "reason": LONG_TEXT,
+    "org": TEXT,
+    "purpose": LONG_TEXT,
 }
 
 
@@ -143,7 +145,20 @@ HANDOVER_TYPES: dict[str, FactType] = {
     )
 }
 REFUSERS = ("person", "receiving_party", "handing_party")
-ALL_FACT_TYPES: dict[str, FactType] = {**FACT_TYPES, **HANDOVER_TYPES}
+
+# Who may see and change the case besides the organisation that opened it: recorded as
+# facts of the case (so its history says who was given access, when, why and by whom)
+# through ``POST /cases/{id}/shares`` and ``DELETE /cases/{id}/shares/{org}`` only.
+SHARED = "shared"
+SHARE_ENDED = "share_ended"
+ACCESS_TYPES: dict[str, FactType] = {
+    t.name: t
+    for t in (
+        _t(SHARED, "org purpose", dated=False, doc="The case is shared with an organisation."),
+        _t(SHARE_ENDED, "org", "reason", dated=False, doc="A share of the case ends."),
+    )
+}
+ALL_FACT_TYPES: dict[str, FactType] = {**FACT_TYPES, **HANDOVER_TYPES, **ACCESS_TYPES}
 
 
 class FactError(ValueError):

@@ -9,6 +9,7 @@ The store wraps each command in its write transaction, together with the view ro
 from __future__ import annotations
 
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from datetime import date
 from typing import Any, ClassVar
 from uuid import UUID
@@ -39,6 +40,14 @@ class CaseNotFound(NotFound):
     @property
     def case_id(self) -> UUID:
         return self.aggregate_id
+
+
+class NotOwner(Exception):
+    """Only the organisation that owns a case decides who else sees it (403)."""
+
+    def __init__(self, case_id: UUID):
+        super().__init__("only the organisation that owns the case may share it")
+        self.case_id = case_id
 
 
 class NegotiationNotFound(NotFound):
@@ -134,6 +143,29 @@ class Register(Application[UUID]):
             raise VersionConflict(case.version, expected_version)
         case.record(fact, stamp)
         return case, self._save(case, expected_version)
+
+    def share_case(
+        self, case_id: UUID, org: str, purpose: str, stamp: Stamp
+    ) -> tuple[Case, list[Recording[UUID]]]:
+        """Share a case with another organisation; only its owner may (``NotOwner``)."""
+        case = self._owned(case_id, stamp)
+        source = Source("other", stamp.org, "share").to_dict()
+        case.share(org, purpose, source, stamp)
+        return case, self._save(case)
+
+    def end_share(
+        self, case_id: UUID, org: str, reason: str | None, stamp: Stamp
+    ) -> tuple[Case, list[Recording[UUID]]]:
+        case = self._owned(case_id, stamp)
+        source = Source("other", stamp.org, "share").to_dict()
+        case.end_share(org, reason, source, stamp)
+        return case, self._save(case)
+
+    def _owned(self, case_id: UUID, stamp: Stamp) -> Case:
+        case = self.get_case(case_id)
+        if case.state().org != stamp.org:
+            raise NotOwner(case_id)
+        return case
 
     def get_case(self, case_id: UUID, version: int | None = None) -> Case:
         case = self._get(case_id, version)
@@ -254,10 +286,15 @@ class Register(Application[UUID]):
         return negotiation, number, self._save(negotiation, expected_version)
 
     def record_exchange(
-        self, exchange_id: UUID, new: NewExchange, stamp: Stamp
+        self,
+        exchange_id: UUID,
+        new: NewExchange,
+        stamp: Stamp,
+        hidden: AbstractSet[UUID] = frozenset(),
     ) -> tuple[Exchange, list[Case], list[Recording[UUID]]]:
         """Record the exchange and the matching fact on every case in it, in one save:
-        all of it, or ``ExchangeRefused`` naming every case that cannot take part."""
+        all of it, or ``ExchangeRefused`` naming every case that cannot take part
+        (``hidden``: cases the caller may not see, answered as unknown)."""
         if new.negotiation_id is not None:
             negotiation = self.get_negotiation(new.negotiation_id)
             if new.agreement is not None and not 1 <= new.agreement <= len(negotiation.agreements):
@@ -276,7 +313,7 @@ class Register(Application[UUID]):
         loaded = self._get_many([h.case_id for h in new.handovers])
         for handover in new.handovers:
             found = loaded[handover.case_id]
-            if not isinstance(found, Case):
+            if not isinstance(found, Case) or handover.case_id in hidden:
                 problems.append(CaseProblem(handover.case_id, "not-found", "no such case"))
                 continue
             problem = record_on_case(found, handover, exchange_id, new, stamp)

@@ -23,6 +23,7 @@ retracted death back in front of later custody facts.
 | sentenced, family_informed,        |             |                   |                       |
 | transmitted, identity_updated      |             |                   |                       |
 | handover_absent                    | refused     | no                |                       |
+| shared, share_ended                | allowed     | no                | see ``domain.state``  |
 | note                               | allowed     | no                |                       |
 | retracted                          | allowed     | no                | target exists, is not |
 |                                    |             |                   | the opening, and is   |
@@ -58,7 +59,7 @@ NEEDS_ALIVE = frozenset(
         "handover_refused",
     }
 )
-ALLOWED_ON_CLOSED = frozenset({"note", "retracted", "reopened"})
+ALLOWED_ON_CLOSED = frozenset({"note", "retracted", "reopened", "shared", "share_ended"})
 ONCE = frozenset({"died", "remains_returned"})
 
 assert set(ALL_FACT_TYPES) >= NEEDS_ALIVE | ALLOWED_ON_CLOSED | ONCE

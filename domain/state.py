@@ -75,6 +75,8 @@ class CaseState:
     classifications: dict[str, dict[str, Any]] = field(default_factory=dict)
     disputes: list[dict[str, Any]] = field(default_factory=list)
     closed: bool = False
+    org: str = ""  # the organisation that opened the case, and owns it
+    shares: dict[str, dict[str, Any]] = field(default_factory=dict)  # org -> the share
     version: int = 0
     updated_at: datetime | None = None
     opened_at: datetime | None = None
@@ -198,12 +200,24 @@ def _same_columns(a: Period, b: Period) -> bool:
 
 
 def _apply_identity(state: CaseState, active: Sequence[Fact]) -> None:
-    # Identity is not a fact of the world's timeline: corrections apply in recorded order.
+    # Identity and access are not facts of the world's timeline: they apply in recorded
+    # order (a share as of a past day is the share as recorded, not as of that day).
     for fact in sorted(active, key=lambda f: f.version):
         if fact.type == OPENED:
             state.category = fact.get("category")
             state.opened_at = fact.recorded_at
             state.person = fact.person or Identity()
+            state.org = str(fact.recorded_by.get("org", ""))
+        elif fact.type == "shared":
+            state.shares[fact.get("org")] = {
+                "org": fact.get("org"),
+                "purpose": fact.get("purpose"),
+                "since": fact.recorded_at.isoformat(),
+                "version": fact.version,
+                "by": fact.recorded_by,
+            }
+        elif fact.type == "share_ended":
+            state.shares.pop(fact.get("org"), None)
         elif fact.type == "identity_updated" and fact.person is not None:
             state.person = state.person.merged(fact.person)
 

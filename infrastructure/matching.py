@@ -164,17 +164,20 @@ def _decide(entry: NameEntry, people: list[Person]) -> dict[str, Any]:
 class RegisterIndex:
     """The register's name keys and case views, read on one connection."""
 
-    def __init__(self, conn: Connection | Session):
+    def __init__(self, conn: Connection | Session, org: str | None = None):
         self.conn = conn
+        self.org = org  # only the cases this organisation may see; None: all
 
     def cases_by_key(self, keys: Iterable[str]) -> dict[str, list[str]]:
         t = tables.case_name_keys
         out: dict[str, list[str]] = {}
         ordered = sorted(keys)
         for i in range(0, len(ordered), _CHUNK):
-            rows = self.conn.execute(
-                select(t.c.key, t.c.case_id).where(t.c.key.in_(ordered[i : i + _CHUNK]))
-            )
+            query = select(t.c.key, t.c.case_id).where(t.c.key.in_(ordered[i : i + _CHUNK]))
+            if self.org is not None:
+                a = tables.case_access
+                query = query.join(a, a.c.case_id == t.c.case_id).where(a.c.org == self.org)
+            rows = self.conn.execute(query)
             for key, case_id in rows:
                 out.setdefault(key, []).append(str(case_id))
         return out

@@ -32,8 +32,8 @@ from domain.negotiation import (
     Negotiation,
     reconcile,
 )
-from domain.register import NegotiationNotFound
-from infrastructure import tables, views
+from domain.register import CaseNotFound, ExchangeNotFound, NegotiationNotFound
+from infrastructure import access, tables, views
 from infrastructure.keys import ApiKey
 from infrastructure.matching import NameEntry, RegisterIndex, match_names
 from infrastructure.service import (
@@ -89,8 +89,9 @@ class Negotiations:
         # Matching takes seconds for a long list: it reads a snapshot before the write
         # lock is taken, so other writers do not wait for it. Cases are never deleted,
         # so whatever it finds still exists when the list is recorded.
+        self._owned(negotiation_id, key)
         with self.store.snapshot() as conn:
-            self._match(conn, entries)
+            self._match(conn, entries, key)
         with self.store.write() as unit:
             replay = remembered(unit.session, key, idem)
             if replay is not None:
@@ -104,11 +105,21 @@ class Negotiations:
             body = self._list_answer(negotiation, party)
             return Written(201, negotiation.id, negotiation.version, body)
 
-    def _match(self, session: Any, entries: list[dict[str, Any]]) -> None:
-        """Give every entry its match: by case id (which must exist), or by name."""
+    def _owned(self, negotiation_id: uuid.UUID, key: ApiKey | None) -> Negotiation:
+        """The negotiation, if the caller's organisation may see it (404 otherwise)."""
+        negotiation = self.register.get_negotiation(negotiation_id)
+        if not access.owns(key, negotiation.org):
+            raise NegotiationNotFound(negotiation_id)
+        return negotiation
+
+    def _match(self, session: Any, entries: list[dict[str, Any]], key: ApiKey) -> None:
+        """Give every entry its match: by case id (which must exist and be one the
+        caller may see), or by name, against the cases the caller may see."""
         missing = {}
         by_id = [(i, e) for i, e in enumerate(entries) if "case_id" in e]
-        known = self._existing_cases(session, [uuid.UUID(e["case_id"]) for _, e in by_id])
+        ids = [uuid.UUID(e["case_id"]) for _, e in by_id]
+        hidden = {str(c) for c in access.hidden_among(session, key, ids)}
+        known = self._existing_cases(session, ids) - hidden
         for i, entry in by_id:
             if entry["case_id"] not in known:
                 missing[f"entries[{i}].case_id"] = "no such case"
@@ -118,7 +129,7 @@ class Negotiations:
         named = [e for e in entries if "name" in e]
         results = match_names(
             [NameEntry(e["name"], e.get("date_of_birth"), e.get("nationality")) for e in named],
-            RegisterIndex(session),
+            RegisterIndex(session, None if access.sees_all(key) else key.org),
         )
         for entry, result in zip(named, results, strict=True):
             entry["match"] = result
@@ -148,6 +159,9 @@ class Negotiations:
             replay = remembered(unit.session, key, idem)
             if replay is not None:
                 return self._replayed(replay, unit.session)
+            self._owned(negotiation_id, key)
+            if not access.can_see(unit.session, key, payload["case_id"]):
+                raise CaseNotFound(payload["case_id"])
             stamp = Stamp(unit.recorded_at, key.name, key.org)
             negotiation, case, _ = self.register.confirm_match(
                 negotiation_id,
@@ -177,6 +191,16 @@ class Negotiations:
             replay = remembered(unit.session, key, idem)
             if replay is not None:
                 return self._replayed(replay, unit.session)
+            self._owned(negotiation_id, key)
+            named = [uuid.UUID(t["case_id"]) for t in fields["transfers"]]
+            hidden = {str(c) for c in access.hidden_among(unit.session, key, named)}
+            unseen = {
+                f"transfers[{i}].case_id": "no such case"
+                for i, t in enumerate(fields["transfers"])
+                if t["case_id"] in hidden
+            }
+            if unseen:
+                raise FactError(unseen)
             stamp = Stamp(unit.recorded_at, key.name, key.org)
             negotiation, _, _ = self.register.agree(
                 negotiation_id, stamp=stamp, expected_version=expected, **fields
@@ -194,8 +218,13 @@ class Negotiations:
             replay = remembered(unit.session, key, idem)
             if replay is not None:
                 return self._replayed(replay, unit.session)
+            if new.negotiation_id is not None:
+                self._owned(new.negotiation_id, key)
+            hidden = access.hidden_among(unit.session, key, [h.case_id for h in new.handovers])
             stamp = Stamp(unit.recorded_at, key.name, key.org)
-            exchange, cases, recordings = self.register.record_exchange(uuid.uuid4(), new, stamp)
+            exchange, cases, recordings = self.register.record_exchange(
+                uuid.uuid4(), new, stamp, hidden
+            )
             views.project_written(unit.session, cases)
             views.project_exchange(unit.session, exchange, recordings[0].notification.id)
             remember(unit.session, key, idem, 201, exchange.id, exchange.version)
@@ -261,12 +290,14 @@ class Negotiations:
 
     # ---- reads --------------------------------------------------------------------
 
-    def view(self, negotiation_id: uuid.UUID, when: When | None = None) -> dict[str, Any]:
+    def view(
+        self, negotiation_id: uuid.UUID, when: When | None = None, key: ApiKey | None = None
+    ) -> dict[str, Any]:
         """The negotiation: parties, mediators, each party's current list, agreements,
         its exchanges and the reconciliation; with ``when``, as the register stood then:
         the negotiation's events recorded by ``known_at``, the lists submitted and the
         agreements reached by ``as_of``, handovers and each person's status then."""
-        negotiation = self.register.get_negotiation(negotiation_id)
+        negotiation = self._owned(negotiation_id, key)
         if when is not None and when.known_at is not None:
             version = negotiation.version_known_at(when.known_at)
             if version == 0:
@@ -281,8 +312,8 @@ class Negotiations:
                 | negotiation.candidate_ids()
                 | {h.case_id for h in handovers}
             )
-            cases = self._case_rows(conn, named, when)
-            cases.update(self._held_nationals(conn, negotiation.parties, when))
+            cases = self._case_rows(conn, named, when, key)
+            cases.update(self._held_nationals(conn, negotiation.parties, when, key))
             exchanges = self._exchange_ids(conn, negotiation_id, when)
         out = {
             **self.summary(negotiation),
@@ -327,9 +358,18 @@ class Negotiations:
         return tables.case_periods, when.conditions()
 
     def _case_rows(
-        self, conn: Connection, case_ids: Iterable[str], when: When | None = None
+        self,
+        conn: Connection,
+        case_ids: Iterable[str],
+        when: When | None = None,
+        key: ApiKey | None = None,
     ) -> dict[str, CaseRow]:
+        """The status of each case the caller may see (the others are left out, so
+        that no total counts them)."""
         v, conditions = self._status_table(when)
+        visible = access.visible_ids(key)
+        if visible is not None:
+            conditions = [*conditions, v.c.case_id.in_(visible)]
         ids = sorted(uuid.UUID(c) for c in case_ids)
         out: dict[str, CaseRow] = {}
         columns = (v.c.case_id, v.c.status, v.c.held_by, v.c.nationality, v.c.disputed)
@@ -340,10 +380,18 @@ class Negotiations:
         return out
 
     def _held_nationals(
-        self, conn: Connection, parties: list[str], when: When | None = None
+        self,
+        conn: Connection,
+        parties: list[str],
+        when: When | None = None,
+        key: ApiKey | None = None,
     ) -> dict[str, CaseRow]:
-        """Everyone held by one party who is a national of another."""
+        """Everyone held by one party who is a national of another (whom the caller
+        may see)."""
         v, conditions = self._status_table(when)
+        visible = access.visible_ids(key)
+        if visible is not None:
+            conditions = [*conditions, v.c.case_id.in_(visible)]
         rows = conn.execute(
             select(v.c.case_id, v.c.status, v.c.held_by, v.c.nationality, v.c.disputed).where(
                 v.c.status.in_(("held", "hospitalised")),
@@ -368,22 +416,25 @@ class Negotiations:
         rows = conn.execute(query.order_by(e.c.seq))
         return [{"id": str(r[0]), "occurred_on": r[1].isoformat()} for r in rows]
 
-    def list_negotiations(self, limit: int, cursor: str | None) -> tuple[list[Any], str | None]:
+    def list_negotiations(
+        self, limit: int, cursor: str | None, key: ApiKey | None = None
+    ) -> tuple[list[Any], str | None]:
         t = tables.negotiations
         after = decode_cursor(cursor, "s")
+        query = select(t.c.negotiation_id, t.c.seq).where(t.c.seq > after)
+        if not access.sees_all(key):
+            assert key is not None
+            query = query.where(t.c.org == key.org)
         with self.store.read() as conn:
-            rows = conn.execute(
-                select(t.c.negotiation_id, t.c.seq)
-                .where(t.c.seq > after)
-                .order_by(t.c.seq)
-                .limit(limit + 1)
-            ).all()
+            rows = conn.execute(query.order_by(t.c.seq).limit(limit + 1)).all()
         items = [self.summary(self.register.get_negotiation(r[0])) for r in rows[:limit]]
         more = len(rows) > limit
         return items, encode_cursor("s", rows[limit - 1][1]) if more else None
 
-    def exchange(self, exchange_id: uuid.UUID) -> dict[str, Any]:
+    def exchange(self, exchange_id: uuid.UUID, key: ApiKey | None = None) -> dict[str, Any]:
         exchange = self.register.get_exchange(exchange_id)
+        if not access.owns(key, exchange.recorded_by["org"]):
+            raise ExchangeNotFound(exchange_id)
         with self.store.read() as conn:
             standing, versions = self._handover_rows(conn, exchange_id)
         return self._exchange_view(exchange, standing, versions)
@@ -404,11 +455,18 @@ class Negotiations:
         return standing, versions
 
     def list_exchanges(
-        self, negotiation_id: uuid.UUID | None, limit: int, cursor: str | None
+        self,
+        negotiation_id: uuid.UUID | None,
+        limit: int,
+        cursor: str | None,
+        key: ApiKey | None = None,
     ) -> tuple[list[Any], str | None]:
         e = tables.exchanges
         after = decode_cursor(cursor, "s")
         query = select(e.c.exchange_id, e.c.seq).where(e.c.seq > after)
+        if not access.sees_all(key):
+            assert key is not None
+            query = query.where(e.c.org == key.org)
         if negotiation_id is not None:
             query = query.where(e.c.negotiation_id == negotiation_id)
         with self.store.read() as conn:
@@ -465,13 +523,18 @@ class Negotiations:
 
     # ---- reports ------------------------------------------------------------------
 
-    def report(self, as_of: Any = None, known_at: datetime | None = None) -> dict[str, Any]:
+    def report(
+        self, as_of: Any = None, known_at: datetime | None = None, key: ApiKey | None = None
+    ) -> dict[str, Any]:
         """Exchanges per party and direction, and persons returned per negotiation, as
         of a world day and as known at an instant (both default to now). ``returned``
         counts the people handed over to the party of their nationality (as the case
         says now); ``handed_over`` counts everyone handed over, to a third country too."""
         t = tables.handovers
         conditions = _handover_conditions(When(as_of, known_at))
+        visible = access.visible_ids(key)
+        if visible is not None:  # only the people the caller may see count
+            conditions.append(t.c.case_id.in_(visible))
         handed = func.sum(case((t.c.outcome == "handed_over", 1), else_=0))
         refused = func.sum(case((t.c.outcome == "refused", 1), else_=0))
         absent = func.sum(case((t.c.outcome == "absent", 1), else_=0))

@@ -23,12 +23,12 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from domain.case import Case, Stamp
-from domain.facts import Fact
+from domain.facts import Fact, FactError
 from domain.identity import Identity
 from domain.input import parse_fact, parse_opening
 from domain.register import CaseNotFound
 from domain.state import derive, retracted_versions
-from infrastructure import chain, checkpoints, exports, names, tables, views
+from infrastructure import access, chain, checkpoints, exports, names, tables, views
 from infrastructure.checkpoints import Checkpoint
 from infrastructure.keys import ApiKey
 from infrastructure.store import Store, WriteUnit
@@ -138,8 +138,35 @@ class Casebook:
             replay = self._replay(unit.session, key, idem)
             if replay is not None:
                 return replay
+            if not access.can_see(unit.session, key, case_id):
+                raise CaseNotFound(case_id)
             stamp = Stamp(unit.recorded_at, key.name, key.org)
             case, recordings = self.register.record_fact(case_id, fact, stamp, expected_version)
+            return self._finish(unit, case, recordings, key, idem, opened=False)
+
+    def share(
+        self,
+        case_id: uuid.UUID,
+        org: str,
+        key: ApiKey,
+        purpose: str | None = None,
+        idem: Idempotency | None = None,
+    ) -> Written:
+        """Share the case with ``org`` (``purpose`` given), or end that share (None)."""
+        with self.store.write() as unit:
+            replay = self._replay(unit.session, key, idem)
+            if replay is not None:
+                return replay
+            if not access.can_see(unit.session, key, case_id):
+                raise CaseNotFound(case_id)
+            k = tables.api_keys
+            if unit.session.execute(select(k.c.id).where(k.c.org == org)).first() is None:
+                raise FactError({"org": "no organisation of that name has keys here"})
+            stamp = Stamp(unit.recorded_at, key.name, key.org)
+            if purpose is not None:
+                case, recordings = self.register.share_case(case_id, org, purpose, stamp)
+            else:
+                case, recordings = self.register.end_share(case_id, org, None, stamp)
             return self._finish(unit, case, recordings, key, idem, opened=False)
 
     def _finish(
@@ -171,11 +198,11 @@ class Casebook:
 
     # ---- reads --------------------------------------------------------------------
 
-    def view_json(self, case_id: uuid.UUID) -> tuple[int, str]:
+    def view_json(self, case_id: uuid.UUID, key: ApiKey | None = None) -> tuple[int, str]:
         """The live view, as stored JSON text (no re-encoding on the hot path)."""
         with self.store.read() as session:
             found = views.read_view(session, case_id)
-            if found is None:
+            if found is None or not access.can_see(session, key, case_id):
                 raise CaseNotFound(case_id)
             listed = views.negotiations_of(session, [case_id]).get(case_id)
         if listed:  # rare next to plain reads: only then is the stored JSON re-encoded
@@ -185,9 +212,14 @@ class Casebook:
         return found
 
     def view_at(
-        self, case_id: uuid.UUID, as_of: date | None, known_at: datetime | None
+        self,
+        case_id: uuid.UUID,
+        as_of: date | None,
+        known_at: datetime | None,
+        key: ApiKey | None = None,
     ) -> dict[str, Any]:
         """The case as of a world date and/or with only what was recorded by an instant."""
+        self._check_visible(case_id, key)
         case = self.register.get_case(case_id)
         if known_at is not None and case.facts[0].recorded_at > known_at:
             raise CaseNotFound(case_id)  # nobody knew of this case then
@@ -230,15 +262,23 @@ class Casebook:
         items = [cp.as_dict() for _, cp in rows[:limit]]
         return items, encode_cursor("c", rows[limit - 1][0]) if len(rows) > limit else None
 
-    def history(self, case_id: uuid.UUID) -> dict[str, Any]:
+    def _check_visible(self, case_id: uuid.UUID, key: ApiKey | None) -> None:
+        if not access.sees_all(key):
+            with self.store.read() as conn:
+                if not access.can_see(conn, key, case_id):
+                    raise CaseNotFound(case_id)
+
+    def history(self, case_id: uuid.UUID, key: ApiKey | None = None) -> dict[str, Any]:
+        self._check_visible(case_id, key)
         facts = self.register.get_case(case_id).facts
         with self.store.read() as conn:
             hashes = chain.hashes_of_case(conn, case_id)
         return history_of(case_id, facts, hashes)
 
-    def export(self, case_id: uuid.UUID | None = None) -> Iterator[str]:
+    def export(self, case_id: uuid.UUID | None = None, key: ApiKey | None = None) -> Iterator[str]:
         """The whole register, or one case, as export lines from one snapshot."""
         if case_id is not None:
+            self._check_visible(case_id, key)
             self.register.get_case(case_id)  # CaseNotFound before the first line
         with self.store.snapshot() as conn:
             yield from exports.export_lines(conn, self.store.events_table, case_id)
@@ -250,6 +290,7 @@ class Casebook:
         limit: int,
         cursor: str | None,
         when: When | None = None,
+        key: ApiKey | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         """Case views, filtered; with ``when``, the register as of a day and/or as known
         at an instant, selected from the bitemporal periods (no replay to filter), each
@@ -268,6 +309,9 @@ class Casebook:
             n = tables.negotiation_cases
             named = select(n.c.case_id).where(n.c.negotiation_id == filters["negotiation"])
             query = query.where(v.c.case_id.in_(named))
+        visible = access.visible_ids(key)
+        if visible is not None:
+            query = query.where(v.c.case_id.in_(visible))
         with self.store.read() as session:
             if q is None:
                 after = decode_cursor(cursor, "s")
@@ -314,11 +358,17 @@ class Casebook:
         more = len(scored) > offset + limit
         return page, encode_cursor("o", offset + limit) if more else None
 
-    def summary(self, group_by: str, when: When | None = None) -> dict[str, Any]:
-        """Counts by one column, now or (``when``) as of a day and/or known at an instant."""
+    def summary(
+        self, group_by: str, when: When | None = None, key: ApiKey | None = None
+    ) -> dict[str, Any]:
+        """Counts by one column, now or (``when``) as of a day and/or known at an instant;
+        of the cases the caller may see."""
         table = tables.case_views if when is None else tables.case_periods
         column = table.c[group_by]
         query = select(column, func.count()).group_by(column).order_by(column)
+        visible = access.visible_ids(key)
+        if visible is not None:
+            query = query.where(table.c.case_id.in_(visible))
         if when is not None:
             query = query.where(*when.conditions())
         with self.store.read() as session:

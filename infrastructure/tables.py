@@ -208,3 +208,16 @@ handovers = Table(
     Index("casebook_handovers_negotiation", "negotiation_id", "recorded_to"),
     Index("casebook_handovers_exchange", "exchange_id"),
 )
+
+# Which organisations may see and change each case: the one that opened it ("owner")
+# and those it is shared with ("share"). Case workers' reads, lists, searches, counts
+# and reconciliations are filtered by it. Written with the case's other projections.
+case_access = Table(
+    "casebook_case_access",
+    metadata,
+    Column("case_id", Uuid, nullable=False),
+    Column("org", String(100), nullable=False),
+    Column("via", String(10), nullable=False),
+    Index("casebook_case_access_key", "org", "case_id", unique=True),
+    Index("casebook_case_access_case", "case_id"),
+)

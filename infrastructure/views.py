@@ -46,6 +46,11 @@ def render(case_id: UUID, state: CaseState) -> dict[str, Any]:
         "disputed": state.disputed,
         "disputes": state.disputes,
         "negotiations": [],
+        "org": state.org,
+        "shares": [
+            {k: v for k, v in state.shares[org].items() if k != "by"}
+            for org in sorted(state.shares)
+        ],
         "opened_at": _iso(state.opened_at),
         "updated_at": _iso(state.updated_at),
     }
@@ -84,6 +89,8 @@ def project_written(session: Session, cases: list[Case]) -> list[dict[str, Any]]
         out.append(view)
         if case.facts[-1].type in NAME_CHANGING:
             write_name_keys(session, case.id, state.person.names())
+        if case.facts[-1].type in ACCESS_CHANGING:
+            write_access(session, case.id, state)
     session.execute(update(t).where(t.c.case_id == bindparam("b_case_id")), rows)
     _write_periods_many(
         session, [(c.id, timeline(c.facts), c.facts[-1].recorded_at) for c in cases]
@@ -190,7 +197,22 @@ def project_view_only(session: Session, case: Case, seq: int | None, org: str) -
         session.execute(update(t).where(t.c.case_id == case.id).values(**values))
     if case.facts[-1].type in NAME_CHANGING or seq is not None:
         write_name_keys(session, case.id, state.person.names())
+    if seq is not None:  # an opening, or a rebuild: who may see the case
+        write_access(session, case.id, state)
     return view
+
+
+# A fact of these types may change which organisations see a case.
+ACCESS_CHANGING = frozenset({"shared", "share_ended", "retracted"})
+
+
+def write_access(session: Session, case_id: UUID, state: CaseState) -> None:
+    """The organisations that may see the case: its owner and those it is shared with."""
+    t = tables.case_access
+    session.execute(delete(t).where(t.c.case_id == case_id))
+    rows = [{"case_id": case_id, "org": state.org, "via": "owner"}]
+    rows += [{"case_id": case_id, "org": org, "via": "share"} for org in sorted(state.shares)]
+    session.execute(insert(t), rows)
 
 
 def write_periods(
@@ -331,6 +353,7 @@ def project_other(session: Session, aggregate: Any, seq: int) -> None:
 
 # Tables the rebuild empties and refills besides the case views and periods.
 REBUILT_WITH_CASES = (
+    tables.case_access,
     tables.handovers,
     tables.negotiations,
     tables.negotiation_cases,

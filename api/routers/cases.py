@@ -6,7 +6,7 @@ import itertools
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi import APIRouter, Body, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
@@ -18,6 +18,7 @@ from api.schemas import (
     FactCreate,
     HistoryPublic,
     Party,
+    ShareCreate,
     problems,
 )
 from api.timeparams import WhenDep
@@ -34,6 +35,7 @@ from infrastructure.service import Written
 router = APIRouter(prefix="/cases", tags=["cases"])
 
 ERRORS = problems(401, 403, 404, 422)
+ORG = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$"  # as infrastructure.keys names them
 NO_CONTROLS = r"^[^\x00-\x1f\x7f\u202a-\u202e\u2066-\u2069]+$"
 LIST_ERRORS = problems(401, 403, 422, (400, "a cursor this list did not give out"))
 
@@ -76,11 +78,11 @@ async def get_case(
 ) -> Response:
     """The case view; with as_of and/or known_at, as it stood then."""
     if when is None:
-        version, text = await quick_read(request, casebook.view_json, case_id)
+        version, text = await quick_read(request, casebook.view_json, case_id, key)
         return Response(text, media_type="application/json", headers={"ETag": f'"{version}"'})
     # A replay of the case's log: may take milliseconds, so not on the event loop. No
     # ETag: a past view's version is not one a write could be conditional on.
-    view = await run_in_threadpool(casebook.view_at, case_id, when.as_of, when.known_at)
+    view = await run_in_threadpool(casebook.view_at, case_id, when.as_of, when.known_at, key)
     return JSONResponse(view)
 
 
@@ -121,14 +123,14 @@ def list_cases(
         "category": category,
         "disputed": disputed,
     }
-    items, next_cursor = casebook.list_cases(filters, q, limit, cursor, when)
+    items, next_cursor = casebook.list_cases(filters, q, limit, cursor, when, key)
     return {"items": items, "next_cursor": next_cursor}
 
 
 @router.get("/{case_id}/history", response_model=HistoryPublic, responses=ERRORS)
 def history(case_id: UUID, key: Caller, casebook: CasebookDep) -> dict[str, Any]:
     """Every event of the case in order, oldest first, for auditors."""
-    return casebook.history(case_id)
+    return casebook.history(case_id, key)
 
 
 @router.get(
@@ -139,10 +141,40 @@ def history(case_id: UUID, key: Caller, casebook: CasebookDep) -> dict[str, Any]
 def export_case(case_id: UUID, key: Caller, casebook: CasebookDep) -> StreamingResponse:
     """One case file: the case's events with their chain links, the head and the latest
     checkpoint, as JSON Lines (verify it with `casebook verify --export FILE`)."""
-    lines = casebook.export(case_id)
+    lines = casebook.export(case_id, key)
     first = next(lines)  # raises CaseNotFound (404) before the answer starts
     return StreamingResponse(
         itertools.chain([first], lines),
         media_type="application/x-ndjson",
         headers={"Content-Disposition": f'attachment; filename="case-{case_id}.jsonl"'},
     )
+
+
+@router.post(
+    "/{case_id}/shares", status_code=201, response_model=CasePublic, responses=WRITE_ERRORS
+)
+def share_case(
+    case_id: UUID,
+    body: ShareCreate,
+    key: Caller,
+    casebook: CasebookDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Share the case with another organisation, for a stated purpose (recorded as a
+    fact of the case). Only the organisation that owns the case may share it."""
+    idem = idempotency(idempotency_key, "share", str(case_id), body.org, body.purpose)
+    return answer_case(casebook.share(case_id, body.org, key, body.purpose, idem))
+
+
+@router.delete(
+    "/{case_id}/shares/{org}", status_code=200, response_model=CasePublic, responses=WRITE_ERRORS
+)
+def end_share(
+    case_id: UUID,
+    org: Annotated[str, Path(min_length=1, max_length=100, pattern=ORG)],
+    key: Caller,
+    casebook: CasebookDep,
+) -> JSONResponse:
+    """End the case's share with an organisation (recorded as a fact of the case)."""
+    written = casebook.share(case_id, org, key)
+    return JSONResponse(written.view, headers={"ETag": f'"{written.version}"'})

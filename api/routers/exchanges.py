@@ -42,7 +42,7 @@ def list_exchanges(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
     """Exchanges in the order they were recorded; of one negotiation with ?negotiation=."""
-    items, next_cursor = negotiations.list_exchanges(negotiation, limit, cursor)
+    items, next_cursor = negotiations.list_exchanges(negotiation, limit, cursor, key)
     return {"items": items, "next_cursor": next_cursor}
 
 
@@ -50,4 +50,4 @@ def list_exchanges(
 def get_exchange(exchange_id: UUID, key: Caller, negotiations: NegotiationsDep) -> dict[str, Any]:
     """The exchange as recorded; each handover says whether it still stands on its case
     (a retraction there undoes it); each party's announced figure beside the count."""
-    return negotiations.exchange(exchange_id)
+    return negotiations.exchange(exchange_id, key)

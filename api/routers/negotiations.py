@@ -55,7 +55,7 @@ def list_negotiations(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
     """Negotiations, oldest first, without their lists."""
-    items, next_cursor = negotiations.list_negotiations(limit, cursor)
+    items, next_cursor = negotiations.list_negotiations(limit, cursor, key)
     return {"items": items, "next_cursor": next_cursor}
 
 
@@ -67,7 +67,7 @@ async def get_negotiation(
     agreements, exchanges, and the reconciliation: on every list, on one party's list
     only, unmatched, agreed, handed over, refused, absent, and outstanding. With as_of
     and/or known_at, as the register stood then."""
-    return await run_in_threadpool(negotiations.view, negotiation_id, when)
+    return await run_in_threadpool(negotiations.view, negotiation_id, when, key)
 
 
 @router.post(

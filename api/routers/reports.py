@@ -23,7 +23,9 @@ def summary(
 ) -> dict[str, Any]:
     """How many cases, grouped by status, holding party, nationality or category; the
     exchanges per party and direction (handed over, refused, absent); and the persons
-    returned per negotiation. With as_of and/or known_at, as the register stood then."""
-    out = casebook.summary(group_by, when)
-    out.update(negotiations.report(when.as_of, when.known_at) if when else negotiations.report())
+    returned per negotiation; of the cases the caller may see (auditors: all). With
+    as_of and/or known_at, as the register stood then."""
+    out = casebook.summary(group_by, when, key)
+    as_of, known_at = (when.as_of, when.known_at) if when else (None, None)
+    out.update(negotiations.report(as_of, known_at, key))
     return out

@@ -31,7 +31,10 @@ def test_every_route_states_who_may_call_it():
 
 
 def concrete(path: str) -> str:
-    return path.replace("{case_id}", str(uuid.uuid4()))
+    """The path with every parameter filled: unknown ids, and an organisation."""
+    for name in ("{case_id}", "{negotiation_id}", "{exchange_id}"):
+        path = path.replace(name, str(uuid.uuid4()))
+    return path.replace("{org}", "org-b")
 
 
 @pytest.mark.parametrize("method, path", sorted(PERMISSIONS))

@@ -1,0 +1,73 @@
+"""Who sees which case: the organisation that owns it, those it is shared with, and
+auditors. Everything a case worker reads, lists, searches, counts or reconciles is
+filtered here; a case the caller may not see is answered as if it did not exist (404,
+never a 403 that would confirm it exists), and is left out of every total.
+
+Admins administer and read counts; their counts cover their own organisation's cases
+like a case worker's. Auditors see everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
+
+from infrastructure import tables
+from infrastructure.keys import ApiKey
+
+SEES_ALL = frozenset({"auditor"})
+
+
+def sees_all(key: ApiKey | None) -> bool:
+    """No key (the command line, the service itself) or an auditor's: no filter."""
+    return key is None or key.role in SEES_ALL
+
+
+def visible_ids(key: ApiKey | None) -> Select[Any] | None:
+    """A subquery of the case ids the caller may see, or None for all."""
+    if sees_all(key):
+        return None
+    assert key is not None
+    t = tables.case_access
+    return select(t.c.case_id).where(t.c.org == key.org)
+
+
+def can_see(conn: Connection | Session, key: ApiKey | None, case_id: UUID) -> bool:
+    if sees_all(key):
+        return True
+    assert key is not None
+    t = tables.case_access
+    found = conn.execute(
+        select(t.c.case_id).where(t.c.org == key.org, t.c.case_id == case_id)
+    ).first()
+    return found is not None
+
+
+def hidden_among(
+    conn: Connection | Session, key: ApiKey | None, case_ids: Iterable[UUID]
+) -> set[UUID]:
+    """The ones of ``case_ids`` the caller may not see (unknown ids included)."""
+    ids = sorted(set(case_ids))
+    if sees_all(key) or not ids:
+        return set()
+    assert key is not None
+    t = tables.case_access
+    seen: set[UUID] = set()
+    for i in range(0, len(ids), 500):
+        seen.update(
+            conn.execute(
+                select(t.c.case_id).where(t.c.org == key.org, t.c.case_id.in_(ids[i : i + 500]))
+            ).scalars()
+        )
+    return set(ids) - seen
+
+
+def owns(key: ApiKey | None, org: str) -> bool:
+    """Whether the caller may see a negotiation or exchange of ``org``."""
+    return sees_all(key) or (key is not None and key.org == org)

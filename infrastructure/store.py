@@ -147,6 +147,20 @@ class Store:
         with self.engine.begin() as conn:
             if conn.execute(select(tables.register_head.c.id)).first() is None:
                 conn.execute(insert(tables.register_head).values(id=1, position=0))
+        self._backfill_access()
+
+    def _backfill_access(self) -> None:
+        """Cases recorded before organisations were enforced have no access rows: give
+        each its owner's (shares did not exist then). A no-op once done."""
+        v, a = tables.case_views, tables.case_access
+        missing = select(v.c.case_id, v.c.org, text("'owner'")).where(
+            ~select(a.c.case_id).where(a.c.case_id == v.c.case_id).exists()
+        )
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(a).from_select(["case_id", "org", "via"], missing))
+        except sqlalchemy.exc.IntegrityError:
+            pass  # another process starting at the same time did it
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

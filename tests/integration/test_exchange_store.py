@@ -111,6 +111,7 @@ def snapshot_negotiations(store: Store) -> list:
             tables.negotiation_cases,
             tables.exchanges,
             tables.handovers,
+            tables.case_access,
         ):
             columns = [c for c in t.c if c.name != "id"]
             out.append(conn.execute(select(*columns).order_by(*columns)).all())
@@ -171,3 +172,15 @@ def test_a_rebuild_reproduces_negotiations_exchanges_and_handovers(store: Store,
     rebuild(store)
     assert (snapshot_views(store), snapshot_negotiations(store)) == live
     assert negotiations.view(nid)["reconciliation"] == reconciliation
+
+
+def test_cases_recorded_before_organisations_get_their_owner_at_start(
+    settings: Settings, store: Store, worker: ApiKey
+):
+    [case_id] = held_cases(store, worker, 1)
+    with store.write() as unit:  # as a register from before organisations has it
+        unit.session.execute(tables.case_access.delete())
+    Store(settings).close()  # a start backfills
+    with store.read() as conn:
+        rows = conn.execute(select(tables.case_access)).all()
+    assert [(str(r.case_id), r.org, r.via) for r in rows] == [(case_id, "org-a", "owner")]

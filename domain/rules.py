@@ -137,5 +137,8 @@ def _check_retraction(facts: Sequence[Fact], target: int) -> None:
         raise InvalidTransition(f"there is no version {target} to retract")
     if by_version[target].type == OPENED:
         raise InvalidTransition("the opening of a case cannot be retracted: close the case")
+    if by_version[target].type in ("shared", "share_ended"):
+        # Access is the owner's decision, made with the share routes, not undone here.
+        raise InvalidTransition("a share is ended with DELETE /cases/{id}/shares/{org}")
     if target in retracted_versions(facts):
         raise InvalidTransition(f"version {target} is already retracted")

@@ -77,6 +77,9 @@ def test_a_shared_case_is_seen_and_changed_until_the_share_ends(
     history = client.get(f"/cases/{cid}/history", headers=keys.auditor).json()["events"]
     shared = next(e for e in history if e["type"] == "shared")
     assert shared["fields"] == body and shared["recorded_by"] == {"key": "worker-1", "org": "org-a"}
+    version = shared["version"]
+    retract = {"type": "retracted", "version": version, "reason": "x"}
+    assert record(client, other, cid, **retract).status_code == 409  # not by retraction
     r = client.delete(f"/cases/{cid}/shares/org-b", headers=keys.worker)
     assert r.status_code == 200 and r.json()["shares"] == []
     assert client.get(f"/cases/{cid}", headers=other).status_code == 404

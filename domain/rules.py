@@ -26,8 +26,9 @@ retracted death back in front of later custody facts.
 | shared, share_ended                | allowed     | no                | see ``domain.state``  |
 | note                               | allowed     | no                |                       |
 | retracted                          | allowed     | no                | target exists, is not |
-|                                    |             |                   | the opening, and is   |
-|                                    |             |                   | not already retracted |
+|                                    |             |                   | the opening or a      |
+|                                    |             |                   | share, and is not     |
+|                                    |             |                   | already retracted     |
 | closed                             | refused     | no                | case is open          |
 | reopened                           | allowed     | no                | case is closed        |
 

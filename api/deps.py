@@ -13,6 +13,7 @@ from api.permissions import PERMISSIONS
 from api.problems import Problem
 from infrastructure.keys import ApiKey
 from infrastructure.negotiations import Negotiations
+from infrastructure.readlog import Reader
 from infrastructure.service import Casebook
 
 bearer = HTTPBearer(auto_error=False, description="an API key made by `casebook keys create`")
@@ -74,6 +75,14 @@ async def get_caller(request: Request, key: Annotated[ApiKey, Depends(get_key)])
     return key
 
 
+async def get_reader(request: Request, key: Annotated[ApiKey, Depends(get_caller)]) -> Reader:
+    """The caller, as the read audit records it: key and route template (never the query,
+    whose words may be a name)."""
+    route = request.scope.get("route")
+    return Reader(key, f"{request.method} {getattr(route, 'path', '')}")
+
+
 CasebookDep = Annotated[Casebook, Depends(get_casebook)]
 NegotiationsDep = Annotated[Negotiations, Depends(get_negotiations)]
 Caller = Annotated[ApiKey, Depends(get_caller)]
+ReaderDep = Annotated[Reader, Depends(get_reader)]

@@ -52,4 +52,5 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/audit/checkpoints"): frozenset({AUDITOR, ADMIN}),
     ("POST", "/audit/checkpoints"): frozenset({ADMIN}),
     ("GET", "/audit/key"): frozenset({AUDITOR, ADMIN}),
+    ("GET", "/audit/access"): frozenset({AUDITOR}),
 }

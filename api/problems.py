@@ -18,6 +18,7 @@ from domain.identity import IdentityError
 from domain.negotiation import NegotiationError
 from domain.register import NotFound, NotOwner, VersionConflict
 from domain.rules import InvalidTransition
+from infrastructure.readlog import ReadNotRecorded
 from infrastructure.service import BadCursor, IdempotencyMismatch
 from infrastructure.store import StoreBusy
 
@@ -152,6 +153,15 @@ def install(app: FastAPI) -> None:
             503,
             "busy",
             "the register is busy with other writes; nothing was recorded, retry shortly",
+            headers={"Retry-After": "1"},
+        )
+
+    @app.exception_handler(ReadNotRecorded)
+    def _unrecorded(_: Request, exc: ReadNotRecorded) -> JSONResponse:
+        return problem_response(
+            503,
+            "read-not-recorded",
+            "the read could not be recorded in the read audit, so nothing is shown; retry shortly",
             headers={"Retry-After": "1"},
         )
 

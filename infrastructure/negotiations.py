@@ -33,9 +33,10 @@ from domain.negotiation import (
     reconcile,
 )
 from domain.register import CaseNotFound, ExchangeNotFound, NegotiationNotFound
-from infrastructure import access, tables, views
+from infrastructure import access, readlog, tables, views
 from infrastructure.keys import ApiKey
 from infrastructure.matching import NameEntry, RegisterIndex, match_names
+from infrastructure.readlog import Reader
 from infrastructure.service import (
     Idempotency,
     When,
@@ -291,7 +292,11 @@ class Negotiations:
     # ---- reads --------------------------------------------------------------------
 
     def view(
-        self, negotiation_id: uuid.UUID, when: When | None = None, key: ApiKey | None = None
+        self,
+        negotiation_id: uuid.UUID,
+        when: When | None = None,
+        key: ApiKey | None = None,
+        reader: Reader | None = None,
     ) -> dict[str, Any]:
         """The negotiation: parties, mediators, each party's current list, agreements,
         its exchanges and the reconciliation; with ``when``, as the register stood then:
@@ -328,6 +333,9 @@ class Negotiations:
         }
         if when is not None:
             out.update(when.as_dict())
+        # The lists name these people: their reads are recorded like any other.
+        shown = sorted(uuid.UUID(c) for c in named if c in cases)
+        readlog.record(self.store.engine, reader, shown)
         return out
 
     @staticmethod

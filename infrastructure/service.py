@@ -28,9 +28,10 @@ from domain.identity import Identity
 from domain.input import parse_fact, parse_opening
 from domain.register import CaseNotFound
 from domain.state import derive, retracted_versions
-from infrastructure import access, chain, checkpoints, exports, names, tables, views
+from infrastructure import access, chain, checkpoints, exports, names, readlog, tables, views
 from infrastructure.checkpoints import Checkpoint
 from infrastructure.keys import ApiKey
+from infrastructure.readlog import Reader
 from infrastructure.store import Store, WriteUnit
 
 FILTERS = ("status", "held_by", "nationality", "category", "disputed")
@@ -198,13 +199,16 @@ class Casebook:
 
     # ---- reads --------------------------------------------------------------------
 
-    def view_json(self, case_id: uuid.UUID, key: ApiKey | None = None) -> tuple[int, str]:
+    def view_json(
+        self, case_id: uuid.UUID, key: ApiKey | None = None, reader: Reader | None = None
+    ) -> tuple[int, str]:
         """The live view, as stored JSON text (no re-encoding on the hot path)."""
         with self.store.read() as session:
             found = views.read_view(session, case_id)
             if found is None or not access.can_see(session, key, case_id):
                 raise CaseNotFound(case_id)
             listed = views.negotiations_of(session, [case_id]).get(case_id)
+        readlog.record(self.store.engine, reader, [case_id])
         if listed:  # rare next to plain reads: only then is the stored JSON re-encoded
             view = json.loads(found[1])
             view["negotiations"] = listed
@@ -217,6 +221,7 @@ class Casebook:
         as_of: date | None,
         known_at: datetime | None,
         key: ApiKey | None = None,
+        reader: Reader | None = None,
     ) -> dict[str, Any]:
         """The case as of a world date and/or with only what was recorded by an instant."""
         self._check_visible(case_id, key)
@@ -230,6 +235,7 @@ class Casebook:
         view["negotiations"] = listed
         view["as_of"] = as_of.isoformat() if as_of else None
         view["known_at"] = known_at.isoformat() if known_at else None
+        readlog.record(self.store.engine, reader, [case_id])
         return view
 
     def verify(self, kept: Sequence[Checkpoint] = ()) -> chain.Verification:
@@ -268,18 +274,27 @@ class Casebook:
                 if not access.can_see(conn, key, case_id):
                     raise CaseNotFound(case_id)
 
-    def history(self, case_id: uuid.UUID, key: ApiKey | None = None) -> dict[str, Any]:
+    def history(
+        self, case_id: uuid.UUID, key: ApiKey | None = None, reader: Reader | None = None
+    ) -> dict[str, Any]:
         self._check_visible(case_id, key)
         facts = self.register.get_case(case_id).facts
         with self.store.read() as conn:
             hashes = chain.hashes_of_case(conn, case_id)
+        readlog.record(self.store.engine, reader, [case_id])
         return history_of(case_id, facts, hashes)
 
-    def export(self, case_id: uuid.UUID | None = None, key: ApiKey | None = None) -> Iterator[str]:
+    def export(
+        self,
+        case_id: uuid.UUID | None = None,
+        key: ApiKey | None = None,
+        reader: Reader | None = None,
+    ) -> Iterator[str]:
         """The whole register, or one case, as export lines from one snapshot."""
         if case_id is not None:
             self._check_visible(case_id, key)
             self.register.get_case(case_id)  # CaseNotFound before the first line
+            readlog.record(self.store.engine, reader, [case_id])
         with self.store.snapshot() as conn:
             yield from exports.export_lines(conn, self.store.events_table, case_id)
 
@@ -291,6 +306,7 @@ class Casebook:
         cursor: str | None,
         when: When | None = None,
         key: ApiKey | None = None,
+        reader: Reader | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         """Case views, filtered; with ``when``, the register as of a day and/or as known
         at an instant, selected from the bitemporal periods (no replay to filter), each
@@ -328,7 +344,18 @@ class Casebook:
             view["negotiations"] = listed.get(case_id, [])
         if when is not None:
             page = [(case_id, self._timed_item(case_id, view, when)) for case_id, view in page]
+        readlog.record(self.store.engine, reader, [case_id for case_id, _ in page])
         return [view for _, view in page], next_cursor
+
+    def reads_of(
+        self, case_id: uuid.UUID, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Who read the case's personal data, when, through which route: oldest first."""
+        after = decode_cursor(cursor, "r")
+        with self.store.read() as conn:
+            rows = readlog.listed(conn, case_id, limit + 1, after)
+        items = [item for _, item in rows[:limit]]
+        return items, encode_cursor("r", rows[limit - 1][0]) if len(rows) > limit else None
 
     def _timed_item(self, case_id: uuid.UUID, view: dict[str, Any], when: When) -> dict[str, Any]:
         timed = self.view_at(case_id, when.as_of, when.known_at)

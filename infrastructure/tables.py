@@ -221,3 +221,19 @@ case_access = Table(
     Index("casebook_case_access_key", "org", "case_id", unique=True),
     Index("casebook_case_access_case", "case_id"),
 )
+
+# The read audit: who read which case's personal data, when, through which route (the
+# route's template, never its query: a search's words may be a name). Written before
+# the answer leaves; a read whose record cannot be written is refused.
+access_log = Table(
+    "casebook_access_log",
+    metadata,
+    Column("id", BIGINT, primary_key=True, autoincrement=True),
+    Column("read_at", DateTime(timezone=True), nullable=False),
+    Column("case_id", Uuid, nullable=False),
+    Column("key_name", String(100), nullable=False),
+    Column("org", String(100), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("route", String(200), nullable=False),
+    Index("casebook_access_log_case", "case_id", "id"),
+)

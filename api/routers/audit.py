@@ -1,8 +1,9 @@
-"""Audit: verification of the hash chain, and signed checkpoints of it."""
+"""Audit: verification of the hash chain, signed checkpoints of it, and the read audit."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
+from uuid import UUID
 
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
@@ -108,3 +109,36 @@ def public_key(key: Caller, casebook: CasebookDep) -> dict[str, str]:
     if signer is None:
         raise Problem(404, "not-found", "this service signs no checkpoints")
     return {"public_key": signer.public_key, "key_id": signer.key_id}
+
+
+class AccessRecord(BaseModel):
+    case_id: str
+    read_at: str
+    key: str
+    org: str
+    role: str
+    route: str = Field(description="method and route template, e.g. GET /cases/{case_id}")
+
+
+class AccessPublic(BaseModel):
+    items: list[AccessRecord]
+    next_cursor: str | None
+
+
+@router.get(
+    "/access",
+    response_model=AccessPublic,
+    responses=problems(401, 403, 422, (400, "a cursor this list did not give out")),
+)
+def access_log(
+    key: Caller,
+    casebook: CasebookDep,
+    case_id: UUID,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> dict[str, Any]:
+    """Who read the case's personal data, when, and through which route (key name and
+    organisation), oldest first: every answer that carries it is recorded before it
+    leaves."""
+    items, next_cursor = casebook.reads_of(case_id, limit, cursor)
+    return {"items": items, "next_cursor": next_cursor}

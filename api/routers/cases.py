@@ -6,11 +6,11 @@ import itertools
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from api.deps import Caller, CasebookDep, quick_read
+from api.deps import Caller, CasebookDep, ReaderDep
 from api.schemas import (
     CaseCreate,
     CasePublic,
@@ -74,21 +74,26 @@ def record_event(
 
 @router.get("/{case_id}", response_model=CasePublic, responses=ERRORS)
 async def get_case(
-    request: Request, case_id: UUID, key: Caller, casebook: CasebookDep, when: WhenDep
+    case_id: UUID, key: Caller, reader: ReaderDep, casebook: CasebookDep, when: WhenDep
 ) -> Response:
-    """The case view; with as_of and/or known_at, as it stood then."""
+    """The case view; with as_of and/or known_at, as it stood then. The read is
+    recorded in the read audit before the answer leaves."""
     if when is None:
-        version, text = await quick_read(request, casebook.view_json, case_id, key)
+        # In the thread pool, even on SQLite: the read audit writes a row.
+        version, text = await run_in_threadpool(casebook.view_json, case_id, key, reader)
         return Response(text, media_type="application/json", headers={"ETag": f'"{version}"'})
     # A replay of the case's log: may take milliseconds, so not on the event loop. No
     # ETag: a past view's version is not one a write could be conditional on.
-    view = await run_in_threadpool(casebook.view_at, case_id, when.as_of, when.known_at, key)
+    view = await run_in_threadpool(
+        casebook.view_at, case_id, when.as_of, when.known_at, key, reader
+    )
     return JSONResponse(view)
 
 
 @router.get("", response_model=CasesPublic, responses=LIST_ERRORS)
 def list_cases(
     key: Caller,
+    reader: ReaderDep,
     casebook: CasebookDep,
     status: Literal[
         "unknown",
@@ -123,14 +128,14 @@ def list_cases(
         "category": category,
         "disputed": disputed,
     }
-    items, next_cursor = casebook.list_cases(filters, q, limit, cursor, when, key)
+    items, next_cursor = casebook.list_cases(filters, q, limit, cursor, when, key, reader)
     return {"items": items, "next_cursor": next_cursor}
 
 
 @router.get("/{case_id}/history", response_model=HistoryPublic, responses=ERRORS)
-def history(case_id: UUID, key: Caller, casebook: CasebookDep) -> dict[str, Any]:
+def history(case_id: UUID, key: Caller, reader: ReaderDep, casebook: CasebookDep) -> dict[str, Any]:
     """Every event of the case in order, oldest first, for auditors."""
-    return casebook.history(case_id, key)
+    return casebook.history(case_id, key, reader)
 
 
 @router.get(
@@ -138,10 +143,12 @@ def history(case_id: UUID, key: Caller, casebook: CasebookDep) -> dict[str, Any]
     responses={200: {"content": {"application/x-ndjson": {}}}, **ERRORS},
     response_class=StreamingResponse,
 )
-def export_case(case_id: UUID, key: Caller, casebook: CasebookDep) -> StreamingResponse:
+def export_case(
+    case_id: UUID, key: Caller, reader: ReaderDep, casebook: CasebookDep
+) -> StreamingResponse:
     """One case file: the case's events with their chain links, the head and the latest
     checkpoint, as JSON Lines (verify it with `casebook verify --export FILE`)."""
-    lines = casebook.export(case_id, key)
+    lines = casebook.export(case_id, key, reader)
     first = next(lines)  # raises CaseNotFound (404) before the answer starts
     return StreamingResponse(
         itertools.chain([first], lines),

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from api.deps import Caller, NegotiationsDep
+from api.deps import Caller, NegotiationsDep, ReaderDep
 from api.schemas import (
     AgreementCreate,
     ListCreate,
@@ -61,13 +61,17 @@ def list_negotiations(
 
 @router.get("/{negotiation_id}", response_model=NegotiationFull, responses=ERRORS)
 async def get_negotiation(
-    negotiation_id: UUID, key: Caller, negotiations: NegotiationsDep, when: WhenDep
+    negotiation_id: UUID,
+    key: Caller,
+    reader: ReaderDep,
+    negotiations: NegotiationsDep,
+    when: WhenDep,
 ) -> dict[str, Any]:
     """Parties, mediators, each party's current list (each entry with its match),
     agreements, exchanges, and the reconciliation: on every list, on one party's list
     only, unmatched, agreed, handed over, refused, absent, and outstanding. With as_of
     and/or known_at, as the register stood then."""
-    return await run_in_threadpool(negotiations.view, negotiation_id, when, key)
+    return await run_in_threadpool(negotiations.view, negotiation_id, when, key, reader)
 
 
 @router.post(

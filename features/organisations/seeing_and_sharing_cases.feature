@@ -1,4 +1,4 @@
-Feature: A case belongs to the organisation that opened it, and to those it is shared with
+Feature: A case belongs to the organisation that opened it, and to those it is shared with, and every read of it is accounted for
   As a case worker of a national information bureau,
   I want my cases kept from other organisations unless we decide to share one, for a purpose,
   so that information that could endanger a person reaches only those who need it.
@@ -32,3 +32,9 @@ Feature: A case belongs to the organisation that opened it, and to those it is s
     Then the register answers 200
     When the case worker of "org-b" looks at the case
     Then the register answers 404 "not-found"
+
+  Scenario: An auditor lists who read a case
+    When the case worker of "org-b" looks at the case
+    And the case worker looks at the case
+    And the auditor lists who read the case
+    Then the read audit shows 1 read, by "worker-1" of "org-a" through "GET /cases/{case_id}"

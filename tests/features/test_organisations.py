@@ -117,3 +117,14 @@ def history_has_share(
     events = client.get(f"/cases/{case['id']}/history", headers=keys.auditor).json()["events"]
     shared = [e for e in events if e["type"] == "shared"]
     assert [e["recorded_by"] for e in shared] == [{"key": key, "org": org}], events
+
+
+@when("the auditor lists who read the case", target_fixture="response")
+def list_reads(client: TestClient, keys: Keys, case: dict[str, Any]) -> httpx.Response:
+    return client.get("/audit/access", params={"case_id": case["id"]}, headers=keys.auditor)
+
+
+@then(parsers.parse('the read audit shows {count:d} read, by "{key}" of "{org}" through "{route}"'))
+def read_audit_shows(response: httpx.Response, count: int, key: str, org: str, route: str) -> None:
+    items = response.json()["items"]
+    assert [(i["key"], i["org"], i["route"]) for i in items] == [(key, org, route)] * count, items

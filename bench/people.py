@@ -22,9 +22,9 @@ from datetime import UTC, date, datetime, timedelta
 from itertools import accumulate
 from typing import Any
 
+from bench.common import save_opened
 from domain.case import Case, NewFact, Stamp
 from domain.identity import Identity
-from infrastructure import views
 from infrastructure.keys import ApiKey
 from infrastructure.store import Store
 
@@ -303,15 +303,7 @@ def write_people(
                 for fact in facts(i, people[i]) if facts is not None else ():
                     case.record(fact, stamp)
                 made.append(case)
-            recordings = store.register.save(*made)
-            opened_at = {
-                r.domain_event.originator_id: r.notification.id
-                for r in recordings
-                if r.domain_event.originator_version == 1
-            }
-            for case in made:
-                views.project(unit.session, case, opened_at[case.id], key.org)
-            ids.extend(c.id for c in made)
+            ids.extend(save_opened(store, unit, key, made))
         if progress is not None:
             progress(len(ids))
     return ids

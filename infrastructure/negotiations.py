@@ -10,7 +10,7 @@ aggregates (kept in the register's cache) and the projection tables.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,7 +46,7 @@ from infrastructure.service import (
     remember,
     remembered,
 )
-from infrastructure.store import Store
+from infrastructure.store import Store, WriteUnit
 
 _CHUNK = 500
 
@@ -66,17 +66,15 @@ class Negotiations:
 
     def open(self, payload: dict[str, Any], key: ApiKey, idem: Idempotency | None) -> Written:
         fields = parse_negotiation(payload, _today())
-        with self.store.write() as unit:
-            replay = remembered(unit.session, key, idem)
-            if replay is not None:
-                return self._replayed(replay, unit.session)
-            stamp = Stamp(unit.recorded_at, key.name, key.org)
+
+        def command(unit: WriteUnit, stamp: Stamp) -> Written:
             negotiation, recordings = self.register.open_negotiation(
                 uuid.uuid4(), stamp=stamp, **fields
             )
             views.project_negotiation(unit.session, negotiation, recordings[0].notification.id)
-            remember(unit.session, key, idem, 201, negotiation.id, negotiation.version)
             return Written(201, negotiation.id, negotiation.version, self.summary(negotiation))
+
+        return self._write(key, idem, command)
 
     def submit_list(
         self,
@@ -93,18 +91,16 @@ class Negotiations:
         self._owned(negotiation_id, key)
         with self.store.snapshot() as conn:
             self._match(conn, entries, key)
-        with self.store.write() as unit:
-            replay = remembered(unit.session, key, idem)
-            if replay is not None:
-                return self._replayed(replay, unit.session)
-            stamp = Stamp(unit.recorded_at, key.name, key.org)
+
+        def command(unit: WriteUnit, stamp: Stamp) -> Written:
             negotiation, _, _ = self.register.submit_list(
                 negotiation_id, party, submitted_on, entries, stamp, expected
             )
             views.project_negotiation(unit.session, negotiation, None)
-            remember(unit.session, key, idem, 201, negotiation.id, negotiation.version)
             body = self._list_answer(negotiation, party)
             return Written(201, negotiation.id, negotiation.version, body)
+
+        return self._write(key, idem, command)
 
     def _owned(self, negotiation_id: uuid.UUID, key: ApiKey | None) -> Negotiation:
         """The negotiation, if the caller's organisation may see it (404 otherwise)."""
@@ -156,14 +152,10 @@ class Negotiations:
         key: ApiKey,
         idem: Idempotency | None,
     ) -> Written:
-        with self.store.write() as unit:
-            replay = remembered(unit.session, key, idem)
-            if replay is not None:
-                return self._replayed(replay, unit.session)
+        def command(unit: WriteUnit, stamp: Stamp) -> Written:
             self._owned(negotiation_id, key)
             if not access.can_see(unit.session, key, payload["case_id"]):
                 raise CaseNotFound(payload["case_id"])
-            stamp = Stamp(unit.recorded_at, key.name, key.org)
             negotiation, case, _ = self.register.confirm_match(
                 negotiation_id,
                 payload["party"],
@@ -175,9 +167,10 @@ class Negotiations:
             views.project_negotiation(unit.session, negotiation, None)
             if case is not None:
                 views.project(unit.session, case, None, key.org)
-            remember(unit.session, key, idem, 201, negotiation.id, negotiation.version)
             body = self._list_answer(negotiation, payload["party"], payload["list_version"])
             return Written(201, negotiation.id, negotiation.version, body)
+
+        return self._write(key, idem, command)
 
     def agree(
         self,
@@ -188,10 +181,8 @@ class Negotiations:
         idem: Idempotency | None,
     ) -> Written:
         fields = parse_agreement(payload, _today())
-        with self.store.write() as unit:
-            replay = remembered(unit.session, key, idem)
-            if replay is not None:
-                return self._replayed(replay, unit.session)
+
+        def command(unit: WriteUnit, stamp: Stamp) -> Written:
             self._owned(negotiation_id, key)
             named = [uuid.UUID(t["case_id"]) for t in fields["transfers"]]
             hidden = {str(c) for c in access.hidden_among(unit.session, key, named)}
@@ -202,36 +193,50 @@ class Negotiations:
             }
             if unseen:
                 raise FactError(unseen)
-            stamp = Stamp(unit.recorded_at, key.name, key.org)
             negotiation, _, _ = self.register.agree(
                 negotiation_id, stamp=stamp, expected_version=expected, **fields
             )
             views.project_negotiation(unit.session, negotiation, None)
-            remember(unit.session, key, idem, 201, negotiation.id, negotiation.version)
             body = self._agreement_answer(negotiation)
             return Written(201, negotiation.id, negotiation.version, body)
+
+        return self._write(key, idem, command)
 
     def record_exchange(
         self, payload: dict[str, Any], key: ApiKey, idem: Idempotency | None
     ) -> Written:
         new = parse_exchange(payload, _today())
-        with self.store.write() as unit:
-            replay = remembered(unit.session, key, idem)
-            if replay is not None:
-                return self._replayed(replay, unit.session)
+
+        def command(unit: WriteUnit, stamp: Stamp) -> Written:
             if new.negotiation_id is not None:
                 self._owned(new.negotiation_id, key)
             hidden = access.hidden_among(unit.session, key, [h.case_id for h in new.handovers])
-            stamp = Stamp(unit.recorded_at, key.name, key.org)
             exchange, cases, recordings = self.register.record_exchange(
                 uuid.uuid4(), new, stamp, hidden
             )
             views.project_written(unit.session, cases)
             views.project_exchange(unit.session, exchange, recordings[0].notification.id)
-            remember(unit.session, key, idem, 201, exchange.id, exchange.version)
             versions = {str(c.id): c.version for c in cases}
             body = self._exchange_view(exchange, standing=None, versions=versions)
             return Written(201, exchange.id, exchange.version, body)
+
+        return self._write(key, idem, command)
+
+    def _write(
+        self,
+        key: ApiKey,
+        idem: Idempotency | None,
+        command: Callable[[WriteUnit, Stamp], Written],
+    ) -> Written:
+        """Run one write in the register's write transaction: answer a retry from its
+        idempotency record, else run ``command`` and keep what it wrote for retries."""
+        with self.store.write() as unit:
+            replay = remembered(unit.session, key, idem)
+            if replay is not None:
+                return self._replayed(replay, unit.session)
+            written = command(unit, Stamp(unit.recorded_at, key.name, key.org))
+            remember(unit.session, key, idem, written.status_code, written.id, written.version)
+            return written
 
     def _replayed(self, row: Any, session: Any) -> Written:
         """The first answer to a retried write, re-rendered from what it recorded."""

@@ -7,8 +7,8 @@ here fails the suite until it states who may call it.
 
 - case_worker: opens cases, records facts, reads cases and reports.
 - auditor: reads everything, replays and verifies; never writes.
-- admin: administers (checkpoints, and with issue 5 keys, organisations, erasure);
-  reads counts but no person's data.
+- admin: administers (checkpoints, keys, organisations, erasure of a person of their
+  organisation); reads counts but no person's data.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/cases/{case_id}/export"): READERS,
     ("POST", "/cases/{case_id}/shares"): frozenset({CASE_WORKER}),
     ("DELETE", "/cases/{case_id}/shares/{org}"): frozenset({CASE_WORKER}),
+    ("POST", "/cases/{case_id}/erase"): frozenset({ADMIN}),
     ("POST", "/negotiations"): frozenset({CASE_WORKER}),
     ("GET", "/negotiations"): READERS,
     ("GET", "/negotiations/{negotiation_id}"): READERS,

@@ -137,6 +137,20 @@ class ShareCreate(Strict):
     purpose: LongText
 
 
+class EraseCreate(Strict):
+    """Erase a person's identifying data, on a lawful request. The reason stays in
+    clear in the case's history (it outlives the person's key): give the legal ground
+    and a reference, not the person's details."""
+
+    reason: LongText
+
+
+class ErasedOut(BaseModel):
+    at: str
+    reason: str | None
+    version: int
+
+
 class ClaimOut(BaseModel):
     model_config = ConfigDict(extra="allow")
     by_party: str
@@ -163,6 +177,9 @@ class CasePublic(BaseModel):
     disputed: bool
     disputes: list[dict[str, Any]]
     negotiations: list[str]
+    erased: ErasedOut | None = Field(
+        default=None, description="set once the person's identifying data was erased"
+    )
     updated_at: str | None
 
 

@@ -623,13 +623,13 @@ def measure_matching(
         for _ in range(2):
             with store.read() as conn:
                 start = time.perf_counter()
-                results = match_names(entries, RegisterIndex(conn))
+                results = match_names(entries, RegisterIndex(conn, store.keyring))
                 runs.append(_ms(start))
         profile_text = ""
         if profile:
             _clear_name_caches()
             with store.read() as conn:
-                index = RegisterIndex(conn)
+                index = RegisterIndex(conn, store.keyring)
                 _, profile_text = _profiled(
                     lambda: match_names(entries, index),
                     f"match_names of {count:,} names against {cases:,} cases (cold caches)",

@@ -13,7 +13,15 @@ from typing import Any, ClassVar
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.facts import ALL_FACT_TYPES, CATEGORIES, OPENED, Fact, FactError
+from domain.facts import (
+    ALL_FACT_TYPES,
+    CATEGORIES,
+    ERASED,
+    OPENED,
+    PERSONAL_DATA,
+    Fact,
+    FactError,
+)
 from domain.identity import Identity
 from domain.rules import InvalidTransition, check_transition
 from domain.state import CaseState, derive
@@ -44,7 +52,7 @@ class NewFact:
 
 
 # The register's own acts on a case: they happen when they are recorded.
-ACTS_WHEN_RECORDED = frozenset({"closed", "reopened", "shared", "share_ended"})
+ACTS_WHEN_RECORDED = frozenset({"closed", "reopened", "shared", "share_ended", ERASED})
 
 
 class Case(Aggregate):
@@ -53,6 +61,7 @@ class Case(Aggregate):
     class Opened(Aggregate.Created):
         """The case was opened for one person, reported by a source."""
 
+        personal_data: ClassVar[frozenset[str]] = frozenset()  # it has no ``data``
         category: str
         person: Identity
         source: dict[str, Any]
@@ -70,7 +79,7 @@ class Case(Aggregate):
     ) -> None:
         if category not in CATEGORIES:
             raise FactError({"category": f"must be one of {', '.join(CATEGORIES)}"})
-        if not person.has_a_name():
+        if not person.has_a_name() and not person.erased:
             raise FactError({"person.family_name": "give a family name or an alias"})
         self.facts: list[Fact] = [
             Fact(
@@ -89,6 +98,9 @@ class Case(Aggregate):
         """Base of every fact after the opening. ``data`` holds the type's fields."""
 
         fact_type: ClassVar[str] = ""
+        # The fields of ``data`` sealed with the person's key (``infrastructure.crypto``);
+        # the identity and the source's name and reference are sealed on every event.
+        personal_data: ClassVar[frozenset[str]] = PERSONAL_DATA
         occurred_on: date
         source: dict[str, Any]
         recorded_at: datetime
@@ -203,6 +215,16 @@ class Case(Aggregate):
     class ShareEnded(FactRecorded):
         fact_type = "share_ended"
 
+    # Recorded by ``POST /cases/{id}/erase``, never through /events. Its reason is the
+    # register's own account of a lawful request, kept in clear: it outlives the key.
+    class Erased(FactRecorded):
+        fact_type = ERASED
+        personal_data = frozenset()
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.facts = [f.redacted() for f in aggregate.facts]
+            aggregate.facts.append(self.as_fact())
+
     def record(self, fact: NewFact, stamp: Stamp) -> None:
         """Record one fact after checking the transition table (``domain.rules``)."""
         occurred_on = fact.occurred_on
@@ -243,6 +265,13 @@ class Case(Aggregate):
             raise InvalidTransition("the case is not shared with this organisation")
         data = {"org": org} if reason is None else {"org": org, "reason": reason}
         self.record(NewFact("share_ended", None, source, data), stamp)
+
+    def erase(self, reason: str, source: dict[str, Any], stamp: Stamp) -> None:
+        """Forget the person's identifying data: from now on every fact reads redacted
+        (``Fact.redacted``); the store destroys their key in the same transaction."""
+        if self.state().erased is not None:
+            raise InvalidTransition("the person was erased already")
+        self.record(NewFact(ERASED, None, source, {"reason": reason}), stamp)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Case:
         """A copy for one command. Facts are immutable values, so the copy shares them

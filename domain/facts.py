@@ -7,11 +7,11 @@ aggregate validates against it, so a field added here is a field everywhere.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from domain.identity import Identity
+from domain.identity import ErasedIdentity, Identity
 from domain.values import ALPHA2, MAX_LONG_TEXT, MAX_TEXT, check_text, parse_day
 
 SOURCE_KINDS = ("party", "icrc", "family", "media", "court", "ngo", "other")
@@ -158,7 +158,27 @@ ACCESS_TYPES: dict[str, FactType] = {
         _t(SHARE_ENDED, "org", "reason", dated=False, doc="A share of the case ends."),
     )
 }
-ALL_FACT_TYPES: dict[str, FactType] = {**FACT_TYPES, **HANDOVER_TYPES, **ACCESS_TYPES}
+# The register's erasure of a person's identifying data (``POST /cases/{id}/erase``).
+ERASED = "erased"
+ERASURE_TYPES: dict[str, FactType] = {
+    ERASED: _t(ERASED, "reason", dated=False, doc="The person's identifying data is erased.")
+}
+ALL_FACT_TYPES: dict[str, FactType] = {
+    **FACT_TYPES,
+    **HANDOVER_TYPES,
+    **ACCESS_TYPES,
+    **ERASURE_TYPES,
+}
+
+# Fields of a fact's data that are personal data, sealed with the person's key: free
+# text (notes, causes, charges, reasons, purposes) and a state of health. Places,
+# parties, dates and classifications stay in clear: they identify nobody on their own,
+# and the status views and reports are made of them.
+PERSONAL_DATA = frozenset(
+    {name for name, kind in FIELD_KINDS.items() if kind == LONG_TEXT} | {"condition"}
+)
+# Fields of a source that may name a person (a relative, a witness): sealed too.
+PERSONAL_SOURCE = frozenset({"name", "reference"})
 
 
 class FactError(ValueError):
@@ -230,6 +250,15 @@ class Fact:
 
     def get(self, name: str) -> Any:
         return self.data.get(name)
+
+    def redacted(self) -> Fact:
+        """The fact as it reads once the person is erased: no personal data left."""
+        return replace(
+            self,
+            source={k: v for k, v in self.source.items() if k not in PERSONAL_SOURCE},
+            data={k: v for k, v in self.data.items() if k not in PERSONAL_DATA},
+            person=None if self.person is None else ErasedIdentity.of(self.person),
+        )
 
 
 def _not_text() -> str:

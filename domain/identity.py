@@ -21,6 +21,12 @@ WITHHELD = "withheld"
 MARKERS = (UNKNOWN, WITHHELD)
 
 SEXES = ("male", "female", "unknown")
+
+# The identity fields kept in clear in the log and the views; every other one is sealed
+# with the person's own key (``infrastructure.crypto``). Nationality stays because list
+# filters, the summary report and reconciliation count people by it ("held by one party
+# and national of another"), and because it identifies nobody on its own.
+CLEAR_FIELDS = ("nationality",)
 MAX_ALIASES = 50
 
 
@@ -93,6 +99,14 @@ class Identity:
         """What api.md requires of a new case: a family name (known or not) or an alias."""
         return self.family_name is not None or bool(self.aliases)
 
+    @property
+    def erased(self) -> bool:
+        return False
+
+    def clear_part(self) -> Identity:
+        """Only the fields kept in clear (``CLEAR_FIELDS``)."""
+        return Identity(**{name: getattr(self, name) for name in CLEAR_FIELDS})
+
     def is_empty(self) -> bool:
         return self == Identity()
 
@@ -114,6 +128,20 @@ class Identity:
         if "aliases" in values:
             values["aliases"] = tuple(values["aliases"])
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class ErasedIdentity(Identity):
+    """What is left of a person's identity once they were erased: the clear fields.
+    Their names, dates and the rest were sealed with a key that no longer exists."""
+
+    @property
+    def erased(self) -> bool:
+        return True
+
+    @classmethod
+    def of(cls, person: Identity) -> ErasedIdentity:
+        return cls(**{name: getattr(person, name) for name in CLEAR_FIELDS})
 
 
 def _check_field(name: str, value: Any) -> Any:

@@ -161,6 +161,18 @@ class Register(Application[UUID]):
         case.end_share(org, reason, source, stamp)
         return case, self._save(case)
 
+    def erase_case(
+        self, case_id: UUID, reason: str, stamp: Stamp, expected_version: int | None = None
+    ) -> tuple[Case, list[Recording[UUID]]]:
+        """Record the erasure of the person's identifying data; only the organisation
+        that owns the case may ask for it (``NotOwner``). Destroying the key is the
+        store's part, in the same transaction."""
+        case = self._owned(case_id, stamp)
+        if expected_version is not None and expected_version != case.version:
+            raise VersionConflict(case.version, expected_version)
+        case.erase(reason, Source("other", stamp.org, "erasure").to_dict(), stamp)
+        return case, self._save(case, expected_version)
+
     def _owned(self, case_id: UUID, stamp: Stamp) -> Case:
         case = self.get_case(case_id)
         if case.state().org != stamp.org:

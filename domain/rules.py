@@ -31,6 +31,11 @@ retracted death back in front of later custody facts.
 |                                    |             |                   | already retracted     |
 | closed                             | refused     | no                | case is open          |
 | reopened                           | allowed     | no                | case is closed        |
+| erased                             | allowed     | no                | not erased already    |
+
+Once a person is erased, the case takes no fact at all: its key is gone, so nothing
+new about the person could be sealed, and the register keeps no personal data of
+someone it was asked to forget.
 
 "Alive on its date": refused when dated after an unretracted death or return of
 remains. A fact that would put an existing one in that position (a death dated
@@ -60,7 +65,7 @@ NEEDS_ALIVE = frozenset(
         "handover_refused",
     }
 )
-ALLOWED_ON_CLOSED = frozenset({"note", "retracted", "reopened", "shared", "share_ended"})
+ALLOWED_ON_CLOSED = frozenset({"note", "retracted", "reopened", "shared", "share_ended", "erased"})
 ONCE = frozenset({"died", "remains_returned"})
 
 assert set(ALL_FACT_TYPES) >= NEEDS_ALIVE | ALLOWED_ON_CLOSED | ONCE
@@ -116,6 +121,8 @@ def violations(active: Sequence[Fact]) -> set[Violation]:
 def check_transition(facts: Sequence[Fact], new: Fact) -> None:
     """Raise ``InvalidTransition`` unless ``new`` may follow ``facts``."""
     state = derive(facts)
+    if state.erased is not None:
+        raise InvalidTransition("the person was erased: the case takes no new facts")
     if state.closed and new.type not in ALLOWED_ON_CLOSED:
         raise InvalidTransition("the case is closed: reopen it before recording new facts")
     if new.type == "closed" and state.closed:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
-from domain.facts import OPENED, Fact
+from domain.facts import ERASED, OPENED, Fact
 from domain.identity import Identity
 
 # Facts that put the person in a party's custody, and which fields name that party, in
@@ -75,6 +75,8 @@ class CaseState:
     classifications: dict[str, dict[str, Any]] = field(default_factory=dict)
     disputes: list[dict[str, Any]] = field(default_factory=list)
     closed: bool = False
+    # Set once the person's identifying data is erased: when, by whom and why.
+    erased: dict[str, Any] | None = None
     org: str = ""  # the organisation that opened the case, and owns it
     shares: dict[str, dict[str, Any]] = field(default_factory=dict)  # org -> the share
     version: int = 0
@@ -218,6 +220,12 @@ def _apply_identity(state: CaseState, active: Sequence[Fact]) -> None:
             }
         elif fact.type == "share_ended":
             state.shares.pop(fact.get("org"), None)
+        elif fact.type == ERASED:
+            state.erased = {
+                "at": fact.recorded_at.isoformat(),
+                "reason": fact.get("reason"),
+                "version": fact.version,
+            }
         elif fact.type == "identity_updated" and fact.person is not None:
             state.person = state.person.merged(fact.person)
 

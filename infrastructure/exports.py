@@ -28,6 +28,7 @@ from domain.register import Register
 from infrastructure import checkpoints, tables
 from infrastructure.chain import GENESIS, Verification, link_hash
 from infrastructure.checkpoints import Checkpoint
+from infrastructure.crypto import NoKeys, SealingMapper
 
 FORMAT = "casebook-export"
 FORMAT_VERSION = 1
@@ -201,9 +202,11 @@ def _broken(verified: int, position: int, problem: str) -> Verification:
 
 
 def replay_from_export(export: Export, case_id: UUID) -> Case:
-    """The case as its exported events build it, decoded by the register's own mapper
-    (in memory: no database needed)."""
-    register = Register(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    """The case's non-personal history as its exported events build it (no database
+    needed). The person's identity and the personal fields stay sealed: an export never
+    carries a person's key, so they read as redacted (``Fact.redacted``)."""
+    in_memory = Register(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    mapper = SealingMapper(in_memory.construct_transcoder(), NoKeys())
     case: Any = None
     for item in export.events:
         if item["case_id"] != str(case_id):
@@ -211,7 +214,7 @@ def replay_from_export(export: Export, case_id: UUID) -> Case:
         stored = StoredEvent(
             case_id, item["version"], item["topic"], base64.b64decode(item["state"])
         )
-        case = register.mapper.to_domain_event(stored).mutate(case)  # type: ignore[attr-defined]
+        case = mapper.to_domain_event(stored).mutate(case)
     if not isinstance(case, Case):  # none, or a negotiation's or an exchange's events
         raise KeyError("the export holds no events of this case")
     return case

@@ -21,7 +21,6 @@ sharing the rarest keys first. Scoring is in memory.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,6 +34,8 @@ from sqlalchemy.orm import Session
 from domain.identity import Identity
 from domain.negotiation import CANDIDATES, MATCHED, UNMATCHED
 from infrastructure import names, tables
+from infrastructure.crypto import Keyring
+from infrastructure.views import load_view
 
 MAX_CANDIDATES = 10
 # A name whose blocking finds more people than this is scored only against the people
@@ -162,16 +163,20 @@ def _decide(entry: NameEntry, people: list[Person]) -> dict[str, Any]:
 
 
 class RegisterIndex:
-    """The register's name keys and case views, read on one connection."""
+    """The register's name keys and case views, read on one connection. The name index
+    holds keyed hashes of the blocking keys (``Keyring.name_key``), and the views are
+    sealed: names are compared in memory, after the views are opened."""
 
-    def __init__(self, conn: Connection | Session, org: str | None = None):
+    def __init__(self, conn: Connection | Session, keyring: Keyring, org: str | None = None):
         self.conn = conn
+        self.keyring = keyring
         self.org = org  # only the cases this organisation may see; None: all
 
     def cases_by_key(self, keys: Iterable[str]) -> dict[str, list[str]]:
         t = tables.case_name_keys
         out: dict[str, list[str]] = {}
-        ordered = sorted(keys)
+        plain = {self.keyring.name_key(k): k for k in keys}
+        ordered = sorted(plain)
         for i in range(0, len(ordered), _CHUNK):
             query = select(t.c.key, t.c.case_id).where(t.c.key.in_(ordered[i : i + _CHUNK]))
             if self.org is not None:
@@ -179,7 +184,7 @@ class RegisterIndex:
                 query = query.join(a, a.c.case_id == t.c.case_id).where(a.c.org == self.org)
             rows = self.conn.execute(query)
             for key, case_id in rows:
-                out.setdefault(key, []).append(str(case_id))
+                out.setdefault(plain[key], []).append(str(case_id))
         return out
 
     def people(self, case_ids: Iterable[str]) -> dict[str, Person]:
@@ -188,10 +193,12 @@ class RegisterIndex:
         ordered = sorted(case_ids)
         for i in range(0, len(ordered), _CHUNK):
             chunk = [UUID(c) for c in ordered[i : i + _CHUNK]]
+            conn = self.conn if isinstance(self.conn, Connection) else self.conn.connection()
+            self.keyring.load(conn, chunk)
             for case_id, view in self.conn.execute(
                 select(v.c.case_id, v.c.view).where(v.c.case_id.in_(chunk))
             ):
-                person = Identity.from_dict(_person_of(view))
+                person = Identity.from_dict(load_view(self.keyring, case_id, view)["person"])
                 out[str(case_id)] = Person(
                     str(case_id),
                     tuple(person.names()),
@@ -199,8 +206,3 @@ class RegisterIndex:
                     person.nationality,
                 )
         return out
-
-
-def _person_of(view: str) -> dict[str, Any]:
-    person: dict[str, Any] = json.loads(view)["person"]
-    return person

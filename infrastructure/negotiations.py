@@ -126,7 +126,7 @@ class Negotiations:
         named = [e for e in entries if "name" in e]
         results = match_names(
             [NameEntry(e["name"], e.get("date_of_birth"), e.get("nationality")) for e in named],
-            RegisterIndex(session, None if access.sees_all(key) else key.org),
+            RegisterIndex(session, self.store.keyring, None if access.sees_all(key) else key.org),
         )
         for entry, result in zip(named, results, strict=True):
             entry["match"] = result

@@ -8,6 +8,7 @@ before the first connection is made:
   a busy timeout, and write transactions that start with ``BEGIN IMMEDIATE`` so that two
   processes never both read and then both try to upgrade to writing (that upgrade fails
   at once with "database is locked", whatever the timeout).
+- SQLite: ``secure_delete``, so that what an erasure deletes is overwritten.
 - PostgreSQL: a ``lock_timeout`` so that a writer waiting for the register's write lock
   gives up and the client gets a 503 instead of a hung request.
 """
@@ -93,6 +94,9 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute(f"PRAGMA synchronous = {SQLITE_SYNCHRONOUS}")
         cursor.execute("PRAGMA foreign_keys = ON")
+        # Freed space is overwritten with zeros, so that a destroyed person key or an
+        # erased person's rows do not linger in free pages (``Store.scrub``).
+        cursor.execute("PRAGMA secure_delete = ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -170,6 +170,30 @@ class Casebook:
                 case, recordings = self.register.end_share(case_id, org, None, stamp)
             return self._finish(unit, case, recordings, key, idem, opened=False)
 
+    def erase(
+        self,
+        case_id: uuid.UUID,
+        reason: str,
+        key: ApiKey,
+        expected: int | None = None,
+        idem: Idempotency | None = None,
+    ) -> Written:
+        """Erase the person: record the fact, destroy their key and rewrite their view
+        and name keys, in one transaction; then push what was overwritten out of the
+        database files (``Store.scrub``)."""
+        with self.store.write() as unit:
+            replay = self._replay(unit.session, key, idem)
+            if replay is not None:
+                return replay
+            if not access.can_see(unit.session, key, case_id):
+                raise CaseNotFound(case_id)
+            stamp = Stamp(unit.recorded_at, key.name, key.org)
+            case, recordings = self.register.erase_case(case_id, reason, stamp, expected)
+            self.store.keyring.destroy(unit.session.connection(), case_id, unit.recorded_at)
+            written = self._finish(unit, case, recordings, key, idem, opened=False, status=200)
+        self.store.scrub()
+        return written
+
     def _finish(
         self,
         unit: WriteUnit,
@@ -178,8 +202,9 @@ class Casebook:
         key: ApiKey,
         idem: Idempotency | None,
         opened: bool,
+        status: int = 201,
     ) -> Written:
-        session, status_code = unit.session, 201
+        session, status_code = unit.session, status
         seq = recordings[0].notification.id if opened else None
         view = views.project(session, case, seq, key.org)
         if not opened:
@@ -204,8 +229,10 @@ class Casebook:
     ) -> tuple[int, str]:
         """The live view, as stored JSON text (no re-encoding on the hot path)."""
         with self.store.read() as session:
-            found = views.read_view(session, case_id)
-            if found is None or not access.can_see(session, key, case_id):
+            if not access.can_see(session, key, case_id):
+                raise CaseNotFound(case_id)
+            found = views.read_view(session, self.store.keyring, case_id)
+            if found is None:
                 raise CaseNotFound(case_id)
             listed = views.negotiations_of(session, [case_id]).get(case_id)
         readlog.record(self.store.engine, reader, [case_id])
@@ -334,7 +361,11 @@ class Casebook:
                 rows = session.execute(
                     query.where(v.c.seq > after).order_by(v.c.seq).limit(limit + 1)
                 ).all()
-                page = [(r.case_id, json.loads(r.view)) for r in rows[:limit]]
+                self.store.keyring.load(session, [r.case_id for r in rows[:limit]])
+                page = [
+                    (r.case_id, views.load_view(self.store.keyring, r.case_id, r.view))
+                    for r in rows[:limit]
+                ]
                 more = len(rows) > limit
                 next_cursor = encode_cursor("s", rows[limit - 1].seq) if more else None
             else:
@@ -367,15 +398,18 @@ class Casebook:
         self, session: Connection, query: Any, q: str, limit: int, cursor: str | None
     ) -> tuple[list[tuple[uuid.UUID, dict[str, Any]]], str | None]:
         offset = decode_cursor(cursor, "o")
-        keys = names.blocking_keys(q)
+        keyring = self.store.keyring
+        keys = sorted(keyring.name_key(k) for k in names.blocking_keys(q))
         if not keys:
             return [], None
         k = tables.case_name_keys
         v = tables.case_views
-        candidates = select(k.c.case_id).where(k.c.key.in_(sorted(keys))).distinct()
+        candidates = select(k.c.case_id).where(k.c.key.in_(keys)).distinct()
+        rows = session.execute(query.where(v.c.case_id.in_(candidates))).all()
+        keyring.load(session, [row.case_id for row in rows])
         scored = []
-        for row in session.execute(query.where(v.c.case_id.in_(candidates))):
-            view = json.loads(row.view)
+        for row in rows:
+            view = views.load_view(keyring, row.case_id, row.view)
             score = names.best_similarity(q, Identity.from_dict(view["person"]).names())
             if score >= names.MATCH_THRESHOLD:
                 view["match_score"] = round(score, 3)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     # The installation's Ed25519 key that signs checkpoints of the hash chain. Required
     # in production; in development it is made in the data folder on first use.
     signing_key_file: Path | None = None
+    # The master key that wraps every person's data key (``infrastructure.crypto``):
+    # 32 random bytes in base64, given directly or in a file. Required in production;
+    # in development it is made in the data folder on first use.
+    master_key: SecretStr | None = None
+    master_key_file: Path | None = None
     # Checkpoints are made automatically every so many events, and every so many
     # minutes when events were recorded since the last one.
     checkpoint_every: int = Field(default=1000, ge=1)

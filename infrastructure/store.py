@@ -10,6 +10,7 @@ record together or not at all.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -20,8 +21,8 @@ from uuid import UUID
 
 import sqlalchemy
 import sqlalchemy.exc
+from eventsourcing.persistence import Mapper, Recording, StoredEvent
 from eventsourcing.persistence import OperationalError as ESOperationalError
-from eventsourcing.persistence import Recording, StoredEvent
 from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
 from sqlalchemy import Table, insert, select, text, update
@@ -32,6 +33,7 @@ from domain.register import Register
 from infrastructure import chain, checkpoints, tables
 from infrastructure.chain import ChainHead
 from infrastructure.checkpoints import Checkpoint, MissingSecret, Signer
+from infrastructure.crypto import Keyring, SealingMapper, load_master_key
 from infrastructure.persistence import persistence_env, writing
 from infrastructure.settings import Settings
 
@@ -40,7 +42,15 @@ log = logging.getLogger("casebook")
 
 class ChainedRegister(Register):
     """The register as the store runs it: every save happens inside ``Store.write()``
-    and its events are chained and counted there, by the store, not by each caller."""
+    and its events are chained and counted there, by the store, not by each caller;
+    each case event's personal part is sealed with the person's key (``SealingMapper``)."""
+
+    def __init__(self, keyring: Keyring, env: dict[str, str]):
+        self.keyring = keyring
+        super().__init__(env=env)
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return SealingMapper(self.construct_transcoder(), self.keyring)
 
     def _record(self, processing_event: Any) -> list[Recording[Any]]:
         unit = current_unit.get()
@@ -61,6 +71,7 @@ class ChainedRegister(Register):
         events: Table = self.recorder.events_record_cls.__table__  # type: ignore[attr-defined]
         out: dict[UUID, Any] = dict.fromkeys(aggregate_ids)
         ordered = sorted(out)
+        self.keyring.load(unit.session.connection(), ordered, in_write=True)
         for i in range(0, len(ordered), 500):
             rows = unit.session.execute(
                 select(
@@ -95,6 +106,7 @@ class WriteUnit:
     recorded_at: datetime
     position: int
     chain: ChainHead
+    keyring: Keyring
 
     def logged(self, recordings: Sequence[Recording[Any]]) -> None:
         """Chain the events just stored and note that the views now include them."""
@@ -119,7 +131,9 @@ class Store:
         self.settings = settings
         if settings.is_sqlite:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.register = ChainedRegister(env=persistence_env(settings))
+        self.keyring = Keyring(load_master_key(settings))  # production: refuses without
+        self.keyring.connection = self._key_connection
+        self.register = ChainedRegister(self.keyring, persistence_env(settings))
         recorder = self.register.recorder
         assert isinstance(recorder, SQLAlchemyApplicationRecorder)
         self.recorder = recorder
@@ -167,7 +181,19 @@ class Store:
         """A read-only connection for the views: plain Core, no ORM session (the
         session's bookkeeping cost more than the query on the hot read path)."""
         with self.engine.connect() as connection:
+            self.keyring.refresh(connection)
             yield connection
+
+    @contextmanager
+    def _key_connection(self) -> Iterator[tuple[Connection, bool]]:
+        """Where the keyring reads a key it has not cached: the write transaction open
+        in this context (it sees the keys made in it), else a connection of its own."""
+        unit = current_unit.get()
+        if unit is not None:
+            yield unit.session.connection(), True
+        else:
+            with self.engine.connect() as connection:
+                yield connection, False
 
     @contextmanager
     def snapshot(self) -> Iterator[Connection]:
@@ -177,6 +203,7 @@ class Store:
             if self.dialect == "postgresql":
                 connection = connection.execution_options(isolation_level="REPEATABLE READ")
             with connection.begin():
+                self.keyring.refresh(connection)
                 yield connection
 
     @contextmanager
@@ -190,11 +217,13 @@ class Store:
                 if self.dialect == "postgresql":
                     session.execute(text(f"LOCK TABLE {self.events_table.name} IN EXCLUSIVE MODE"))
                 head = session.execute(select(tables.register_head)).one()
+                self.keyring.refresh(session.connection())
                 unit = WriteUnit(
                     session,
                     self._stamp_time(head.recorded_at),
                     head.position,
                     ChainHead(head.chain_position, head.chain_hash),
+                    self.keyring,
                 )
                 unit_token = current_unit.set(unit)
                 yield unit
@@ -218,6 +247,29 @@ class Store:
             writing.reset(token)
         if checkpoint_due:  # committed: sign the new head, every so many events
             self.auto_checkpoint()
+
+    def scrub(self) -> None:
+        """After an erasure: push what it overwrote out of the database's files.
+
+        SQLite (``secure_delete`` is on, so the freed cells are zeros): copy the WAL
+        into the database file and truncate it, so that no older copy of the destroyed
+        key's page remains in either; a reader holding an old snapshot can delay that,
+        so it is tried for a few seconds, then left to the next erasure with a warning.
+        PostgreSQL: rewrite the key table (VACUUM FULL: no dead copy of the key is left
+        in its files) and vacuum the view tables. Neither reaches backups, replicas or
+        PostgreSQL's own write-ahead log: see the README's data-protection section."""
+        if self.dialect == "sqlite":
+            for _ in range(50):
+                with self.engine.connect() as conn:
+                    busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()
+                if busy is not None and busy[0] == 0:
+                    return
+                time.sleep(0.1)
+            log.warning("erasure: the WAL could not be truncated yet (readers); retry later")
+            return
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql(f"VACUUM FULL {tables.person_keys.name}")
+            conn.exec_driver_sql(f"VACUUM {tables.case_views.name}, {tables.case_name_keys.name}")
 
     def checkpoint(self) -> Checkpoint:
         """Sign the committed head of the chain now (needs a signer)."""

@@ -13,6 +13,7 @@ from sqlalchemy import (
     DateTime,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -109,7 +110,29 @@ case_periods = Table(
     Index("casebook_case_periods_when", "valid_from", "recorded_from"),
 )
 
-# Blocking keys of every name and alias of a case, to find candidates for ``q``.
+# Each person's data key, wrapped by the master key (``infrastructure.crypto``): kept
+# outside the event log so that it can be destroyed. An erased person's row keeps its
+# dates and loses its key.
+person_keys = Table(
+    "casebook_person_keys",
+    metadata,
+    Column("case_id", Uuid, primary_key=True),
+    Column("wrapped", LargeBinary, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("erased_at", DateTime(timezone=True), nullable=True),
+)
+
+# Every erasure, in order: its count tells each process when to forget cached keys.
+erasures = Table(
+    "casebook_erasures",
+    metadata,
+    Column("id", BIGINT, primary_key=True, autoincrement=True),
+    Column("case_id", Uuid, nullable=False, unique=True),
+    Column("erased_at", DateTime(timezone=True), nullable=False),
+)
+
+# Keyed hashes (``Keyring.name_key``) of the blocking keys of every name and alias of a
+# case, to find candidates for ``q`` without a name in clear.
 case_name_keys = Table(
     "casebook_case_name_keys",
     metadata,

@@ -25,9 +25,10 @@ from domain.facts import HANDOVER_TYPES, Fact
 from domain.negotiation import Negotiation
 from domain.state import CaseState, Period, active_facts, timeline
 from infrastructure import names, tables
-from infrastructure.store import Store
+from infrastructure.crypto import Keyring, MissingPersonKey
+from infrastructure.store import Store, current_unit
 
-NAME_CHANGING = frozenset({"opened", "identity_updated", "retracted"})
+NAME_CHANGING = frozenset({"opened", "identity_updated", "retracted", "erased"})
 PERIOD_COLUMNS = [f.name for f in fields(Period)]
 
 
@@ -45,6 +46,7 @@ def render(case_id: UUID, state: CaseState) -> dict[str, Any]:
         "classifications": [state.classifications[p] for p in sorted(state.classifications)],
         "disputed": state.disputed,
         "disputes": state.disputes,
+        "erased": state.erased,
         "negotiations": [],
         "org": state.org,
         "shares": [
@@ -85,7 +87,7 @@ def project_written(session: Session, cases: list[Case]) -> list[dict[str, Any]]
     for case in cases:
         state = case.state()
         view = render(case.id, state)
-        rows.append({"b_case_id": case.id, **_view_columns(state, view)})
+        rows.append({"b_case_id": case.id, **_view_columns(case.id, state, view)})
         out.append(view)
         if case.facts[-1].type in NAME_CHANGING:
             write_name_keys(session, case.id, state.person.names())
@@ -101,7 +103,12 @@ def project_written(session: Session, cases: list[Case]) -> list[dict[str, Any]]
     return out
 
 
-def _view_columns(state: CaseState, view: dict[str, Any]) -> dict[str, Any]:
+def _view_columns(case_id: UUID, state: CaseState, view: dict[str, Any]) -> dict[str, Any]:
+    """The view row: its JSON sealed with the person's key, unless they were erased
+    (nothing personal is left in it then, and no key to seal it with)."""
+    text = dumps(view)
+    if state.erased is None:
+        text = _keyring().seal_text(case_id, text)
     return {
         "version": state.version,
         "category": state.category,
@@ -109,8 +116,29 @@ def _view_columns(state: CaseState, view: dict[str, Any]) -> dict[str, Any]:
         "held_by": state.held_by,
         "nationality": state.person.nationality,
         "disputed": state.disputed,
-        "view": dumps(view),
+        "view": text,
     }
+
+
+def _keyring() -> Keyring:
+    unit = current_unit.get()
+    if unit is None:
+        raise RuntimeError("views are written only inside Store.write()")
+    return unit.keyring
+
+
+def open_view(keyring: Keyring, case_id: UUID, stored: str) -> str:
+    """A view row's JSON text, opened."""
+    text = keyring.open_text(case_id, stored)
+    if text is None:  # cannot happen: an erasure rewrites the view in clear
+        raise MissingPersonKey(f"the view of case {case_id} is sealed with an erased key")
+    return text
+
+
+def load_view(keyring: Keyring, case_id: UUID, stored: str) -> dict[str, Any]:
+    """A view row, opened and parsed."""
+    view: dict[str, Any] = json.loads(open_view(keyring, case_id, stored))
+    return view
 
 
 # A fact of these types may change which handover facts of a case stand.
@@ -189,7 +217,7 @@ def project_view_only(session: Session, case: Case, seq: int | None, org: str) -
     """The case's view row and name keys."""
     state = case.state()
     view = render(case.id, state)
-    values = _view_columns(state, view)
+    values = _view_columns(case.id, state, view)
     t = tables.case_views
     if seq is not None:  # the opening: a new row
         session.execute(insert(t).values(case_id=case.id, seq=seq, org=org, **values))
@@ -276,7 +304,8 @@ def _write_periods_many(
 def write_name_keys(session: Session, case_id: UUID, person_names: list[str]) -> None:
     t = tables.case_name_keys
     session.execute(delete(t).where(t.c.case_id == case_id))
-    keys = sorted({k for n in person_names for k in names.blocking_keys(n)})
+    keyring = _keyring()
+    keys = sorted({keyring.name_key(k) for n in person_names for k in names.blocking_keys(n)})
     if keys:
         session.execute(insert(t), [{"key": k, "case_id": case_id} for k in keys])
 
@@ -460,8 +489,8 @@ def _aggregates_from_log(store: Store, session: Session) -> Iterator[tuple[Any, 
         yield current, seq, count
 
 
-def read_view(session: Connection, case_id: UUID) -> tuple[int, str] | None:
-    """The stored view JSON of a case and its version, or None."""
+def read_view(session: Connection, keyring: Keyring, case_id: UUID) -> tuple[int, str] | None:
+    """The view JSON of a case, opened, and its version; or None."""
     t = tables.case_views
     row = session.execute(select(t.c.version, t.c.view).where(t.c.case_id == case_id)).first()
-    return None if row is None else (row.version, row.view)
+    return None if row is None else (row.version, open_view(keyring, case_id, row.view))

@@ -19,6 +19,7 @@ import sqlalchemy
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from infrastructure.crypto import new_master_key
 from infrastructure.keys import KeyStore
 from infrastructure.settings import Settings
 from infrastructure.store import Store
@@ -27,6 +28,11 @@ PG_ADMIN_URL = os.environ.get(
     "CASEBOOK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 REQUIRE_PG = os.environ.get("CASEBOOK_REQUIRE_POSTGRES") == "1"
+
+# One master key for the run, inherited by the processes that tests start (writers on
+# the same database must open each other's sealed data). tests/unit/test_crypto.py
+# covers the key file that development mode makes when none is given.
+os.environ.setdefault("CASEBOOK_MASTER_KEY", new_master_key())
 
 
 @pytest.fixture(scope="session")

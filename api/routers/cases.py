@@ -15,6 +15,7 @@ from api.schemas import (
     CaseCreate,
     CasePublic,
     CasesPublic,
+    EraseCreate,
     FactCreate,
     HistoryPublic,
     Party,
@@ -185,3 +186,23 @@ def end_share(
     """End the case's share with an organisation (recorded as a fact of the case)."""
     written = casebook.share(case_id, org, key)
     return JSONResponse(written.view, headers={"ETag": f'"{written.version}"'})
+
+
+@router.post("/{case_id}/erase", status_code=200, response_model=CasePublic, responses=WRITE_ERRORS)
+def erase_person(
+    case_id: UUID,
+    body: EraseCreate,
+    key: Caller,
+    casebook: CasebookDep,
+    if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Erase the person's identifying data for good, on a lawful request (admins of
+    the organisation that owns the case). Their key is destroyed: names, dates, notes
+    and every other sealed field become unreadable everywhere, in the views, the
+    history, searches, exports and replays. The case's non-personal history stays and
+    the hash chain still verifies. Recorded as the fact `erased`; the case then takes
+    no new facts."""
+    expected = expected_version(if_match, None)
+    idem = idempotency(idempotency_key, "erase", str(case_id), body.reason, expected)
+    return answer_case(casebook.erase(case_id, body.reason, key, expected, idem))

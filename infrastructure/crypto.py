@@ -1,0 +1,339 @@
+"""Per-person encryption: each person's identifying data sealed with a key of their own.
+
+Crypto-shredding reconciles an immutable log with erasure (domain.md, "Data
+protection"). Every case has a data key (AES-256-GCM), made when the case is opened and
+kept in ``casebook_person_keys``, outside the event log, wrapped (AES-256-GCM) by the
+master key that the operator provides (``CASEBOOK_MASTER_KEY`` or
+``CASEBOOK_MASTER_KEY_FILE``; production refuses to start without one). What is sealed
+with it:
+
+- in every case event, the identity (all but ``CLEAR_FIELDS``: nationality), the
+  personal fields of the fact's data (``PERSONAL_DATA``: notes, causes, charges,
+  reasons, purposes, a state of health) and the source's name and reference: they are
+  taken out of the event's state and stored as one sealed blob, ``sealed``
+  (``SealingMapper``); the rest of the event stays readable, so the case's
+  non-personal history replays after an erasure;
+- the case's status view (``seal_text``), unless the person was erased (then nothing
+  personal is left in it).
+
+Search needs no name in clear: the name index holds keyed hashes (HMAC-SHA-256 with a
+key derived from the master key) of the normalised name parts, and candidates are
+scored in memory after their views are opened.
+
+Erasing destroys the wrapped key (``destroy``) and records that it was done
+(``casebook_erasures``); every sealed blob of that person is then noise. Each process
+caches opened keys; it forgets them all whenever the count of erasures in the database
+changes (``refresh``, called by the store at the start of every read and write), so an
+erasure in one process takes effect in the others on their next request.
+
+Each blob is bound to where it belongs (the case and version of an event, the case of a
+view) as associated data, so a blob moved elsewhere does not open.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import os
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from eventsourcing.domain import Snapshot
+from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from domain.case import Case
+from domain.facts import PERSONAL_SOURCE
+from domain.identity import ErasedIdentity, Identity
+from infrastructure import tables
+from infrastructure.settings import Settings
+
+log = logging.getLogger("casebook")
+
+DEV_MASTER_KEY_FILE = "master.key"
+SEALED_TEXT = "s1:"  # a sealed view starts so; a view in clear starts with "{"
+NONCE = 12
+CACHE_LIMIT = 100_000
+
+
+class MissingMasterKey(Exception):
+    """No usable master key: the service does not start."""
+
+
+class MissingPersonKey(Exception):
+    """A sealed record whose person has no key and was never erased: the store is
+    damaged (or the master key is not the one the data was sealed with)."""
+
+
+def load_master_key(settings: Settings) -> bytes:
+    """The operator's master key: 32 bytes, base64 in ``CASEBOOK_MASTER_KEY`` or in the
+    file ``CASEBOOK_MASTER_KEY_FILE``. In development, a key file is made in the data
+    folder on first use; in production, there must be one."""
+    if settings.master_key is not None:
+        return _decode_master(settings.master_key.get_secret_value(), "CASEBOOK_MASTER_KEY")
+    path = settings.master_key_file
+    if path is None:
+        if settings.mode == "production":
+            raise MissingMasterKey(
+                "production mode needs CASEBOOK_MASTER_KEY or CASEBOOK_MASTER_KEY_FILE: "
+                "32 random bytes, base64 (python -m api.cli master-key makes one)"
+            )
+        path = settings.data_dir / DEV_MASTER_KEY_FILE
+        if not path.exists():
+            _write_new_master(path)
+            log.warning("development master key made at %s: keep it apart from the data", path)
+    try:
+        text = Path(path).read_text().strip()
+    except OSError as e:
+        raise MissingMasterKey(f"cannot read the master key file: {e.strerror}") from None
+    return _decode_master(text, str(path))
+
+
+def new_master_key() -> str:
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+def _decode_master(text: str, where: str) -> bytes:
+    try:
+        key = base64.b64decode(text, validate=True)
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise MissingMasterKey(f"{where}: the master key must be 32 bytes, base64")
+    return key
+
+
+def _write_new_master(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return  # another process made it first
+    with os.fdopen(fd, "w") as f:
+        f.write(new_master_key() + "\n")
+
+
+class Keyring:
+    """The people's data keys: made, opened (and cached), destroyed."""
+
+    def __init__(self, master: bytes):
+        self._master = AESGCM(master)
+        self._index_key = HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=b"casebook name index"
+        ).derive(master)
+        self._cache: dict[UUID, AESGCM | None] = {}  # None: erased
+        self._epoch: int | None = None
+        # Where keys are read when not cached: set by the store (its write transaction
+        # when one is open in this context, else a new connection).
+        self.connection: Callable[[], AbstractContextManager[tuple[Connection, bool]]] | None = None
+
+    # -- the name index ------------------------------------------------------------
+    def name_key(self, key: str) -> str:
+        """A blocking key as the name index stores it: keyed, so not reversible by
+        hashing a dictionary of names without the master key."""
+        return hmac.new(self._index_key, key.encode(), hashlib.sha256).hexdigest()[:32]
+
+    # -- keys ------------------------------------------------------------------------
+    def refresh(self, conn: Connection) -> None:
+        """Forget every cached key if any person was erased since the last look."""
+        epoch = conn.execute(select(func.max(tables.erasures.c.id))).scalar() or 0
+        if epoch != self._epoch:
+            self._cache.clear()
+            self._epoch = epoch
+
+    def create(self, conn: Connection, case_id: UUID, at: datetime) -> AESGCM:
+        data_key = AESGCM.generate_key(bit_length=256)
+        nonce = os.urandom(NONCE)
+        wrapped = nonce + self._master.encrypt(nonce, data_key, _wrap_aad(case_id))
+        conn.execute(
+            insert(tables.person_keys).values(case_id=case_id, wrapped=wrapped, created_at=at)
+        )
+        aes = AESGCM(data_key)
+        self._remember(case_id, aes)
+        return aes
+
+    def create_for(self, case_id: UUID, at: datetime) -> None:
+        assert self.connection is not None, "the keyring is not bound to a store"
+        with self.connection() as (conn, _):
+            self.create(conn, case_id, at)
+
+    def destroy(self, conn: Connection, case_id: UUID, at: datetime) -> None:
+        """Destroy the person's key (the row keeps that it existed and when it went)
+        and count the erasure, which makes every process forget its cached keys."""
+        t = tables.person_keys
+        conn.execute(update(t).where(t.c.case_id == case_id).values(wrapped=None, erased_at=at))
+        conn.execute(insert(tables.erasures).values(case_id=case_id, erased_at=at))
+        self._cache.pop(case_id, None)  # read again: from this transaction, or after it
+
+    def key(self, case_id: UUID) -> AESGCM | None:
+        """The person's data key, or None once they were erased."""
+        if case_id in self._cache:
+            return self._cache[case_id]
+        assert self.connection is not None, "the keyring is not bound to a store"
+        with self.connection() as (conn, in_write):
+            found = self._load(conn, [case_id], in_write)
+        if case_id not in found:
+            raise MissingPersonKey(f"no data key for case {case_id}")
+        return found[case_id]
+
+    def load(self, conn: Connection, case_ids: Iterable[UUID], in_write: bool = False) -> None:
+        """Read the keys of many cases at once (a page of a list, an exchange)."""
+        self._load(conn, [c for c in case_ids if c not in self._cache], in_write)
+
+    def _load(
+        self, conn: Connection, case_ids: list[UUID], in_write: bool
+    ) -> dict[UUID, AESGCM | None]:
+        t, found = tables.person_keys, {}
+        for i in range(0, len(case_ids), 500):
+            rows = conn.execute(
+                select(t.c.case_id, t.c.wrapped).where(t.c.case_id.in_(case_ids[i : i + 500]))
+            )
+            for case_id, wrapped in rows:
+                found[case_id] = None if wrapped is None else self._unwrap(case_id, wrapped)
+        for case_id, aes in found.items():
+            # A destroyed key read inside a write may yet be rolled back: not cached.
+            if aes is not None or not in_write:
+                self._remember(case_id, aes)
+        return found
+
+    def _unwrap(self, case_id: UUID, wrapped: bytes) -> AESGCM:
+        wrapped = bytes(wrapped)
+        try:
+            data_key = self._master.decrypt(wrapped[:NONCE], wrapped[NONCE:], _wrap_aad(case_id))
+        except InvalidTag:
+            raise MissingPersonKey("a data key does not open with this master key") from None
+        return AESGCM(data_key)
+
+    def _remember(self, case_id: UUID, aes: AESGCM | None) -> None:
+        if len(self._cache) >= CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[case_id] = aes
+
+    # -- sealing -------------------------------------------------------------------
+    def seal(self, case_id: UUID, aad: bytes, plaintext: bytes) -> bytes:
+        aes = self.key(case_id)
+        if aes is None:
+            raise MissingPersonKey("the person was erased: nothing more is sealed for them")
+        nonce = os.urandom(NONCE)
+        return nonce + aes.encrypt(nonce, plaintext, aad)
+
+    def open(self, case_id: UUID, aad: bytes, blob: bytes) -> bytes | None:
+        """The plaintext, or None when the person was erased."""
+        aes = self.key(case_id)
+        if aes is None:
+            return None
+        try:
+            return aes.decrypt(blob[:NONCE], blob[NONCE:], aad)
+        except InvalidTag:
+            raise MissingPersonKey(f"a sealed record of case {case_id} does not open") from None
+
+    def seal_text(self, case_id: UUID, text: str) -> str:
+        blob = self.seal(case_id, _view_aad(case_id), text.encode())
+        return SEALED_TEXT + base64.b64encode(blob).decode()
+
+    def open_text(self, case_id: UUID, text: str) -> str | None:
+        """A view as stored: sealed, or in clear (an erased person's)."""
+        if not text.startswith(SEALED_TEXT):
+            return text
+        plain = self.open(case_id, _view_aad(case_id), base64.b64decode(text[len(SEALED_TEXT) :]))
+        return None if plain is None else plain.decode()
+
+
+class NoKeys(Keyring):
+    """A keyring that holds no key: what replaying an export offline has. Exports carry
+    the stored bytes, personal parts sealed, and never a key; so an export leaks no
+    person's data, and a copy taken before an erasure loses it with the key too."""
+
+    def __init__(self) -> None:
+        super().__init__(os.urandom(32))
+
+    def key(self, case_id: UUID) -> AESGCM | None:
+        return None
+
+
+def _wrap_aad(case_id: UUID) -> bytes:
+    return b"casebook person key:" + case_id.bytes
+
+
+def _view_aad(case_id: UUID) -> bytes:
+    return b"casebook view:" + case_id.bytes
+
+
+def _event_aad(case_id: UUID, version: int) -> bytes:
+    return b"casebook event:" + case_id.bytes + version.to_bytes(8, "big")
+
+
+class SealingMapper(Mapper[UUID]):
+    """The library's mapper, sealing the personal part of every case event with the
+    person's key on the way in and opening it on the way out. An erased person's events
+    come out redacted (``Fact.redacted``'s shape): the identity's clear fields only,
+    and no personal data or source name."""
+
+    def __init__(self, transcoder: Transcoder, keyring: Keyring):
+        super().__init__(transcoder)
+        self.keyring = keyring
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        if isinstance(domain_event, Snapshot) and domain_event.topic.startswith("domain.case:"):
+            raise TypeError("case snapshots would hold personal data outside its seal")
+        personal_fields = getattr(type(domain_event), "personal_data", None)
+        if personal_fields is None:  # not a case event
+            return super().to_stored_event(domain_event)
+        state = dict(vars(domain_event))
+        personal: dict[str, Any] = {}
+        person: Identity | None = state.get("person")
+        if person is not None:
+            personal["person"] = person.to_dict()
+            state["person"] = person.clear_part()
+        source = state.get("source") or {}
+        if PERSONAL_SOURCE & source.keys():
+            personal["source"] = {k: v for k, v in source.items() if k in PERSONAL_SOURCE}
+            state["source"] = {k: v for k, v in source.items() if k not in PERSONAL_SOURCE}
+        data = state.get("data") or {}
+        if personal_fields & data.keys():
+            personal["data"] = {k: v for k, v in data.items() if k in personal_fields}
+            state["data"] = {k: v for k, v in data.items() if k not in personal_fields}
+        if personal:
+            case_id, version = domain_event.originator_id, domain_event.originator_version
+            if isinstance(domain_event, Case.Opened):
+                self.keyring.create_for(case_id, domain_event.recorded_at)
+            plaintext = json.dumps(personal, ensure_ascii=False, separators=(",", ":")).encode()
+            blob = self.keyring.seal(case_id, _event_aad(case_id, version), plaintext)
+            state["sealed"] = base64.b64encode(blob).decode()
+        clear = object.__new__(type(domain_event))
+        object.__setattr__(clear, "__dict__", state)
+        return super().to_stored_event(clear)
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        domain_event = super().to_domain_event(stored_event)
+        state = domain_event.__dict__
+        sealed = state.pop("sealed", None)
+        if sealed is None:
+            return domain_event
+        case_id = UUID(str(stored_event.originator_id))
+        aad = _event_aad(case_id, stored_event.originator_version)
+        plain = self.keyring.open(case_id, aad, base64.b64decode(sealed))
+        if plain is None:  # erased: what stays is what was in clear
+            if state.get("person") is not None:
+                state["person"] = ErasedIdentity.of(state["person"])
+            return domain_event
+        personal = json.loads(plain)
+        if "person" in personal:
+            state["person"] = Identity.from_dict(personal["person"])
+        if "source" in personal:
+            state["source"] = {**state["source"], **personal["source"]}
+        if "data" in personal:
+            state["data"] = {**state["data"], **personal["data"]}
+        return domain_event

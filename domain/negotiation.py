@@ -201,6 +201,8 @@ class Negotiation(Aggregate):
             raise NegotiationError({"entry": f"the list has entries 0 to {len(entries) - 1}"})
         if "name" not in entries[entry]:
             raise NegotiationError({"entry": "this entry names its case by id already"})
+        if entries[entry].get("erased"):
+            raise NegotiationError({"entry": "this entry's name was erased"})
         if listed_case(entries[entry]) == str(case_id):
             raise NegotiationError({"case_id": "this entry is already matched to this case"})
         self._match_confirmed(party, list_version, entry, str(case_id), recorded_at, recorded_by)
@@ -285,6 +287,40 @@ class Negotiation(Aggregate):
         self.agreements = [*self.agreements, agreement]
         self._touched(recorded_at)
 
+    # ---- erasure ------------------------------------------------------------------
+
+    class NamesErased(Aggregate.Event):
+        case_id: str
+        recorded_at: datetime
+        recorded_by: dict[str, str]
+
+    def entries_of(self, case_id: str) -> list[dict[str, Any]]:
+        """Every name entry, in every version of every list, tied to the case."""
+        return [
+            entry
+            for versions in self.lists.values()
+            for version in versions
+            for entry in version["entries"]
+            if "name" in entry and listed_case(entry) == case_id
+        ]
+
+    def erase_names(self, case_id: str, recorded_at: datetime, recorded_by: dict[str, str]) -> None:
+        """The person tied to these entries was erased: their names and dates of birth
+        are redacted from every list version (the store destroys the entries' keys)."""
+        if any(not entry.get("erased") for entry in self.entries_of(case_id)):
+            self._names_erased(case_id, recorded_at, recorded_by)
+
+    @event(NamesErased)
+    def _names_erased(
+        self, case_id: str, recorded_at: datetime, recorded_by: dict[str, str]
+    ) -> None:
+        for party, versions in self.lists.items():
+            self.lists[party] = [
+                {**version, "entries": [_erased_if(e, case_id) for e in version["entries"]]}
+                for version in versions
+            ]
+        self._touched(recorded_at)
+
     # ---- reading ------------------------------------------------------------------
 
     def listed_by(self) -> dict[str, set[str]]:
@@ -319,6 +355,23 @@ class Negotiation(Aggregate):
         clone.agreements = list(self.agreements)
         clone._pending_events = list(self._pending_events)
         return clone
+
+
+def _erased_if(entry: dict[str, Any], case_id: str) -> dict[str, Any]:
+    if "name" not in entry or listed_case(entry) != case_id:
+        return entry
+    return erased_entry(entry)
+
+
+def erased_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """A name entry once its person is erased: no name, no date of birth."""
+    kept = {k: v for k, v in entry.items() if k not in PERSONAL_ENTRY_FIELDS}
+    return {**kept, "name": None, "erased": True}
+
+
+# The fields of a name entry sealed with a key of the entry's own (its person may be
+# erased, or the entry tied to someone later); nationality stays in clear like a case's.
+PERSONAL_ENTRY_FIELDS = ("name", "date_of_birth")
 
 
 # ---- reconciliation -----------------------------------------------------------------

@@ -170,8 +170,23 @@ class Register(Application[UUID]):
         case = self._owned(case_id, stamp)
         if expected_version is not None and expected_version != case.version:
             raise VersionConflict(case.version, expected_version)
-        case.erase(reason, Source("other", stamp.org, "erasure").to_dict(), stamp)
+        case.erase(reason, Source("other").to_dict(), stamp)
         return case, self._save(case, expected_version)
+
+    def erase_listed_names(
+        self, case_id: UUID, negotiation_ids: Iterable[UUID], stamp: Stamp
+    ) -> tuple[list[Negotiation], list[str], list[Recording[UUID]]]:
+        """Redact the erased person's entries on every negotiation's lists. Returns the
+        negotiations changed and the ids of the keys their entries were sealed with."""
+        changed, key_ids = [], []
+        for negotiation_id in negotiation_ids:
+            negotiation = self.get_negotiation(negotiation_id)
+            entries = negotiation.entries_of(str(case_id))
+            key_ids += [e["key"] for e in entries if "key" in e and not e.get("erased")]
+            negotiation.erase_names(str(case_id), stamp.recorded_at, stamp.recorded_by)
+            if negotiation.pending_events:
+                changed.append(negotiation)
+        return changed, key_ids, self._save(changed[0], None, *changed[1:]) if changed else []
 
     def _owned(self, case_id: UUID, stamp: Stamp) -> Case:
         case = self.get_case(case_id)

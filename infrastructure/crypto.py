@@ -14,7 +14,12 @@ with it:
   (``SealingMapper``); the rest of the event stays readable, so the case's
   non-personal history replays after an erasure;
 - the case's status view (``seal_text``), unless the person was erased (then nothing
-  personal is left in it).
+  personal is left in it);
+- each name entry of a negotiation's list (its name and date of birth) with a key of
+  the entry's own, made when the list is recorded: a list may name people the register
+  does not hold, and an entry is tied to a case only by matching. Erasing a person
+  destroys the keys of the entries tied to their case (matched or confirmed), and
+  records ``NamesErased`` on each such negotiation.
 
 Search needs no name in clear: the name index holds keyed hashes (HMAC-SHA-256 with a
 key derived from the master key) of the normalised name parts, and candidates are
@@ -38,12 +43,13 @@ import hmac
 import json
 import logging
 import os
+from base64 import b64decode
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -57,6 +63,7 @@ from sqlalchemy.engine import Connection
 from domain.case import Case
 from domain.facts import PERSONAL_SOURCE
 from domain.identity import ErasedIdentity, Identity
+from domain.negotiation import PERSONAL_ENTRY_FIELDS, Negotiation, erased_entry
 from infrastructure import tables
 from infrastructure.settings import Settings
 
@@ -153,21 +160,30 @@ class Keyring:
             self._cache.clear()
             self._epoch = epoch
 
-    def create(self, conn: Connection, case_id: UUID, at: datetime) -> AESGCM:
-        data_key = AESGCM.generate_key(bit_length=256)
-        nonce = os.urandom(NONCE)
-        wrapped = nonce + self._master.encrypt(nonce, data_key, _wrap_aad(case_id))
-        conn.execute(
-            insert(tables.person_keys).values(case_id=case_id, wrapped=wrapped, created_at=at)
-        )
-        aes = AESGCM(data_key)
-        self._remember(case_id, aes)
-        return aes
+    def create(self, conn: Connection, key_ids: list[UUID], at: datetime) -> None:
+        """New data keys, one per id (a case's, or a list entry's), in one statement."""
+        rows = []
+        for key_id in key_ids:
+            data_key = AESGCM.generate_key(bit_length=256)
+            nonce = os.urandom(NONCE)
+            wrapped = nonce + self._master.encrypt(nonce, data_key, _wrap_aad(key_id))
+            rows.append({"case_id": key_id, "wrapped": wrapped, "created_at": at})
+            self._remember(key_id, AESGCM(data_key))
+        if rows:
+            conn.execute(insert(tables.person_keys), rows)
 
-    def create_for(self, case_id: UUID, at: datetime) -> None:
+    def create_for(self, key_ids: list[UUID], at: datetime) -> None:
         assert self.connection is not None, "the keyring is not bound to a store"
         with self.connection() as (conn, _):
-            self.create(conn, case_id, at)
+            self.create(conn, key_ids, at)
+
+    def load_for(self, key_ids: list[UUID]) -> None:
+        """``load`` on the keyring's own connection: the keys of a long list at once."""
+        missing = [k for k in key_ids if k not in self._cache]
+        if missing:
+            assert self.connection is not None, "the keyring is not bound to a store"
+            with self.connection() as (conn, in_write):
+                self._load(conn, missing, in_write)
 
     def destroy(self, conn: Connection, case_id: UUID, at: datetime) -> None:
         """Destroy the person's key (the row keeps that it existed and when it went)
@@ -271,6 +287,10 @@ def _view_aad(case_id: UUID) -> bytes:
     return b"casebook view:" + case_id.bytes
 
 
+def _entry_aad(key_id: UUID) -> bytes:
+    return b"casebook list entry:" + key_id.bytes
+
+
 def _event_aad(case_id: UUID, version: int) -> bytes:
     return b"casebook event:" + case_id.bytes + version.to_bytes(8, "big")
 
@@ -286,8 +306,10 @@ class SealingMapper(Mapper[UUID]):
         self.keyring = keyring
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
-        if isinstance(domain_event, Snapshot) and domain_event.topic.startswith("domain.case:"):
-            raise TypeError("case snapshots would hold personal data outside its seal")
+        if isinstance(domain_event, Snapshot):
+            raise TypeError("snapshots would hold personal data outside its seal")
+        if isinstance(domain_event, Negotiation.ListSubmitted):
+            return super().to_stored_event(self._with_sealed_entries(domain_event))
         personal_fields = getattr(type(domain_event), "personal_data", None)
         if personal_fields is None:  # not a case event
             return super().to_stored_event(domain_event)
@@ -308,7 +330,7 @@ class SealingMapper(Mapper[UUID]):
         if personal:
             case_id, version = domain_event.originator_id, domain_event.originator_version
             if isinstance(domain_event, Case.Opened):
-                self.keyring.create_for(case_id, domain_event.recorded_at)
+                self.keyring.create_for([case_id], domain_event.recorded_at)
             plaintext = json.dumps(personal, ensure_ascii=False, separators=(",", ":")).encode()
             blob = self.keyring.seal(case_id, _event_aad(case_id, version), plaintext)
             state["sealed"] = base64.b64encode(blob).decode()
@@ -316,9 +338,48 @@ class SealingMapper(Mapper[UUID]):
         object.__setattr__(clear, "__dict__", state)
         return super().to_stored_event(clear)
 
+    def _with_sealed_entries(self, domain_event: Any) -> Any:
+        """A list's event with each name entry's name and date of birth sealed with a
+        key of the entry's own, whose id the entry keeps (``key``): erasing a person
+        destroys the keys of the entries tied to them (``Negotiation.entries_of``)."""
+        state = dict(vars(domain_event))
+        named = [i for i, e in enumerate(state["entries"]) if "name" in e]
+        key_ids = [uuid4() for _ in named]
+        self.keyring.create_for(key_ids, domain_event.recorded_at)
+        entries = list(state["entries"])
+        for i, key_id in zip(named, key_ids, strict=True):
+            entry = entries[i]
+            personal = {k: entry[k] for k in PERSONAL_ENTRY_FIELDS if k in entry}
+            plaintext = json.dumps(personal, ensure_ascii=False).encode()
+            blob = self.keyring.seal(key_id, _entry_aad(key_id), plaintext)
+            clear = {k: v for k, v in entry.items() if k not in PERSONAL_ENTRY_FIELDS}
+            entries[i] = {**clear, "key": str(key_id), "sealed": base64.b64encode(blob).decode()}
+        state["entries"] = entries
+        clear_event = object.__new__(type(domain_event))
+        object.__setattr__(clear_event, "__dict__", state)
+        return clear_event
+
+    def _open_entries(self, state: dict[str, Any]) -> None:
+        sealed = [e for e in state["entries"] if "sealed" in e]
+        self.keyring.load_for([UUID(e["key"]) for e in sealed])
+        opened = []
+        for entry in state["entries"]:
+            if "sealed" in entry:
+                entry = dict(entry)
+                key_id = UUID(entry["key"])
+                plain = self.keyring.open(
+                    key_id, _entry_aad(key_id), b64decode(entry.pop("sealed"))
+                )
+                entry = erased_entry(entry) if plain is None else {**json.loads(plain), **entry}
+            opened.append(entry)
+        state["entries"] = opened
+
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
         domain_event = super().to_domain_event(stored_event)
         state = domain_event.__dict__
+        if isinstance(domain_event, Negotiation.ListSubmitted):
+            self._open_entries(state)
+            return domain_event
         sealed = state.pop("sealed", None)
         if sealed is None:
             return domain_event

@@ -629,8 +629,9 @@ def _handover_conditions(when: When | None) -> list[ColumnElement[bool]]:
 
 
 def _render_list(version: dict[str, Any]) -> dict[str, Any]:
-    entries = version["entries"]
+    """A list version as answered: each entry without the id of its sealing key."""
+    entries = [{k: v for k, v in e.items() if k != "key"} for e in version["entries"]]
     counts = dict.fromkeys((MATCHED, CONFIRMED, CANDIDATES, UNMATCHED), 0)
     for e in entries:
         counts[e["match"]["result"]] += 1
-    return {**version, "counts": counts}
+    return {**version, "entries": entries, "counts": counts}

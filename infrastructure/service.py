@@ -189,7 +189,18 @@ class Casebook:
                 raise CaseNotFound(case_id)
             stamp = Stamp(unit.recorded_at, key.name, key.org)
             case, recordings = self.register.erase_case(case_id, reason, stamp, expected)
-            self.store.keyring.destroy(unit.session.connection(), case_id, unit.recorded_at)
+            n = tables.negotiation_cases
+            listing = unit.session.execute(
+                select(n.c.negotiation_id).where(n.c.case_id == case_id).distinct()
+            ).scalars()
+            negotiations, entry_keys, _ = self.register.erase_listed_names(
+                case_id, sorted(listing), stamp
+            )
+            conn = unit.session.connection()
+            for key_id in [case_id, *(uuid.UUID(k) for k in entry_keys)]:
+                self.store.keyring.destroy(conn, key_id, unit.recorded_at)
+            for negotiation in negotiations:
+                views.project_negotiation(unit.session, negotiation, None)
             written = self._finish(unit, case, recordings, key, idem, opened=False, status=200)
         self.store.scrub()
         return written

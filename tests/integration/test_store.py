@@ -175,7 +175,7 @@ def snapshot_views(store: Store) -> tuple[list, list, list, int]:
         rows = session.execute(select(tables.case_views).order_by(tables.case_views.c.seq))
         # Each write seals a view afresh (a new nonce): compare what they say.
         views = [
-            row._tuple()[:-1] + (load_view(store.keyring, row.case_id, row.view),) for row in rows
+            (*row._tuple()[:-1], load_view(store.keyring, row.case_id, row.view)) for row in rows
         ]
         keys = session.execute(
             select(tables.case_name_keys).order_by(

@@ -20,6 +20,7 @@ import click
 from api.timeline import print_timeline
 from infrastructure.chain import Verification
 from infrastructure.checkpoints import Checkpoint, Signer
+from infrastructure.crypto import MissingMasterKey, new_master_key
 from infrastructure.keys import ROLES, KeyError_, KeyStore
 from infrastructure.settings import Settings
 from infrastructure.store import Store
@@ -28,6 +29,8 @@ from infrastructure.store import Store
 def _store(settings: Settings | None = None) -> Store:
     try:
         return Store(settings or Settings())
+    except MissingMasterKey as e:
+        raise click.ClickException(str(e)) from None
     except Exception as e:  # by type only: the URL may hold a password
         raise click.ClickException(
             f"cannot open the store ({type(e).__name__}): check CASEBOOK_DATABASE_URL"
@@ -66,6 +69,14 @@ def serve(host: str, port: int, workers: int) -> None:
         log_level="info",
         server_header=False,
     )
+
+
+@main.command("master-key")
+def master_key() -> None:
+    """Print a new master key (32 random bytes, base64) for CASEBOOK_MASTER_KEY or the
+    file CASEBOOK_MASTER_KEY_FILE. Keep it apart from the database and its backups:
+    whoever holds both reads every person's data that is not erased."""
+    click.echo(new_master_key())
 
 
 @main.group()

@@ -95,7 +95,7 @@ def load_master_key(settings: Settings) -> bytes:
         if settings.mode == "production":
             raise MissingMasterKey(
                 "production mode needs CASEBOOK_MASTER_KEY or CASEBOOK_MASTER_KEY_FILE: "
-                "32 random bytes, base64 (python -m api.cli master-key makes one)"
+                "32 random bytes, base64 (`casebook master-key` makes one)"
             )
         path = settings.data_dir / DEV_MASTER_KEY_FILE
         if not path.exists():

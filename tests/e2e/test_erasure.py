@@ -166,7 +166,7 @@ def test_the_history_keeps_the_non_personal_facts_and_loses_the_rest(
     events = history(client, keys, cid)
     assert [e["type"] for e in events] == ["opened", "captured", "note", "erased"]
     opened, captured, note, erased = events
-    assert opened["fields"] == {"nationality": "AM"}, opened
+    assert opened["fields"] == {"category": "prisoner_of_war", "nationality": "AM"}, opened
     assert captured["occurred_on"] == "2020-11-09"
     assert captured["fields"] == {"by_party": "AZ", "place": "Hadrut"}, captured
     assert captured["source"] == {"kind": "family"}, captured["source"]

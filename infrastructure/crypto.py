@@ -46,7 +46,7 @@ import os
 from base64 import b64decode
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -82,6 +82,10 @@ class MissingMasterKey(Exception):
 class MissingPersonKey(Exception):
     """A sealed record whose person has no key and was never erased: the store is
     damaged (or the master key is not the one the data was sealed with)."""
+
+
+class NoKeyRow(MissingPersonKey):
+    """No key was ever made for this id."""
 
 
 def load_master_key(settings: Settings) -> bytes:
@@ -201,7 +205,7 @@ class Keyring:
         with self.connection() as (conn, in_write):
             found = self._load(conn, [case_id], in_write)
         if case_id not in found:
-            raise MissingPersonKey(f"no data key for case {case_id}")
+            raise NoKeyRow(f"no data key for case {case_id}")
         return found[case_id]
 
     def load(self, conn: Connection, case_ids: Iterable[UUID], in_write: bool = False) -> None:
@@ -239,7 +243,13 @@ class Keyring:
 
     # -- sealing -------------------------------------------------------------------
     def seal(self, case_id: UUID, aad: bytes, plaintext: bytes) -> bytes:
-        aes = self.key(case_id)
+        try:
+            aes = self.key(case_id)
+        except NoKeyRow:
+            # A case opened before per-person encryption (its earlier events are in
+            # clear) gets its key when something of it is first sealed.
+            self.create_for([case_id], datetime.now(UTC))
+            aes = self.key(case_id)
         if aes is None:
             raise MissingPersonKey("the person was erased: nothing more is sealed for them")
         nonce = os.urandom(NONCE)

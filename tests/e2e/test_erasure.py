@@ -230,7 +230,9 @@ def test_an_erased_case_takes_no_new_fact(
             keys.worker,
             cid,
             type="identity_updated",
-            person={"family_name": FAMILY},
+            occurred_on="2021-02-01",
+            family_name=FAMILY,
+            aliases=[GIVEN],
         ),
         record(client, keys.worker, cid, type="retracted", version=2, reason="wrong"),
     ]

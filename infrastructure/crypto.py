@@ -146,6 +146,7 @@ class Keyring:
         ).derive(master)
         self._cache: dict[UUID, AESGCM | None] = {}  # None: erased
         self._epoch: int | None = None
+        self.destroyed = 0  # keys destroyed by this process (committed or not)
         # Where keys are read when not cached: set by the store (its write transaction
         # when one is open in this context, else a new connection).
         self.connection: Callable[[], AbstractContextManager[tuple[Connection, bool]]] | None = None
@@ -163,6 +164,11 @@ class Keyring:
         if epoch != self._epoch:
             self._cache.clear()
             self._epoch = epoch
+
+    def refresh_now(self) -> None:
+        assert self.connection is not None, "the keyring is not bound to a store"
+        with self.connection() as (conn, _):
+            self.refresh(conn)
 
     def create(self, conn: Connection, key_ids: list[UUID], at: datetime) -> None:
         """New data keys, one per id (a case's, or a list entry's), in one statement."""
@@ -196,6 +202,7 @@ class Keyring:
         conn.execute(update(t).where(t.c.case_id == case_id).values(wrapped=None, erased_at=at))
         conn.execute(insert(tables.erasures).values(case_id=case_id, erased_at=at))
         self._cache.pop(case_id, None)  # read again: from this transaction, or after it
+        self.destroyed += 1
 
     def key(self, case_id: UUID) -> AESGCM | None:
         """The person's data key, or None once they were erased."""

@@ -21,6 +21,7 @@ from uuid import UUID
 
 import sqlalchemy
 import sqlalchemy.exc
+from eventsourcing.application import LRUCache
 from eventsourcing.persistence import Mapper, Recording, StoredEvent
 from eventsourcing.persistence import OperationalError as ESOperationalError
 from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
@@ -51,6 +52,18 @@ class ChainedRegister(Register):
 
     def construct_mapper(self) -> Mapper[UUID]:
         return SealingMapper(self.construct_transcoder(), self.keyring)
+
+    def forget_cached(self) -> None:
+        """Empty the aggregate cache. A new one: the library's ``LRUCache.clear`` resets
+        its recency list but keeps the entries, which ``get`` still finds."""
+        self.repository.cache = LRUCache(maxsize=int(self.env["AGGREGATE_CACHE_MAXSIZE"]))
+
+    def _get(self, aggregate_id: UUID, version: int | None) -> Any:
+        """Outside a write (which looks itself), first forget the cached keys if anyone
+        was erased since: a replay of an old version is not redacted by the erasure."""
+        if current_unit.get() is None:
+            self.keyring.refresh_now()
+        return super()._get(aggregate_id, version)
 
     def _record(self, processing_event: Any) -> list[Recording[Any]]:
         unit = current_unit.get()
@@ -211,6 +224,7 @@ class Store:
         token = writing.set(True)
         unit_token = None
         checkpoint_due = False
+        destroyed = self.keyring.destroyed
         try:
             with self.recorder.transaction(commit=True) as session:
                 session.connection()  # begin now, IMMEDIATE on SQLite
@@ -240,6 +254,12 @@ class Store:
         except (sqlalchemy.exc.OperationalError, ESOperationalError) as e:
             if _is_busy(e):
                 raise StoreBusy() from None
+            raise
+        except BaseException:
+            if self.keyring.destroyed != destroyed:
+                # Aggregates replayed after a key was destroyed in this write read as
+                # erased, and the repository cached them; the write did not happen.
+                self.register.forget_cached()
             raise
         finally:
             if unit_token is not None:

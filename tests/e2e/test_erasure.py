@@ -27,6 +27,7 @@ from infrastructure.service import Casebook
 from infrastructure.settings import Settings
 from infrastructure.store import Store
 from tests.conftest import Keys, record
+from tests.e2e.test_negotiations import negotiation
 
 # An invented person whose names appear nowhere else in the register or in this code's
 # dependencies, so that finding any of them in a file means it is the person's.
@@ -38,7 +39,10 @@ ALIAS = "Квзортиенник"  # a Cyrillic spelling: the name index transl
 SOURCE_NAME = f"Mrs {FAMILY}, his sister"
 REFERENCE = f"letter from {GIVEN}'s sister"
 NOTE = f"{GIVEN} {FAMILY} was seen limping; his sister asks for news"
-CANARIES = (FAMILY, GIVEN, FATHER, BIRTHPLACE, ALIAS, "1987-03-29")
+LISTED_AS = "Квзортиенник Улвбрехт"  # how a party's list spells them
+MISSPELT = "Ulvbrecht Qvzortienik-Hadrutsky"  # a spelling a case worker ties to them
+CASE_CANARIES = (FAMILY, GIVEN, FATHER, BIRTHPLACE, ALIAS, "1987-03-29")
+CANARIES = (*CASE_CANARIES, "Улвбрехт", "Hadrutsky")  # and as the lists spell them
 
 REASON = "request under Art. 17, ref. DP-2024-0042"
 PROBLEM_JSON = "application/problem+json"
@@ -74,6 +78,30 @@ def open_person(client: TestClient, keys: Keys) -> dict[str, Any]:
     r = record(client, keys.worker, cid, type="note", text=NOTE, source={"kind": "other"})
     assert r.status_code == 201, r.text
     return r.json()
+
+
+def list_person(client: TestClient, keys: Keys, case_id: str) -> dict[str, Any]:
+    """A negotiation where AZ's list names the person twice: once matched by the
+    register, once tied to their case by a case worker; and names someone else."""
+    n = negotiation(client, keys)
+    body = {
+        "submitted_by": "AZ",
+        "submitted_on": "2021-06-12",
+        "entries": [
+            {"name": LISTED_AS, "nationality": "AM", "date_of_birth": "1987-03-29"},
+            {"name": MISSPELT},
+            {"name": "Nobodyan Vahe", "nationality": "AM"},
+        ],
+    }
+    r = client.post(f"/negotiations/{n['id']}/lists", json=body, headers=keys.worker)
+    assert r.status_code == 201, r.text
+    entries = r.json()["list"]["entries"]
+    assert entries[0]["match"]["case_id"] == case_id, entries[0]
+    if entries[1]["match"].get("result") != "matched":
+        tie = {"party": "AZ", "list_version": 1, "entry": 1, "case_id": case_id}
+        r = client.post(f"/negotiations/{n['id']}/matches", json=tie, headers=keys.worker)
+        assert r.status_code == 201, r.text
+    return n
 
 
 def erase(
@@ -157,7 +185,7 @@ def test_the_history_keeps_the_non_personal_facts_and_loses_the_rest(
 ) -> None:
     cid = open_person(client, keys)["id"]
     before = client.get(f"/cases/{cid}/history", headers=keys.auditor)
-    assert names_in(before.text) == list(CANARIES)  # the history showed all of it
+    assert names_in(before.text) == list(CASE_CANARIES)  # the history showed all of it
     assert erase(client, keys.admin, cid).status_code == 200
     for headers in (keys.worker, keys.auditor):
         r = client.get(f"/cases/{cid}/history", headers=headers)
@@ -320,6 +348,33 @@ def test_an_export_never_holds_the_persons_data(client: TestClient, keys: Keys) 
     assert b'"sealed"' in decoded_export(export.text)
 
 
+def test_the_negotiation_lists_lose_the_names_tied_to_the_person(
+    client: TestClient, keys: Keys
+) -> None:
+    cid = open_person(client, keys)["id"]
+    n = list_person(client, keys, cid)
+    before = client.get(f"/negotiations/{n['id']}", headers=keys.worker)
+    assert LISTED_AS in before.text and MISSPELT in before.text
+    assert erase(client, keys.admin, cid).status_code == 200
+    for headers in (keys.worker, keys.auditor):
+        r = client.get(f"/negotiations/{n['id']}", headers=headers)
+        assert r.status_code == 200, r.text
+        assert names_in(r.text) == [] and MISSPELT not in r.text
+        entries = r.json()["lists"]["AZ"]["entries"]
+        assert [(e["name"], e.get("erased")) for e in entries] == [
+            (None, True),
+            (None, True),
+            ("Nobodyan Vahe", None),  # someone else: kept
+        ]
+        assert "date_of_birth" not in entries[0] and entries[0]["nationality"] == "AM"
+        assert [e["match"].get("case_id") for e in entries[:2]] == [cid, cid]
+    assert client.get("/audit/verify", headers=keys.auditor).json()["ok"] is True
+    # a new version of the list from the same party still takes names
+    body = {"submitted_by": "AZ", "submitted_on": "2021-06-20", "entries": [{"name": "Testyan"}]}
+    r = client.post(f"/negotiations/{n['id']}/lists", json=body, headers=keys.worker)
+    assert r.status_code == 201, r.text
+
+
 def test_reads_of_an_erased_case_are_still_audited(client: TestClient, keys: Keys) -> None:
     cid = open_person(client, keys)["id"]
     assert erase(client, keys.admin, cid).status_code == 200
@@ -442,7 +497,9 @@ def test_after_an_erasure_the_store_holds_no_key_and_no_name(
             row = conn.execute(sqlalchemy.select(pk).where(pk.c.case_id == case_id)).one()
             assert row.wrapped is not None and row.erased_at is None
             assert conn.execute(sqlalchemy.select(nk).where(nk.c.case_id == case_id)).all()
-            view = conn.execute(sqlalchemy.select(v.c.view).where(v.c.case_id == case_id)).scalar()
+            view = conn.execute(
+                sqlalchemy.select(v.c.view).where(v.c.case_id == case_id)
+            ).scalar_one()
             assert view.startswith("s1:") and names_in(view) == []  # sealed at rest
         assert erase(client, keys.admin, cid).status_code == 200
         with engine.connect() as conn:
@@ -452,23 +509,29 @@ def test_after_an_erasure_the_store_holds_no_key_and_no_name(
             assert erasures == [case_id]
             names = conn.execute(sqlalchemy.select(nk).where(nk.c.case_id == case_id)).all()
             assert names == []
-            view = conn.execute(sqlalchemy.select(v.c.view).where(v.c.case_id == case_id)).scalar()
+            view = conn.execute(
+                sqlalchemy.select(v.c.view).where(v.c.case_id == case_id)
+            ).scalar_one()
             assert not view.startswith("s1:") and names_in(view) == []
             assert json.loads(view)["person"] == {"nationality": "AM"}
             # the other person is untouched
             other = conn.execute(sqlalchemy.select(pk).where(pk.c.case_id == kept_id)).one()
             assert other.wrapped is not None and other.erased_at is None
             assert conn.execute(sqlalchemy.select(nk).where(nk.c.case_id == kept_id)).all()
-            # nowhere in any table of the register, in clear
-            for table in tables.metadata.sorted_tables:
-                for stored in conn.execute(sqlalchemy.select(table)).all():
+            # nowhere in any table of the database (the event log's included), in clear
+            all_tables = sqlalchemy.inspect(conn).get_table_names()
+            assert "casebook_person_keys" in all_tables and len(all_tables) > len(
+                tables.metadata.sorted_tables
+            )
+            for name in all_tables:
+                for stored in conn.exec_driver_sql(f'SELECT * FROM "{name}"').all():
                     text = " ".join(
                         bytes(c).decode("utf-8", "replace")
                         if isinstance(c, bytes | memoryview)
                         else str(c)
                         for c in stored
                     )
-                    assert names_in(text) == [], table.name
+                    assert names_in(text) == [], name
     finally:
         engine.dispose()
     assert found(client, keys, "Testyan") == [keep]
@@ -488,6 +551,18 @@ def database_files(settings: Settings) -> dict[str, bytes]:
     return files
 
 
+def wrapped_keys(settings: Settings) -> dict[uuid.UUID, bytes | None]:
+    """Every data key as stored (wrapped), by the id it belongs to."""
+    engine = sqlalchemy.create_engine(settings.url())
+    pk = tables.person_keys
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sqlalchemy.select(pk.c.case_id, pk.c.wrapped)).all()
+    finally:
+        engine.dispose()
+    return {k: None if w is None else bytes(w) for k, w in rows}
+
+
 def canaries_in(blob: bytes) -> list[str]:
     hits = []
     for name in CANARIES:
@@ -505,28 +580,31 @@ def test_canary_nothing_of_an_erased_person_is_left_in_the_database_files(
     caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    caplog.set_level(logging.DEBUG)
-    caplog.set_level(logging.DEBUG, logger="casebook")
+    # every logger at DEBUG, including those that set their own level when imported
+    # (SQLAlchemy's, which then logs every statement and its parameters)
+    for logger in (None, "casebook", "sqlalchemy", "eventsourcing", "uvicorn", "fastapi"):
+        caplog.set_level(logging.DEBUG, logger=logger)
     case = open_person(client, keys)
     cid = case["id"]
+    n = list_person(client, keys, cid)
 
     # many other people, so that the key table's and the views' B-trees split and the
     # person's rows are moved about before they are erased
-    for n in range(300):
+    for i in range(300):
         r = client.post(
             "/cases",
             json={
                 "category": "detained_person",
-                "person": {"family_name": f"Testyan{n}", "given_names": "Aram"},
-                "source": {"kind": "ngo", "name": f"witness {n}"},
+                "person": {"family_name": f"Testyan{i}", "given_names": "Aram"},
+                "source": {"kind": "ngo", "name": f"witness {i}"},
             },
             headers=keys.worker,
         )
         assert r.status_code == 201, r.text
-        if n % 50 == 0:
+        if i % 50 == 0:
             assert (
                 record(
-                    client, keys.worker, r.json()["id"], type="note", text=f"note {n}"
+                    client, keys.worker, r.json()["id"], type="note", text=f"note {i}"
                 ).status_code
                 == 201
             )
@@ -536,41 +614,41 @@ def test_canary_nothing_of_an_erased_person_is_left_in_the_database_files(
     assert seen.json()["person"]["family_name"] == FAMILY
     assert found(client, keys, FAMILY) == [cid]
     assert NOTE in client.get(f"/cases/{cid}/history", headers=keys.auditor).text
+    assert LISTED_AS in client.get(f"/negotiations/{n['id']}", headers=keys.worker).text
     # ... but keeps nothing of them in clear in its files
     before = database_files(settings)
     for name, blob in before.items():
         assert canaries_in(blob) == [], f"in clear in {name} before the erasure"
-    engine = sqlalchemy.create_engine(settings.url())
-    try:
-        with engine.connect() as conn:
-            pk = tables.person_keys
-            wrapped = bytes(
-                conn.execute(
-                    sqlalchemy.select(pk.c.wrapped).where(pk.c.case_id == uuid.UUID(cid))
-                ).scalar_one()
-            )
-            assert (
-                conn.execute(sqlalchemy.select(sqlalchemy.func.count()).select_from(pk)).scalar()
-                == 301
-            )
-    finally:
-        engine.dispose()
-    assert len(wrapped) >= 32
+    keys_before = wrapped_keys(settings)
+    assert len(keys_before) == 301 + 3  # the people's, and each name entry's on the list
+    wrapped = keys_before[uuid.UUID(cid)]
+    assert wrapped is not None and len(wrapped) >= 32
     # the key is in the files, in one form or another, until it is destroyed
     assert any(wrapped in blob for blob in before.values()), "the wrapped key was not found"
 
     r = erase(client, keys.admin, cid)
     assert r.status_code == 200, r.text
 
+    keys_after = wrapped_keys(settings)
+    destroyed = {k: keys_before[k] for k, w in keys_after.items() if w is None}
+    # the person's key, and those of the two list entries tied to their case
+    assert uuid.UUID(cid) in destroyed and len(destroyed) == 3, destroyed.keys()
     after = database_files(settings)
     for name, blob in after.items():
         assert canaries_in(blob) == [], f"{canaries_in(blob)} left in {name}"
-        assert wrapped not in blob, f"the destroyed key is left in {name}"
-        assert wrapped[12:28] not in blob, f"a part of the destroyed key is left in {name}"
+        for key_id, key in destroyed.items():
+            assert key is not None
+            assert key not in blob, f"the destroyed key of {key_id} is left in {name}"
+            assert key[12:28] not in blob, f"a part of the key of {key_id} is left in {name}"
     assert not after.get("casebook.sqlite-wal"), "the WAL was not truncated"
 
     # the register's answers and exports
-    for path in (f"/cases/{cid}", f"/cases/{cid}/history", f"/cases/{cid}/export"):
+    for path in (
+        f"/cases/{cid}",
+        f"/cases/{cid}/history",
+        f"/cases/{cid}/export",
+        f"/negotiations/{n['id']}",
+    ):
         got = client.get(path, headers=keys.auditor)
         assert got.status_code == 200, got.text
         assert names_in(got.text) == [], path
@@ -596,9 +674,11 @@ def test_canary_nothing_of_an_erased_person_is_left_in_the_database_files(
         if not rec.name.startswith(("httpx", "httpcore"))
     )
     assert logged, "no log was captured: the check below would prove nothing"
+    assert "sqlalchemy.engine" in logged and "casebook.requests" in logged
     assert canaries_in(logged.encode()) == [], "a log names the person"
     out, err = capfd.readouterr()
     assert canaries_in(out.encode()) == [] and canaries_in(err.encode()) == [], "printed"
     # the files, once more, after all these reads
     for name, blob in database_files(settings).items():
-        assert canaries_in(blob) == [] and wrapped not in blob, name
+        assert canaries_in(blob) == [], name
+        assert not any(key is not None and key in blob for key in destroyed.values()), name

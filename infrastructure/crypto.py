@@ -43,6 +43,7 @@ import hmac
 import json
 import logging
 import os
+import threading
 from base64 import b64decode
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
@@ -140,13 +141,18 @@ class Keyring:
     """The people's data keys: made, opened (and cached), destroyed."""
 
     def __init__(self, master: bytes):
-        self._master = AESGCM(master)
-        self._index_key = HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=None, info=b"casebook name index"
-        ).derive(master)
+        # Two keys derived from the master key, one per use: wrapping data keys, and
+        # hashing the name index; and a check value that tells a wrong master key.
+        self._master = AESGCM(_derive(master, b"casebook key wrap"))
+        self._index_key = _derive(master, b"casebook name index")
+        self.check_value = _derive(master, b"casebook master key check").hex()
         self._cache: dict[UUID, AESGCM | None] = {}  # None: erased
         self._epoch: int | None = None
-        self.destroyed = 0  # keys destroyed by this process (committed or not)
+        self._generation = 0  # bumped when the cache is emptied
+        self._lock = threading.Lock()
+        # Keys made and destroyed by this process, committed or not (``mark``).
+        self._created: list[UUID] = []
+        self._destroyed = 0
         # Where keys are read when not cached: set by the store (its write transaction
         # when one is open in this context, else a new connection).
         self.connection: Callable[[], AbstractContextManager[tuple[Connection, bool]]] | None = None
@@ -158,95 +164,118 @@ class Keyring:
         return hmac.new(self._index_key, key.encode(), hashlib.sha256).hexdigest()[:32]
 
     # -- keys ------------------------------------------------------------------------
+    def connect(self) -> AbstractContextManager[tuple[Connection, bool]]:
+        """The write in progress in this context, else a new connection; and which."""
+        if self.connection is None:
+            raise RuntimeError("the keyring is not bound to a store")
+        return self.connection()
+
     def refresh(self, conn: Connection) -> None:
-        """Forget every cached key if any person was erased since the last look."""
+        """Forget every cached key if anyone was erased since the last look (the newest
+        erasure's id changed)."""
         epoch = conn.execute(select(func.max(tables.erasures.c.id))).scalar() or 0
         if epoch != self._epoch:
-            self._cache.clear()
-            self._epoch = epoch
+            with self._lock:
+                self._cache.clear()
+                self._generation += 1
+                self._epoch = epoch
 
     def refresh_now(self) -> None:
-        assert self.connection is not None, "the keyring is not bound to a store"
-        with self.connection() as (conn, _):
+        with self.connect() as (conn, _):
             self.refresh(conn)
 
-    def create(self, conn: Connection, key_ids: list[UUID], at: datetime) -> None:
-        """New data keys, one per id (a case's, or a list entry's), in one statement."""
-        rows = []
+    def mark(self) -> tuple[int, int]:
+        """Where a write starts (``rolled_back`` undoes what the keyring did since)."""
+        return len(self._created), self._destroyed
+
+    def rolled_back(self, mark: tuple[int, int]) -> bool:
+        """The write begun at ``mark`` did not commit: forget the keys it made (they
+        have no row). Returns whether it destroyed any key (then every aggregate
+        replayed in it after that read as erased, and must not stay cached)."""
+        created, destroyed = mark
+        with self._lock:
+            for key_id in self._created[created:]:
+                self._cache.pop(key_id, None)
+            del self._created[created:]
+        return self._destroyed != destroyed
+
+    def create(self, key_ids: list[UUID], at: datetime) -> None:
+        """New data keys, one per id (a case's, or a list entry's), in one statement of
+        the write in progress."""
+        rows, made = [], {}
         for key_id in key_ids:
             data_key = AESGCM.generate_key(bit_length=256)
             nonce = os.urandom(NONCE)
             wrapped = nonce + self._master.encrypt(nonce, data_key, _wrap_aad(key_id))
             rows.append({"case_id": key_id, "wrapped": wrapped, "created_at": at})
-            self._remember(key_id, AESGCM(data_key))
-        if rows:
+            made[key_id] = AESGCM(data_key)
+        if not rows:
+            return
+        with self.connect() as (conn, in_write):
+            if not in_write:
+                raise RuntimeError("keys are made only inside Store.write()")
             conn.execute(insert(tables.person_keys), rows)
+        with self._lock:
+            self._created += key_ids
+            for key_id, aes in made.items():
+                self._remember(key_id, aes)
 
-    def create_for(self, key_ids: list[UUID], at: datetime) -> None:
-        assert self.connection is not None, "the keyring is not bound to a store"
-        with self.connection() as (conn, _):
-            self.create(conn, key_ids, at)
-
-    def load_for(self, key_ids: list[UUID]) -> None:
-        """``load`` on the keyring's own connection: the keys of a long list at once."""
-        missing = [k for k in key_ids if k not in self._cache]
-        if missing:
-            assert self.connection is not None, "the keyring is not bound to a store"
-            with self.connection() as (conn, in_write):
-                self._load(conn, missing, in_write)
-
-    def destroy(self, conn: Connection, case_id: UUID, at: datetime) -> None:
-        """Destroy the person's key (the row keeps that it existed and when it went)
-        and count the erasure, which makes every process forget its cached keys."""
+    def destroy(self, conn: Connection, key_id: UUID, at: datetime) -> None:
+        """Destroy a key (the row keeps that it existed and when it went) and record
+        the erasure, which makes every process forget its cached keys."""
         t = tables.person_keys
-        conn.execute(update(t).where(t.c.case_id == case_id).values(wrapped=None, erased_at=at))
-        conn.execute(insert(tables.erasures).values(case_id=case_id, erased_at=at))
-        self._cache.pop(case_id, None)  # read again: from this transaction, or after it
-        self.destroyed += 1
+        conn.execute(update(t).where(t.c.case_id == key_id).values(wrapped=None, erased_at=at))
+        conn.execute(insert(tables.erasures).values(case_id=key_id, erased_at=at))
+        with self._lock:
+            self._cache.pop(key_id, None)  # read again: from this transaction, or after it
+            self._destroyed += 1
 
-    def key(self, case_id: UUID) -> AESGCM | None:
-        """The person's data key, or None once they were erased."""
-        if case_id in self._cache:
-            return self._cache[case_id]
-        assert self.connection is not None, "the keyring is not bound to a store"
-        with self.connection() as (conn, in_write):
-            found = self._load(conn, [case_id], in_write)
-        if case_id not in found:
-            raise NoKeyRow(f"no data key for case {case_id}")
-        return found[case_id]
+    def key(self, key_id: UUID) -> AESGCM | None:
+        """The data key, or None once it was destroyed."""
+        if key_id in self._cache:
+            return self._cache[key_id]
+        found = self.load([key_id])
+        if key_id not in found:
+            raise NoKeyRow(f"no data key for {key_id}")
+        return found[key_id]
 
-    def load(self, conn: Connection, case_ids: Iterable[UUID], in_write: bool = False) -> None:
-        """Read the keys of many cases at once (a page of a list, an exchange)."""
-        self._load(conn, [c for c in case_ids if c not in self._cache], in_write)
-
-    def _load(
-        self, conn: Connection, case_ids: list[UUID], in_write: bool
-    ) -> dict[UUID, AESGCM | None]:
+    def load(self, key_ids: Iterable[UUID]) -> dict[UUID, AESGCM | None]:
+        """Read many keys at once (a page of a list, an exchange, a long list), on the
+        write in progress if there is one, else on a connection of the keyring's own."""
+        missing = [k for k in key_ids if k not in self._cache]
+        if not missing:
+            return {}
         t, found = tables.person_keys, {}
-        for i in range(0, len(case_ids), 500):
-            rows = conn.execute(
-                select(t.c.case_id, t.c.wrapped).where(t.c.case_id.in_(case_ids[i : i + 500]))
-            )
-            for case_id, wrapped in rows:
-                found[case_id] = None if wrapped is None else self._unwrap(case_id, wrapped)
-        for case_id, aes in found.items():
-            # A destroyed key read inside a write may yet be rolled back: not cached.
-            if aes is not None or not in_write:
-                self._remember(case_id, aes)
+        generation = self._generation
+        with self.connect() as (conn, in_write):
+            for i in range(0, len(missing), 500):
+                rows = conn.execute(
+                    select(t.c.case_id, t.c.wrapped).where(t.c.case_id.in_(missing[i : i + 500]))
+                )
+                for key_id, wrapped in rows:
+                    found[key_id] = None if wrapped is None else self._unwrap(key_id, wrapped)
+        with self._lock:
+            # Read before another thread saw a new erasure and emptied the cache: the
+            # keys may be stale, so they are used once and not cached.
+            if generation == self._generation:
+                for key_id, aes in found.items():
+                    # A destroyed key read inside a write may yet be rolled back.
+                    if aes is not None or not in_write:
+                        self._remember(key_id, aes)
         return found
 
-    def _unwrap(self, case_id: UUID, wrapped: bytes) -> AESGCM:
+    def _unwrap(self, key_id: UUID, wrapped: bytes) -> AESGCM:
         wrapped = bytes(wrapped)
         try:
-            data_key = self._master.decrypt(wrapped[:NONCE], wrapped[NONCE:], _wrap_aad(case_id))
+            data_key = self._master.decrypt(wrapped[:NONCE], wrapped[NONCE:], _wrap_aad(key_id))
         except InvalidTag:
             raise MissingPersonKey("a data key does not open with this master key") from None
         return AESGCM(data_key)
 
-    def _remember(self, case_id: UUID, aes: AESGCM | None) -> None:
+    def _remember(self, key_id: UUID, aes: AESGCM | None) -> None:
         if len(self._cache) >= CACHE_LIMIT:
             self._cache.clear()
-        self._cache[case_id] = aes
+        self._cache[key_id] = aes
 
     # -- sealing -------------------------------------------------------------------
     def seal(self, case_id: UUID, aad: bytes, plaintext: bytes) -> bytes:
@@ -255,7 +284,7 @@ class Keyring:
         except NoKeyRow:
             # A case opened before per-person encryption (its earlier events are in
             # clear) gets its key when something of it is first sealed.
-            self.create_for([case_id], datetime.now(UTC))
+            self.create([case_id], datetime.now(UTC))
             aes = self.key(case_id)
         if aes is None:
             raise MissingPersonKey("the person was erased: nothing more is sealed for them")
@@ -292,8 +321,15 @@ class NoKeys(Keyring):
     def __init__(self) -> None:
         super().__init__(os.urandom(32))
 
-    def key(self, case_id: UUID) -> AESGCM | None:
+    def key(self, key_id: UUID) -> AESGCM | None:
         return None
+
+    def load(self, key_ids: Iterable[UUID]) -> dict[UUID, AESGCM | None]:
+        return {}
+
+
+def _derive(master: bytes, purpose: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(master)
 
 
 def _wrap_aad(case_id: UUID) -> bytes:
@@ -347,7 +383,7 @@ class SealingMapper(Mapper[UUID]):
         if personal:
             case_id, version = domain_event.originator_id, domain_event.originator_version
             if isinstance(domain_event, Case.Opened):
-                self.keyring.create_for([case_id], domain_event.recorded_at)
+                self.keyring.create([case_id], domain_event.recorded_at)
             plaintext = json.dumps(personal, ensure_ascii=False, separators=(",", ":")).encode()
             blob = self.keyring.seal(case_id, _event_aad(case_id, version), plaintext)
             state["sealed"] = base64.b64encode(blob).decode()
@@ -362,7 +398,7 @@ class SealingMapper(Mapper[UUID]):
         state = dict(vars(domain_event))
         named = [i for i, e in enumerate(state["entries"]) if "name" in e]
         key_ids = [uuid4() for _ in named]
-        self.keyring.create_for(key_ids, domain_event.recorded_at)
+        self.keyring.create(key_ids, domain_event.recorded_at)
         entries = list(state["entries"])
         for i, key_id in zip(named, key_ids, strict=True):
             entry = entries[i]
@@ -378,7 +414,7 @@ class SealingMapper(Mapper[UUID]):
 
     def _open_entries(self, state: dict[str, Any]) -> None:
         sealed = [e for e in state["entries"] if "sealed" in e]
-        self.keyring.load_for([UUID(e["key"]) for e in sealed])
+        self.keyring.load(UUID(e["key"]) for e in sealed)
         opened = []
         for entry in state["entries"]:
             if "sealed" in entry:

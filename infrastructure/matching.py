@@ -35,7 +35,7 @@ from domain.identity import Identity
 from domain.negotiation import CANDIDATES, MATCHED, UNMATCHED
 from infrastructure import names, tables
 from infrastructure.crypto import Keyring
-from infrastructure.views import load_view
+from infrastructure.views import load_views
 
 MAX_CANDIDATES = 10
 # A name whose blocking finds more people than this is scored only against the people
@@ -193,12 +193,10 @@ class RegisterIndex:
         ordered = sorted(case_ids)
         for i in range(0, len(ordered), _CHUNK):
             chunk = [UUID(c) for c in ordered[i : i + _CHUNK]]
-            conn = self.conn if isinstance(self.conn, Connection) else self.conn.connection()
-            self.keyring.load(conn, chunk)
-            for case_id, view in self.conn.execute(
-                select(v.c.case_id, v.c.view).where(v.c.case_id.in_(chunk))
-            ):
-                person = Identity.from_dict(load_view(self.keyring, case_id, view)["person"])
+            rows = self.conn.execute(select(v.c.case_id, v.c.view).where(v.c.case_id.in_(chunk)))
+            opened = load_views(self.keyring, [(case_id, view) for case_id, view in rows])
+            for case_id, view in opened.items():
+                person = Identity.from_dict(view["person"])
                 out[str(case_id)] = Person(
                     str(case_id),
                     tuple(person.names()),

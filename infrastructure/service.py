@@ -378,11 +378,10 @@ class Casebook:
                 rows = session.execute(
                     query.where(v.c.seq > after).order_by(v.c.seq).limit(limit + 1)
                 ).all()
-                self.store.keyring.load(session, [r.case_id for r in rows[:limit]])
-                page = [
-                    (r.case_id, views.load_view(self.store.keyring, r.case_id, r.view))
-                    for r in rows[:limit]
-                ]
+                opened = views.load_views(
+                    self.store.keyring, [(r.case_id, r.view) for r in rows[:limit]]
+                )
+                page = [(r.case_id, opened[r.case_id]) for r in rows[:limit]]
                 more = len(rows) > limit
                 next_cursor = encode_cursor("s", rows[limit - 1].seq) if more else None
             else:
@@ -423,10 +422,10 @@ class Casebook:
         v = tables.case_views
         candidates = select(k.c.case_id).where(k.c.key.in_(keys)).distinct()
         rows = session.execute(query.where(v.c.case_id.in_(candidates))).all()
-        keyring.load(session, [row.case_id for row in rows])
+        opened = views.load_views(keyring, [(row.case_id, row.view) for row in rows])
         scored = []
         for row in rows:
-            view = views.load_view(keyring, row.case_id, row.view)
+            view = opened[row.case_id]
             score = names.best_similarity(q, Identity.from_dict(view["person"]).names())
             if score >= names.MATCH_THRESHOLD:
                 view["match_score"] = round(score, 3)

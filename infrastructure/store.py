@@ -9,6 +9,7 @@ record together or not at all.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -34,7 +35,7 @@ from domain.register import Register
 from infrastructure import chain, checkpoints, tables
 from infrastructure.chain import ChainHead
 from infrastructure.checkpoints import Checkpoint, MissingSecret, Signer
-from infrastructure.crypto import Keyring, SealingMapper, load_master_key
+from infrastructure.crypto import Keyring, MissingMasterKey, SealingMapper, load_master_key
 from infrastructure.persistence import persistence_env, writing
 from infrastructure.settings import Settings
 
@@ -84,7 +85,7 @@ class ChainedRegister(Register):
         events: Table = self.recorder.events_record_cls.__table__  # type: ignore[attr-defined]
         out: dict[UUID, Any] = dict.fromkeys(aggregate_ids)
         ordered = sorted(out)
-        self.keyring.load(unit.session.connection(), ordered, in_write=True)
+        self.keyring.load(ordered)
         for i in range(0, len(ordered), 500):
             rows = unit.session.execute(
                 select(
@@ -174,7 +175,25 @@ class Store:
         with self.engine.begin() as conn:
             if conn.execute(select(tables.register_head.c.id)).first() is None:
                 conn.execute(insert(tables.register_head).values(id=1, position=0))
+        self._check_master_key()
         self._backfill_access()
+
+    def _check_master_key(self) -> None:
+        """Refuse a master key other than the one this register's keys are wrapped
+        with; the first start records which one that is."""
+        t, value = tables.master_check, self.keyring.check_value
+        try:
+            with self.engine.begin() as conn:
+                if conn.execute(select(t.c.id)).first() is None:
+                    conn.execute(insert(t).values(id=1, check_value=value))
+        except sqlalchemy.exc.IntegrityError:
+            pass  # another process starting at the same time recorded it
+        with self.engine.connect() as conn:
+            recorded = conn.execute(select(t.c.check_value)).scalar_one()
+        if not hmac.compare_digest(recorded, value):
+            raise MissingMasterKey(
+                "this is not the master key the register's data keys are wrapped with"
+            )
 
     def _backfill_access(self) -> None:
         """Cases recorded before organisations were enforced have no access rows: give
@@ -224,7 +243,7 @@ class Store:
         token = writing.set(True)
         unit_token = None
         checkpoint_due = False
-        destroyed = self.keyring.destroyed
+        keys_mark = self.keyring.mark()
         try:
             with self.recorder.transaction(commit=True) as session:
                 session.connection()  # begin now, IMMEDIATE on SQLite
@@ -256,7 +275,7 @@ class Store:
                 raise StoreBusy() from None
             raise
         except BaseException:
-            if self.keyring.destroyed != destroyed:
+            if self.keyring.rolled_back(keys_mark):
                 # Aggregates replayed after a key was destroyed in this write read as
                 # erased, and the repository cached them; the write did not happen.
                 self.register.forget_cached()

@@ -122,6 +122,16 @@ person_keys = Table(
     Column("erased_at", DateTime(timezone=True), nullable=True),
 )
 
+# One row: a value derived from the master key, so that a store opened with another
+# master key (a typo, a lost development key file) refuses to start instead of failing
+# on every person's data, or sealing new data with keys nobody can open together.
+master_check = Table(
+    "casebook_master_check",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("check_value", String(64), nullable=False),
+)
+
 # Every erasure, in order: its count tells each process when to forget cached keys.
 erasures = Table(
     "casebook_erasures",

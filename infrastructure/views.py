@@ -25,7 +25,7 @@ from domain.facts import HANDOVER_TYPES, Fact
 from domain.negotiation import Negotiation
 from domain.state import CaseState, Period, active_facts, timeline
 from infrastructure import names, tables
-from infrastructure.crypto import Keyring, MissingPersonKey
+from infrastructure.crypto import SEALED_TEXT, Keyring, MissingPersonKey
 from infrastructure.store import Store, current_unit
 
 NAME_CHANGING = frozenset({"opened", "identity_updated", "retracted", "erased"})
@@ -127,18 +127,32 @@ def _keyring() -> Keyring:
     return unit.keyring
 
 
-def open_view(keyring: Keyring, case_id: UUID, stored: str) -> str:
-    """A view row's JSON text, opened."""
-    text = keyring.open_text(case_id, stored)
-    if text is None:  # cannot happen: an erasure rewrites the view in clear
-        raise MissingPersonKey(f"the view of case {case_id} is sealed with an erased key")
-    return text
+def open_texts(keyring: Keyring, rows: list[tuple[UUID, str]]) -> dict[UUID, str]:
+    """View rows' JSON text, opened: the keys read at once. A person erased between the
+    read of their row and the read of their key has the row read again: the erasure
+    rewrote it in clear in the transaction that destroyed the key."""
+    keyring.load(case_id for case_id, _ in rows)
+    out, again = {}, []
+    for case_id, stored in rows:
+        text = keyring.open_text(case_id, stored)
+        if text is None:
+            again.append(case_id)
+        else:
+            out[case_id] = text
+    if again:
+        t = tables.case_views
+        with keyring.connect() as (conn, _):
+            fresh = conn.execute(select(t.c.case_id, t.c.view).where(t.c.case_id.in_(again)))
+            for case_id, stored in fresh:
+                if stored.startswith(SEALED_TEXT):
+                    raise MissingPersonKey(f"the view of case {case_id} is sealed, its key gone")
+                out[case_id] = stored
+    return out
 
 
-def load_view(keyring: Keyring, case_id: UUID, stored: str) -> dict[str, Any]:
-    """A view row, opened and parsed."""
-    view: dict[str, Any] = json.loads(open_view(keyring, case_id, stored))
-    return view
+def load_views(keyring: Keyring, rows: list[tuple[UUID, str]]) -> dict[UUID, dict[str, Any]]:
+    """View rows, opened and parsed (``open_texts``)."""
+    return {case_id: json.loads(text) for case_id, text in open_texts(keyring, rows).items()}
 
 
 # A fact of these types may change which handover facts of a case stand.
@@ -493,4 +507,6 @@ def read_view(session: Connection, keyring: Keyring, case_id: UUID) -> tuple[int
     """The view JSON of a case, opened, and its version; or None."""
     t = tables.case_views
     row = session.execute(select(t.c.version, t.c.view).where(t.c.case_id == case_id)).first()
-    return None if row is None else (row.version, open_view(keyring, case_id, row.view))
+    if row is None:
+        return None
+    return row.version, open_texts(keyring, [(case_id, row.view)])[case_id]

@@ -16,7 +16,7 @@ from infrastructure.keys import ApiKey, KeyStore
 from infrastructure.service import Casebook, Idempotency, IdempotencyMismatch
 from infrastructure.settings import Settings
 from infrastructure.store import Store
-from infrastructure.views import load_view, rebuild
+from infrastructure.views import load_views, rebuild
 
 
 @pytest.fixture
@@ -175,7 +175,8 @@ def snapshot_views(store: Store) -> tuple[list, list, list, int]:
         rows = session.execute(select(tables.case_views).order_by(tables.case_views.c.seq))
         # Each write seals a view afresh (a new nonce): compare what they say.
         views = [
-            (*row._tuple()[:-1], load_view(store.keyring, row.case_id, row.view)) for row in rows
+            (*row._tuple()[:-1], load_views(store.keyring, [(row.case_id, row.view)])[row.case_id])
+            for row in rows
         ]
         keys = session.execute(
             select(tables.case_name_keys).order_by(

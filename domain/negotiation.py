@@ -304,10 +304,28 @@ class Negotiation(Aggregate):
             if "name" in entry and listed_case(entry) == case_id
         ]
 
+    def mentions(self) -> set[str]:
+        """Every case tied to, or proposed for, an entry of any version of any list."""
+        out: set[str] = set()
+        for versions in self.lists.values():
+            for version in versions:
+                for entry in version["entries"]:
+                    tied = listed_case(entry)
+                    out |= _candidates_in(entry.get("match")) | ({tied} if tied else set())
+        return out
+
     def erase_names(self, case_id: str, recorded_at: datetime, recorded_by: dict[str, str]) -> None:
-        """The person tied to these entries was erased: their names and dates of birth
-        are redacted from every list version (the store destroys the entries' keys)."""
-        if any(not entry.get("erased") for entry in self.entries_of(case_id)):
+        """The person of the case was erased: the entries tied to it lose their names
+        and dates of birth in every list version (the store destroys the entries' keys),
+        and the case is no longer proposed as a candidate for any entry."""
+        tied = [e for e in self.entries_of(case_id) if not e.get("erased")]
+        proposed = any(
+            case_id in _candidates_in(entry.get("match"))
+            for versions in self.lists.values()
+            for version in versions
+            for entry in version["entries"]
+        )
+        if tied or proposed:
             self._names_erased(case_id, recorded_at, recorded_by)
 
     @event(NamesErased)
@@ -358,9 +376,34 @@ class Negotiation(Aggregate):
 
 
 def _erased_if(entry: dict[str, Any], case_id: str) -> dict[str, Any]:
-    if "name" not in entry or listed_case(entry) != case_id:
-        return entry
-    return erased_entry(entry)
+    """The entry once the case's person is erased: redacted if it is tied to the case;
+    without the case among its candidates if it was one (the pairing of a name with an
+    erased person is itself theirs)."""
+    if "name" in entry and listed_case(entry) == case_id:
+        return erased_entry(entry)
+    if case_id in _candidates_in(entry.get("match")):
+        return {**entry, "match": _without_candidate(entry["match"], case_id)}
+    return entry
+
+
+def _candidates_in(match: dict[str, Any] | None) -> set[str]:
+    """Every case proposed for an entry, now or before it was confirmed (``was``)."""
+    if not match:
+        return set()
+    found = {c["case_id"] for c in match.get("candidates", ())}
+    return found | _candidates_in(match.get("was"))
+
+
+def _without_candidate(match: dict[str, Any] | None, case_id: str) -> dict[str, Any] | None:
+    if match is None:
+        return None
+    out = dict(match)
+    if match.get("result") == CANDIDATES:
+        kept = [c for c in match["candidates"] if c["case_id"] != case_id]
+        out = {**match, "candidates": kept} if kept else {"result": UNMATCHED}
+    if "was" in match:
+        out["was"] = _without_candidate(match["was"], case_id)
+    return out
 
 
 def erased_entry(entry: dict[str, Any]) -> dict[str, Any]:

@@ -62,6 +62,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from domain.case import Case
+from domain.exchange import Exchange
 from domain.facts import PERSONAL_SOURCE
 from domain.identity import ErasedIdentity, Identity
 from domain.negotiation import PERSONAL_ENTRY_FIELDS, Negotiation, erased_entry
@@ -74,6 +75,11 @@ DEV_MASTER_KEY_FILE = "master.key"
 SEALED_TEXT = "s1:"  # a sealed view starts so; a view in clear starts with "{"
 NONCE = 12
 CACHE_LIMIT = 100_000
+
+
+# Events of negotiations and exchanges whose free text and sources are sealed with a
+# key of the record's own (``SealingMapper._with_sealed_text``).
+RECORD_TEXT_EVENTS = (Negotiation.Opened, Negotiation.AgreementReached, Exchange.Recorded)
 
 
 class MissingMasterKey(Exception):
@@ -162,6 +168,10 @@ class Keyring:
         """A blocking key as the name index stores it: keyed, so not reversible by
         hashing a dictionary of names without the master key."""
         return hmac.new(self._index_key, key.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def digest(self, text: str) -> str:
+        """A keyed digest of a request (its idempotency record): 256 bits."""
+        return hmac.new(self._index_key, b"request:" + text.encode(), hashlib.sha256).hexdigest()
 
     # -- keys ------------------------------------------------------------------------
     def connect(self) -> AbstractContextManager[tuple[Connection, bool]]:
@@ -340,6 +350,25 @@ def _view_aad(case_id: UUID) -> bytes:
     return b"casebook view:" + case_id.bytes
 
 
+def _split_source(source: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
+    """A source without its name and reference (a person, perhaps), and those."""
+    if not source:
+        return source, {}
+    clear = {k: v for k, v in source.items() if k not in PERSONAL_SOURCE}
+    return clear, {k: v for k, v in source.items() if k in PERSONAL_SOURCE}
+
+
+def _with_state(domain_event: Any, state: dict[str, Any]) -> Any:
+    """A copy of an event (frozen: its state set directly) with another state."""
+    copy = object.__new__(type(domain_event))
+    object.__setattr__(copy, "__dict__", state)
+    return copy
+
+
+def _record_aad(key_id: UUID) -> bytes:
+    return b"casebook record:" + key_id.bytes
+
+
 def _entry_aad(key_id: UUID) -> bytes:
     return b"casebook list entry:" + key_id.bytes
 
@@ -363,8 +392,10 @@ class SealingMapper(Mapper[UUID]):
             raise TypeError("snapshots would hold personal data outside its seal")
         if isinstance(domain_event, Negotiation.ListSubmitted):
             return super().to_stored_event(self._with_sealed_entries(domain_event))
+        if isinstance(domain_event, RECORD_TEXT_EVENTS):
+            return super().to_stored_event(self._with_sealed_text(domain_event))
         personal_fields = getattr(type(domain_event), "personal_data", None)
-        if personal_fields is None:  # not a case event
+        if personal_fields is None:  # no personal data
             return super().to_stored_event(domain_event)
         state = dict(vars(domain_event))
         personal: dict[str, Any] = {}
@@ -372,10 +403,9 @@ class SealingMapper(Mapper[UUID]):
         if person is not None:
             personal["person"] = person.to_dict()
             state["person"] = person.clear_part()
-        source = state.get("source") or {}
-        if PERSONAL_SOURCE & source.keys():
-            personal["source"] = {k: v for k, v in source.items() if k in PERSONAL_SOURCE}
-            state["source"] = {k: v for k, v in source.items() if k not in PERSONAL_SOURCE}
+        state["source"], sealed_source = _split_source(state.get("source"))
+        if sealed_source:
+            personal["source"] = sealed_source
         data = state.get("data") or {}
         if personal_fields & data.keys():
             personal["data"] = {k: v for k, v in data.items() if k in personal_fields}
@@ -387,9 +417,61 @@ class SealingMapper(Mapper[UUID]):
             plaintext = json.dumps(personal, ensure_ascii=False, separators=(",", ":")).encode()
             blob = self.keyring.seal(case_id, _event_aad(case_id, version), plaintext)
             state["sealed"] = base64.b64encode(blob).decode()
-        clear = object.__new__(type(domain_event))
-        object.__setattr__(clear, "__dict__", state)
-        return super().to_stored_event(clear)
+        return super().to_stored_event(_with_state(domain_event, state))
+
+    def _with_sealed_text(self, domain_event: Any) -> Any:
+        """A negotiation's or an exchange's event with its free text (a title, the
+        descriptions of what is given in return) and its sources' names and references
+        sealed with a key of the record's own, whose id the state keeps (``key``).
+        Encrypted at rest like the rest; no person's erasure reaches them, since they
+        describe talks and exchanges, not one person (the README says what to keep out)."""
+        state = dict(vars(domain_event))
+        personal: dict[str, Any] = {}
+        if "title" in state:
+            personal["title"], state["title"] = state["title"], ""
+        if "source" in state:
+            state["source"], personal["source"] = _split_source(state["source"])
+        if state.get("consideration"):
+            personal["consideration"] = [c["description"] for c in state["consideration"]]
+            state["consideration"] = [
+                {k: v for k, v in c.items() if k != "description"} for c in state["consideration"]
+            ]
+        if state.get("announced"):
+            split = [_split_source(a.get("source")) for a in state["announced"]]
+            personal["announced"] = [p for _, p in split]
+            state["announced"] = [
+                {**a, "source": c} if "source" in a else a
+                for a, (c, _) in zip(state["announced"], split, strict=True)
+            ]
+        personal = {k: v for k, v in personal.items() if v and (k != "announced" or any(v))}
+        if personal:
+            key_id = uuid4()
+            self.keyring.create([key_id], domain_event.recorded_at)
+            plaintext = json.dumps(personal, ensure_ascii=False).encode()
+            blob = self.keyring.seal(key_id, _record_aad(key_id), plaintext)
+            state["key"], state["sealed"] = str(key_id), base64.b64encode(blob).decode()
+        return _with_state(domain_event, state)
+
+    def _open_text(self, state: dict[str, Any]) -> None:
+        key_id = UUID(state.pop("key"))
+        plain = self.keyring.open(key_id, _record_aad(key_id), b64decode(state.pop("sealed")))
+        if plain is None:
+            raise MissingPersonKey(f"the key of record {key_id} is gone")
+        personal = json.loads(plain)
+        if "title" in personal:
+            state["title"] = personal["title"]
+        if "source" in personal:
+            state["source"] = {**state["source"], **personal["source"]}
+        if "consideration" in personal:
+            state["consideration"] = [
+                {**c, "description": d}
+                for c, d in zip(state["consideration"], personal["consideration"], strict=True)
+            ]
+        if "announced" in personal:
+            state["announced"] = [
+                {**a, "source": {**a["source"], **p}} if p else a
+                for a, p in zip(state["announced"], personal["announced"], strict=True)
+            ]
 
     def _with_sealed_entries(self, domain_event: Any) -> Any:
         """A list's event with each name entry's name and date of birth sealed with a
@@ -408,9 +490,7 @@ class SealingMapper(Mapper[UUID]):
             clear = {k: v for k, v in entry.items() if k not in PERSONAL_ENTRY_FIELDS}
             entries[i] = {**clear, "key": str(key_id), "sealed": base64.b64encode(blob).decode()}
         state["entries"] = entries
-        clear_event = object.__new__(type(domain_event))
-        object.__setattr__(clear_event, "__dict__", state)
-        return clear_event
+        return _with_state(domain_event, state)
 
     def _open_entries(self, state: dict[str, Any]) -> None:
         sealed = [e for e in state["entries"] if "sealed" in e]
@@ -432,6 +512,9 @@ class SealingMapper(Mapper[UUID]):
         state = domain_event.__dict__
         if isinstance(domain_event, Negotiation.ListSubmitted):
             self._open_entries(state)
+            return domain_event
+        if "key" in state and isinstance(domain_event, RECORD_TEXT_EVENTS):
+            self._open_text(state)
             return domain_event
         sealed = state.pop("sealed", None)
         if sealed is None:

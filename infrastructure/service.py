@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import logging
 import uuid
@@ -33,7 +34,7 @@ from infrastructure import access, chain, checkpoints, exports, names, readlog, 
 from infrastructure.checkpoints import Checkpoint
 from infrastructure.keys import ApiKey
 from infrastructure.readlog import Reader
-from infrastructure.store import Store, WriteUnit
+from infrastructure.store import Store, WriteUnit, current_unit
 
 FILTERS = ("status", "held_by", "nationality", "category", "disputed")
 
@@ -192,9 +193,9 @@ class Casebook:
                 raise CaseNotFound(case_id)
             stamp = Stamp(unit.recorded_at, key.name, key.org)
             case, recordings = self.register.erase_case(case_id, reason, stamp, expected)
-            n = tables.negotiation_cases
+            m = tables.negotiation_mentions
             listing = unit.session.execute(
-                select(n.c.negotiation_id).where(n.c.case_id == case_id).distinct()
+                select(m.c.negotiation_id).where(m.c.case_id == case_id)
             ).scalars()
             negotiations, entry_keys, _ = self.register.erase_listed_names(
                 case_id, sorted(listing), stamp
@@ -468,14 +469,15 @@ def remember(
 ) -> None:
     """Keep what a write with an Idempotency-Key recorded, so that a retry can answer
     the same. The ``case_id`` column holds the id of whatever was written (a case, a
-    negotiation or an exchange); no personal data is kept."""
+    negotiation or an exchange); no personal data is kept: the request's digest is keyed
+    (``Keyring.digest``), so a guessed body cannot be confirmed against it."""
     if idem is None:
         return
     session.execute(
         insert(tables.idempotency).values(
             api_key_id=key.id,
             idem_key=idem.key,
-            request_hash=idem.request_hash,
+            request_hash=_keyed(idem),
             status_code=status_code,
             case_id=aggregate_id,
             version=version,
@@ -493,9 +495,16 @@ def remembered(session: Session, key: ApiKey, idem: Idempotency | None) -> Any:
     row = session.execute(
         select(t).where(t.c.api_key_id == key.id, t.c.idem_key == idem.key)
     ).first()
-    if row is not None and row.request_hash != idem.request_hash:
+    if row is not None and not hmac.compare_digest(row.request_hash, _keyed(idem)):
         raise IdempotencyMismatch()
     return row
+
+
+def _keyed(idem: Idempotency) -> str:
+    unit = current_unit.get()
+    if unit is None:
+        raise RuntimeError("idempotency records are kept only inside Store.write()")
+    return unit.keyring.digest(idem.request_hash)
 
 
 def history_of(case_id: uuid.UUID, facts: list[Fact], hashes: dict[int, str]) -> dict[str, Any]:

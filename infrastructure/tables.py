@@ -205,6 +205,16 @@ negotiation_cases = Table(
     Index("casebook_negotiation_cases_case", "case_id"),
 )
 
+# Every case tied to, or proposed for, an entry of any version of a negotiation's lists
+# (``Negotiation.mentions``): where an erasure must redact (old versions included).
+negotiation_mentions = Table(
+    "casebook_negotiation_mentions",
+    metadata,
+    Column("negotiation_id", Uuid, nullable=False),
+    Column("case_id", Uuid, nullable=False),
+    Index("casebook_negotiation_mentions_key", "case_id", "negotiation_id", unique=True),
+)
+
 # Exchanges (``domain.exchange``): one row each, for listing them by negotiation.
 exchanges = Table(
     "casebook_exchanges",

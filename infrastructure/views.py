@@ -343,6 +343,13 @@ def project_negotiation(session: Session, negotiation: Negotiation, seq: int | N
         session.execute(update(t).where(t.c.negotiation_id == negotiation.id).values(**values))
     named = {UUID(case_id) for case_id in negotiation.case_ids()}
     _name_cases(session, negotiation.id, named, "negotiation", replace=True)
+    m = tables.negotiation_mentions
+    known = set(session.execute(select(m.c.case_id).where(m.c.negotiation_id == negotiation.id)))
+    new = {UUID(c) for c in negotiation.mentions()} - {row[0] for row in known}
+    if new:  # list versions never change: a mention, once made, stays
+        session.execute(
+            insert(m), [{"negotiation_id": negotiation.id, "case_id": c} for c in sorted(new)]
+        )
 
 
 def project_exchange(session: Session, exchange: Exchange, seq: int) -> None:
@@ -400,6 +407,7 @@ REBUILT_WITH_CASES = (
     tables.handovers,
     tables.negotiations,
     tables.negotiation_cases,
+    tables.negotiation_mentions,
     tables.exchanges,
 )
 

@@ -141,7 +141,7 @@ class ErasedIdentity(Identity):
 
     @classmethod
     def of(cls, person: Identity) -> ErasedIdentity:
-        return cls(**{name: getattr(person, name) for name in CLEAR_FIELDS})
+        return cls(**vars(person.clear_part()))
 
 
 def _check_field(name: str, value: Any) -> Any:

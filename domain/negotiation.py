@@ -332,12 +332,23 @@ class Negotiation(Aggregate):
     def _names_erased(
         self, case_id: str, recorded_at: datetime, recorded_by: dict[str, str]
     ) -> None:
+        self._redact({case_id})
+        self._touched(recorded_at)
+
+    def _redact(self, case_ids: set[str]) -> None:
         for party, versions in self.lists.items():
             self.lists[party] = [
-                {**version, "entries": [_erased_if(e, case_id) for e in version["entries"]]}
+                {**version, "entries": [_redacted(e, case_ids) for e in version["entries"]]}
                 for version in versions
             ]
-        self._touched(recorded_at)
+
+    def forgetting(self, case_ids: set[str]) -> Negotiation:
+        """A copy that reads as if these cases' people were erased: what a view of the
+        negotiation as known before an erasure must show (that version's events do not
+        include ``NamesErased``; the names are unreadable, the pairings are not)."""
+        clone = copy.deepcopy(self)
+        clone._redact(case_ids & self.mentions())
+        return clone
 
     # ---- reading ------------------------------------------------------------------
 
@@ -375,14 +386,14 @@ class Negotiation(Aggregate):
         return clone
 
 
-def _erased_if(entry: dict[str, Any], case_id: str) -> dict[str, Any]:
-    """The entry once the case's person is erased: redacted if it is tied to the case;
-    without the case among its candidates if it was one (the pairing of a name with an
-    erased person is itself theirs)."""
-    if "name" in entry and listed_case(entry) == case_id:
+def _redacted(entry: dict[str, Any], case_ids: set[str]) -> dict[str, Any]:
+    """The entry once these cases' people are erased: redacted if it is tied to one;
+    without them among its candidates (the pairing of a name with an erased person is
+    itself theirs)."""
+    if "name" in entry and listed_case(entry) in case_ids:
         return erased_entry(entry)
-    if case_id in _candidates_in(entry.get("match")):
-        return {**entry, "match": _without_candidate(entry["match"], case_id)}
+    for case_id in case_ids & _candidates_in(entry.get("match")):
+        entry = {**entry, "match": _without_candidate(entry["match"], case_id)}
     return entry
 
 

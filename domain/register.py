@@ -91,6 +91,13 @@ class IdentityAsDict(Transcoding):
         return Identity.from_dict(data)
 
 
+def _at_version(case: Case, expected_version: int | None) -> Case:
+    """The case, if the client's expected version (when given) is its version."""
+    if expected_version is not None and expected_version != case.version:
+        raise VersionConflict(case.version, expected_version)
+    return case
+
+
 def project_case(case: Case | None, events: Iterable[Any]) -> Case | None:
     """Apply events in order. Unlike the library's default projector this does not
     check each event against a runtime Protocol, which costs more on Python 3.11 than
@@ -138,9 +145,7 @@ class Register(Application[UUID]):
     def record_fact(
         self, case_id: UUID, fact: NewFact, stamp: Stamp, expected_version: int | None = None
     ) -> tuple[Case, list[Recording[UUID]]]:
-        case = self.get_case(case_id)
-        if expected_version is not None and expected_version != case.version:
-            raise VersionConflict(case.version, expected_version)
+        case = _at_version(self.get_case(case_id), expected_version)
         case.record(fact, stamp)
         return case, self._save(case, expected_version)
 
@@ -167,9 +172,7 @@ class Register(Application[UUID]):
         """Record the erasure of the person's identifying data; only the organisation
         that owns the case may ask for it (``NotOwner``). Destroying the key is the
         store's part, in the same transaction."""
-        case = self._owned(case_id, stamp)
-        if expected_version is not None and expected_version != case.version:
-            raise VersionConflict(case.version, expected_version)
+        case = _at_version(self._owned(case_id, stamp), expected_version)
         case.erase(reason, Source("other").to_dict(), stamp)
         return case, self._save(case, expected_version)
 

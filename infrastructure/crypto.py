@@ -27,9 +27,14 @@ scored in memory after their views are opened.
 
 Erasing destroys the wrapped key (``destroy``) and records that it was done
 (``casebook_erasures``); every sealed blob of that person is then noise. Each process
-caches opened keys; it forgets them all whenever the count of erasures in the database
-changes (``refresh``, called by the store at the start of every read and write), so an
-erasure in one process takes effect in the others on their next request.
+caches opened keys; it forgets them all whenever the newest erasure in the database
+changes (``refresh``, called by the store at the start of every read and write and
+before a replay), so an erasure in one process takes effect in the others on their
+next request.
+
+The wrapping key, the name index's key and a check value are derived from the master
+key with HKDF, one per use; the check value is recorded on first start, so a store
+opened with another master key refuses to start.
 
 Each blob is bound to where it belongs (the case and version of an event, the case of a
 view) as associated data, so a blob moved elsewhere does not open.

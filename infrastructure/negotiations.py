@@ -316,6 +316,8 @@ class Negotiations:
         if when is not None and when.as_of is not None:
             negotiation = negotiation.as_of(when.as_of)
         with self.store.snapshot() as conn:
+            if when is not None and when.known_at is not None:
+                negotiation = negotiation.forgetting(_erased_among(conn, negotiation.mentions()))
             handovers = self._handovers(conn, negotiation_id, when)
             named = (
                 set(negotiation.case_ids())
@@ -626,6 +628,16 @@ def _handover_conditions(when: When | None) -> list[ColumnElement[bool]]:
     if when is not None and when.as_of is not None:
         conditions.append(t.c.occurred_on <= when.as_of)
     return conditions
+
+
+def _erased_among(conn: Connection, case_ids: set[str]) -> set[str]:
+    """Which of these cases' people were erased (by now, whatever the view's time)."""
+    e, out = tables.erasures, set[str]()
+    ordered = sorted(uuid.UUID(c) for c in case_ids)
+    for i in range(0, len(ordered), 500):
+        rows = conn.execute(select(e.c.case_id).where(e.c.case_id.in_(ordered[i : i + 500])))
+        out.update(str(case_id) for case_id in rows.scalars())
+    return out
 
 
 def _render_list(version: dict[str, Any]) -> dict[str, Any]:

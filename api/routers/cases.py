@@ -198,11 +198,13 @@ def erase_person(
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Erase the person's identifying data for good, on a lawful request (admins of
-    the organisation that owns the case). Their key is destroyed: names, dates, notes
-    and every other sealed field become unreadable everywhere, in the views, the
-    history, searches, exports and replays. The case's non-personal history stays and
-    the hash chain still verifies. Recorded as the fact `erased`; the case then takes
-    no new facts."""
+    the organisation that owns the case). Their key is destroyed, and the keys of the
+    negotiation list entries tied to them: names, dates, notes and every other field
+    sealed with those keys become unreadable in the views, the history, searches,
+    negotiations, exports and replays. The case's non-personal history stays and the
+    hash chain still verifies. Recorded as the fact `erased`; the case then takes no
+    new facts. Not reached: backups, and events recorded in clear before per-person
+    encryption existed (see the README's data protection section)."""
     expected = expected_version(if_match, None)
     idem = idempotency(idempotency_key, "erase", str(case_id), body.reason, expected)
     return answer_case(casebook.erase(case_id, body.reason, key, expected, idem))

@@ -152,10 +152,11 @@ class Keyring:
     """The people's data keys: made, opened (and cached), destroyed."""
 
     def __init__(self, master: bytes):
-        # Two keys derived from the master key, one per use: wrapping data keys, and
-        # hashing the name index; and a check value that tells a wrong master key.
+        # Keys derived from the master key, one per use: wrapping data keys, hashing the
+        # name index, digesting requests; and a check value that tells a wrong master key.
         self._master = AESGCM(_derive(master, b"casebook key wrap"))
         self._index_key = _derive(master, b"casebook name index")
+        self._digest_key = _derive(master, b"casebook request digest")
         self.check_value = _derive(master, b"casebook master key check").hex()
         self._cache: dict[UUID, AESGCM | None] = {}  # None: erased
         self._epoch: int | None = None
@@ -176,7 +177,7 @@ class Keyring:
 
     def digest(self, text: str) -> str:
         """A keyed digest of a request (its idempotency record): 256 bits."""
-        return hmac.new(self._index_key, b"request:" + text.encode(), hashlib.sha256).hexdigest()
+        return hmac.new(self._digest_key, text.encode(), hashlib.sha256).hexdigest()
 
     # -- keys ------------------------------------------------------------------------
     def connect(self) -> AbstractContextManager[tuple[Connection, bool]]:

@@ -14,7 +14,7 @@ import hmac
 import json
 import logging
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -139,15 +139,12 @@ class Casebook:
         idem: Idempotency | None = None,
     ) -> Written:
         fact = parse_fact(payload, datetime.now(UTC).date())
-        with self.store.write() as unit:
-            replay = self._replay(unit.session, key, idem)
-            if replay is not None:
-                return replay
-            if not access.can_see(unit.session, key, case_id):
-                raise CaseNotFound(case_id)
-            stamp = Stamp(unit.recorded_at, key.name, key.org)
+
+        def command(unit: WriteUnit, stamp: Stamp) -> Written:
             case, recordings = self.register.record_fact(case_id, fact, stamp, expected_version)
             return self._finish(unit, case, recordings, key, idem, opened=False)
+
+        return self._on_case(case_id, key, idem, command)
 
     def share(
         self,
@@ -158,21 +155,18 @@ class Casebook:
         idem: Idempotency | None = None,
     ) -> Written:
         """Share the case with ``org`` (``purpose`` given), or end that share (None)."""
-        with self.store.write() as unit:
-            replay = self._replay(unit.session, key, idem)
-            if replay is not None:
-                return replay
-            if not access.can_see(unit.session, key, case_id):
-                raise CaseNotFound(case_id)
+
+        def command(unit: WriteUnit, stamp: Stamp) -> Written:
             k = tables.api_keys
             if unit.session.execute(select(k.c.id).where(k.c.org == org)).first() is None:
                 raise FactError({"org": "no organisation of that name has keys here"})
-            stamp = Stamp(unit.recorded_at, key.name, key.org)
             if purpose is not None:
                 case, recordings = self.register.share_case(case_id, org, purpose, stamp)
             else:
                 case, recordings = self.register.end_share(case_id, org, None, stamp)
             return self._finish(unit, case, recordings, key, idem, opened=False)
+
+        return self._on_case(case_id, key, idem, command)
 
     def erase(
         self,
@@ -185,13 +179,8 @@ class Casebook:
         """Erase the person: record the fact, destroy their key and rewrite their view
         and name keys, in one transaction; then push what was overwritten out of the
         database files (``Store.scrub``)."""
-        with self.store.write() as unit:
-            replay = self._replay(unit.session, key, idem)
-            if replay is not None:
-                return replay
-            if not access.can_see(unit.session, key, case_id):
-                raise CaseNotFound(case_id)
-            stamp = Stamp(unit.recorded_at, key.name, key.org)
+
+        def command(unit: WriteUnit, stamp: Stamp) -> Written:
             case, recordings = self.register.erase_case(case_id, reason, stamp, expected)
             m = tables.negotiation_mentions
             listing = unit.session.execute(
@@ -205,12 +194,31 @@ class Casebook:
                 self.store.keyring.destroy(conn, key_id, unit.recorded_at)
             for negotiation in negotiations:
                 views.project_negotiation(unit.session, negotiation, None)
-            written = self._finish(unit, case, recordings, key, idem, opened=False, status=200)
+            return self._finish(unit, case, recordings, key, idem, opened=False, status=200)
+
+        written = self._on_case(case_id, key, idem, command)
         try:
             self.store.scrub()
         except Exception as e:  # committed: the key is gone; the files catch up later
             log.warning("erasure: scrubbing the database files failed: %s", type(e).__name__)
         return written
+
+    def _on_case(
+        self,
+        case_id: uuid.UUID,
+        key: ApiKey,
+        idem: Idempotency | None,
+        command: Callable[[WriteUnit, Stamp], Written],
+    ) -> Written:
+        """A write to one existing case: the first answer again for a retried request,
+        404 for a case the caller may not see, else ``command`` in the transaction."""
+        with self.store.write() as unit:
+            replay = self._replay(unit.session, key, idem)
+            if replay is not None:
+                return replay
+            if not access.can_see(unit.session, key, case_id):
+                raise CaseNotFound(case_id)
+            return command(unit, Stamp(unit.recorded_at, key.name, key.org))
 
     def _finish(
         self,

@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi_offline import FastAPIOffline
 
 from api import problems
+from api.auth import Authenticate
 from api.middleware import BodyLimit, InFlightLimit, RequestLog, WriteGate
 from api.routers import audit, cases, exchanges, health, negotiations, reports
 from infrastructure.checkpoints import Signer
@@ -23,7 +24,7 @@ from infrastructure.store import Store
 
 DESCRIPTION = """An event-sourced register of people deprived of liberty in armed conflict.
 
-Every route but `/health` and these docs needs `Authorization: Bearer <key>`.
+Every route but `/health`, `/ready` and these docs needs `Authorization: Bearer <key>`.
 Errors are RFC 9457 problem details."""
 
 
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.casebook = Casebook(store)
         app.state.negotiations = Negotiations(store)
         app.state.keys = KeyStore(store.engine)
+        app.state.readiness = health.Readiness(store)
         timer = asyncio.create_task(_checkpoint_timer(store, settings.checkpoint_minutes))
         try:
             yield
@@ -72,9 +74,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(exchanges.router)
     app.include_router(reports.router)
     app.include_router(audit.router)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    # Added innermost first: the request passes RequestLog, Authenticate, BodyLimit,
+    # InFlightLimit and WriteGate in that order (see api.middleware).
     app.add_middleware(WriteGate, slots=settings.write_slots, wait=settings.write_wait_seconds)
     app.add_middleware(InFlightLimit, limit=settings.max_in_flight)
+    app.add_middleware(
+        BodyLimit, limit=settings.max_body_bytes, deadline=settings.body_timeout_seconds
+    )
+    app.add_middleware(Authenticate)
     app.add_middleware(RequestLog)
     _log_to_stderr()
     return app

@@ -17,7 +17,7 @@ from uuid import UUID
 
 import click
 
-from api.timeline import print_timeline
+from api.timeline import print_timeline, printable
 from infrastructure.chain import Verification
 from infrastructure.checkpoints import Checkpoint, Signer
 from infrastructure.crypto import MissingMasterKey, new_master_key
@@ -48,8 +48,7 @@ def main() -> None:
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
 def serve(host: str, port: int, workers: int) -> None:
     """Start the API."""
-    import uvicorn
-
+    from api.server import run
     from infrastructure.checkpoints import MissingSecret
 
     settings = Settings()
@@ -59,16 +58,7 @@ def serve(host: str, port: int, workers: int) -> None:
         raise click.ClickException(str(e)) from None
     _store(settings).close()  # create the tables once, before the workers race to
     click.echo(f"casebook on http://{host}:{port} ({settings.mode} mode), docs at /docs")
-    uvicorn.run(
-        "api.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=False,  # its lines carry query strings, so names; ours do not
-        log_level="info",
-        server_header=False,
-    )
+    run(host, port, workers, settings)
 
 
 @main.command("master-key")
@@ -113,7 +103,8 @@ def keys_list() -> None:
             state = "revoked" if key.revoked_at else "active"
             if key.expires_at and not key.revoked_at:
                 state += f", expires {key.expires_at:%Y-%m-%d %H:%M}Z"
-            click.echo(f"{key.name}\t{key.role}\t{key.org}\t{key.created_at:%Y-%m-%d}\t{state}")
+            name, org = printable(key.name), printable(key.org)
+            click.echo(f"{name}\t{key.role}\t{org}\t{key.created_at:%Y-%m-%d}\t{state}")
     finally:
         store.close()
 

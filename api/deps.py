@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.permissions import PERMISSIONS
@@ -31,38 +29,21 @@ async def get_negotiations(request: Request) -> Negotiations:
     return negotiations
 
 
-P = ParamSpec("P")
-T = TypeVar("T")
-
-
-async def quick_read(request: Request, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
-    """Run a short read of one row. On SQLite it runs right here, on the event loop: a
-    WAL read never waits for a writer and takes a fraction of a millisecond, less than
-    the hop to a worker thread would cost. Elsewhere (a database across the network)
-    it goes to the thread pool, as FastAPI does with sync code. Writes, which may wait
-    for the write lock, always run in the thread pool."""
-    if request.app.state.store.dialect == "sqlite":
-        return fn(*args, **kw)
-    return await run_in_threadpool(fn, *args, **kw)
-
-
 async def get_key(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> ApiKey:
-    """The valid key presented as a Bearer token; 401 otherwise."""
-    unauthorised = Problem(
-        401,
-        "not-authenticated",
-        "send a valid API key as 'Authorization: Bearer <key>'",
-        headers={"WWW-Authenticate": "Bearer"},
-    )
-    if credentials is None:
-        raise unauthorised
-    key = await quick_read(request, request.app.state.keys.authenticate, credentials.credentials)
+    """The key ``api.auth.Authenticate`` checked before the body was read; 401 when
+    there is none (the route is then one the middleware took for public: fail closed).
+    ``credentials`` is here for the OpenAPI document's security scheme."""
+    key: ApiKey | None = request.scope.get("state", {}).get("api_key")
     if key is None:
-        raise unauthorised
-    request.state.key_name = key.name  # for the request log line
+        raise Problem(
+            401,
+            "not-authenticated",
+            "send a valid API key as 'Authorization: Bearer <key>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     return key
 
 

@@ -1,4 +1,14 @@
-"""ASGI middleware: the body size limit and the one log line per request.
+"""ASGI middleware, outermost first (``api.app`` adds them in this order):
+
+1. ``RequestLog``: one log line per request, and the barrier that turns an unexpected
+   error into a problem answer (a storage fault into 503/507, anything else into 500).
+2. ``api.auth.Authenticate``: the caller's key, checked from the headers alone.
+3. ``BodyLimit``: the body, read whole within a size limit and a deadline.
+4. ``InFlightLimit`` and 5. ``WriteGate``: the shared slots.
+
+So nothing shared (an in-flight slot, a write slot, a worker thread for the route) is
+taken for a caller whose key is unchecked or whose body has not arrived: a slow or
+absent body costs its own connection and nothing else.
 
 The log line names the route template (``/cases/{case_id}``), never the path as sent
 and never the query string: a search for a name must not write the name to the log.
@@ -13,19 +23,27 @@ import time
 from typing import Any
 
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.problems import problem_response
+from api.problems import fault_response, problem_response
+from infrastructure.faults import classify
 
 log = logging.getLogger("casebook.requests")
 
+# Probes for load balancers and monitors: never counted against the in-flight limit.
+PROBES = frozenset({"/health", "/ready"})
+# The connection is closed after these answers: the rest of the body is not awaited.
+CLOSE = {"Connection": "close"}
+
 
 class BodyLimit:
-    """Refuse bodies over ``limit`` bytes with 413, by Content-Length or, for a chunked
-    body, by reading it (at most ``limit`` + 1 bytes are ever held) before the app."""
+    """Read a request's body whole before the app sees it: at most ``limit`` bytes
+    (413 beyond, by Content-Length or while reading), within ``deadline`` seconds from
+    the first byte asked for (408 beyond). Nothing shared is held while it arrives."""
 
-    def __init__(self, app: ASGIApp, limit: int):
-        self.app, self.limit = app, limit
+    def __init__(self, app: ASGIApp, limit: int, deadline: float):
+        self.app, self.limit, self.deadline = app, limit, deadline
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
@@ -33,19 +51,20 @@ class BodyLimit:
             return
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
-            await self._refuse(scope, receive, send)
+            await self._too_large(scope, receive, send)
             return
-        body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            body += message.get("body", b"")
-            if len(body) > self.limit:
-                await self._refuse(scope, receive, send)
-                return
-            if not message.get("more_body", False):
-                break
+        try:
+            async with asyncio.timeout(self.deadline):
+                body = await self._read(receive)
+        except TimeoutError:
+            detail = f"the request body did not arrive within {self.deadline:g} seconds"
+            await problem_response(408, "body-timeout", detail, CLOSE)(scope, receive, send)
+            return
+        if body is None:
+            return  # the client went away
+        if len(body) > self.limit:
+            await self._too_large(scope, receive, send)
+            return
         delivered = False
 
         async def replay() -> Message:
@@ -57,11 +76,20 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem_response(
-            413, "body-too-large", f"the request body is larger than {self.limit} bytes"
-        )
-        await response(scope, receive, send)
+    async def _read(self, receive: Receive) -> bytearray | None:
+        """The body, or None if the client disconnected; stops one byte past the limit."""
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None
+            body += message.get("body", b"")
+            if len(body) > self.limit or not message.get("more_body", False):
+                return body
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        detail = f"the request body is larger than {self.limit} bytes"
+        await problem_response(413, "body-too-large", detail, CLOSE)(scope, receive, send)
 
 
 def retry_later(slug: str, detail: str) -> JSONResponse:
@@ -100,13 +128,14 @@ class WriteGate:
 
 class InFlightLimit:
     """Answer 503 with Retry-After, rather than queue without bound, when more than
-    ``limit`` requests are in progress in this process."""
+    ``limit`` requests are in progress in this process. The probes (``/health``,
+    ``/ready``) are not counted and never refused: a busy instance is still alive."""
 
     def __init__(self, app: ASGIApp, limit: int):
         self.app, self.limit, self.in_flight = app, limit, 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] in PROBES:
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.limit:
@@ -121,7 +150,9 @@ class InFlightLimit:
 
 class RequestLog:
     """One JSON line per request: method, route template, status, duration, key name;
-    and the barrier that turns any unexpected error into a 500 problem."""
+    and the barrier that turns an error nobody answered into a problem: a storage
+    fault (``infrastructure.faults``) into its 503 or 507, anything else into a 500.
+    A client that went away before its answer is logged as 499, not as an error."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -131,7 +162,14 @@ class RequestLog:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        status = 500
+        status: int | None = None
+        gone = False
+
+        async def watch() -> Message:
+            nonlocal gone
+            message = await receive()
+            gone = gone or message["type"] == "http.disconnect"
+            return message
 
         async def capture(message: Message) -> None:
             nonlocal status
@@ -140,17 +178,45 @@ class RequestLog:
             await send(message)
 
         try:
-            await self.app(scope, receive, capture)
+            await self.app(scope, watch, capture)
         except Exception as exc:
             # Answered and logged here, by type only, so that it never reaches
             # Starlette's outermost handler, which re-raises to the server, whose log
             # would print the exception's text: it may quote the data it choked on.
-            log.error(json.dumps({"error": type(exc).__name__, **_line(scope, 500, start)}))
-            if status == 500:  # nothing sent yet
-                response = problem_response(500, "internal-error", "an internal error occurred")
-                await response(scope, receive, send)
+            await self._failed(scope, receive, send, exc, status, gone, start)
             return
-        log.info(json.dumps(_line(scope, status, start)))
+        # Nothing was answered only when the client went away first (499, as nginx
+        # logs it): the app answers every request it can.
+        log.info(json.dumps(_line(scope, 499 if status is None else status, start)))
+
+    @staticmethod
+    async def _failed(
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        exc: Exception,
+        status: int | None,
+        gone: bool,
+        start: float,
+    ) -> None:
+        if gone or isinstance(exc, ClientDisconnect):
+            line = _line(scope, 499, start)
+            if not isinstance(exc, ClientDisconnect):  # kept, though nobody was answered
+                line = {"error": type(exc).__name__, **line}
+            log.info(json.dumps(line))
+            return
+        fault = classify(exc)
+        if status is not None:  # the answer had started: it cannot be changed now
+            log.error(json.dumps({"error": type(exc).__name__, **_line(scope, status, start)}))
+            return
+        if fault is not None:
+            line = _line(scope, fault.status, start)
+            log.warning(json.dumps({"fault": fault.slug, "error": type(exc).__name__, **line}))
+            await fault_response(fault)(scope, receive, send)
+            return
+        log.error(json.dumps({"error": type(exc).__name__, **_line(scope, 500, start)}))
+        response = problem_response(500, "internal-error", "an internal error occurred")
+        await response(scope, receive, send)
 
 
 def _line(scope: Scope, status: int, start: float) -> dict[str, Any]:

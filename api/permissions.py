@@ -16,11 +16,13 @@ from __future__ import annotations
 CASE_WORKER, AUDITOR, ADMIN = "case_worker", "auditor", "admin"
 READERS = frozenset({CASE_WORKER, AUDITOR})
 
-# Health, and the API's documentation (api.md: no key needed for either).
+# The probes, and the API's documentation (api.md: no key needed for these).
 PUBLIC: frozenset[tuple[str, str]] = frozenset(
     {
         ("GET", "/health"),
         ("HEAD", "/health"),
+        ("GET", "/ready"),
+        ("HEAD", "/ready"),
         ("GET", "/openapi.json"),
         ("GET", "/docs"),
         ("GET", "/docs/oauth2-redirect"),

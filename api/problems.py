@@ -18,9 +18,9 @@ from domain.identity import IdentityError
 from domain.negotiation import NegotiationError
 from domain.register import NotFound, NotOwner, VersionConflict
 from domain.rules import InvalidTransition
+from infrastructure.faults import StorageFault
 from infrastructure.readlog import ReadNotRecorded
 from infrastructure.service import BadCursor, IdempotencyMismatch
-from infrastructure.store import StoreBusy
 
 MEDIA_TYPE = "application/problem+json"
 
@@ -32,11 +32,14 @@ TITLES = {
     405: "Method not allowed",
     409: "Conflict",
     413: "Request body too large",
+    431: "Request header fields too large",
+    408: "Request timeout",
     415: "Unsupported media type",
     422: "Invalid input",
     429: "Too many requests",
     500: "Internal error",
-    503: "Service busy",
+    503: "Service unavailable",
+    507: "Insufficient storage",
 }
 
 
@@ -66,6 +69,13 @@ def problem_response(
         **extra,
     }
     return JSONResponse(body, status_code=status, headers=headers, media_type=MEDIA_TYPE)
+
+
+def fault_response(fault: StorageFault) -> JSONResponse:
+    """A storage fault's answer: 503 or 507, with Retry-After, naming the fault only."""
+    return problem_response(
+        fault.status, fault.slug, f"{fault.detail}; retry shortly", headers={"Retry-After": "1"}
+    )
 
 
 def field_errors(errors: dict[str, str]) -> list[dict[str, str]]:
@@ -147,14 +157,9 @@ def install(app: FastAPI) -> None:
             409, "invalid-transition", exc.detail, conflicts_with=exc.conflicts_with
         )
 
-    @app.exception_handler(StoreBusy)
-    def _busy(_: Request, exc: StoreBusy) -> JSONResponse:
-        return problem_response(
-            503,
-            "busy",
-            "the register is busy with other writes; nothing was recorded, retry shortly",
-            headers={"Retry-After": "1"},
-        )
+    @app.exception_handler(StorageFault)
+    def _fault(_: Request, exc: StorageFault) -> JSONResponse:
+        return fault_response(exc)
 
     @app.exception_handler(ReadNotRecorded)
     def _unrecorded(_: Request, exc: ReadNotRecorded) -> JSONResponse:

@@ -10,12 +10,20 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, Union
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    create_model,
+)
 
 from domain import facts
 from domain.facts import CATEGORIES, FACT_TYPES, REFUSERS, SOURCE_KINDS
 from domain.negotiation import PRINCIPLES
-from domain.values import MAX_LONG_TEXT, MAX_TEXT
+from domain.values import MAX_LONG_TEXT, MAX_TEXT, check_text
 
 Day = Annotated[
     str,
@@ -23,8 +31,33 @@ Day = Annotated[
     WithJsonSchema({"type": "string", "format": "date", "example": "2021-07-03"}),
 ]
 Party = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$"), Field(examples=["AZ"])]
-Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT)]
-LongText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LONG_TEXT)]
+
+# The one text rule (``domain.values.check_text``) on every free-text field of every
+# request: a line (names, places, titles, a search) refuses control characters,
+# bidirectional overrides and line separators; long text (notes, reasons, purposes,
+# descriptions) keeps its line breaks and tabs. tests/e2e/test_text_rule.py walks the
+# OpenAPI document and tries every string field, so a new one cannot forget it.
+# The patterns document the rule for clients (JSON Schema has no Unicode categories);
+# check_text enforces it.
+_REFUSED = r"\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+LINE_PATTERN = rf"^[^\x00-\x1f{_REFUSED}]+$"
+LONG_PATTERN = rf"^[^\x00-\x08\x0b-\x1f{_REFUSED}]+$"
+Text = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_TEXT),
+    AfterValidator(lambda v: check_text(v, MAX_TEXT)),
+    WithJsonSchema(
+        {"type": "string", "minLength": 1, "maxLength": MAX_TEXT, "pattern": LINE_PATTERN}
+    ),
+]
+LongText = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_LONG_TEXT),
+    AfterValidator(lambda v: check_text(v, MAX_LONG_TEXT, multiline=True)),
+    WithJsonSchema(
+        {"type": "string", "minLength": 1, "maxLength": MAX_LONG_TEXT, "pattern": LONG_PATTERN}
+    ),
+]
 
 FIELD_TYPES: dict[str, Any] = {
     facts.PARTY: Party,
@@ -238,6 +271,10 @@ class SummaryPublic(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    status: Literal["ready"]
 
 
 # ---- negotiations and exchanges -------------------------------------------------------

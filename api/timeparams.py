@@ -44,6 +44,8 @@ def get_when(
         instant = datetime.fromisoformat(known_at).astimezone(UTC) if known_at else None
     except ValueError:
         raise _invalid("known_at", "must be an RFC 3339 date-time with zone") from None
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise _invalid("known_at", "must be between years 1 and 9999 in UTC") from None
     return When(day, instant)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import Header
+from fastapi import Depends, Header
 from fastapi.responses import JSONResponse
 
 from api.problems import Problem
@@ -41,6 +41,25 @@ IfMatch = Annotated[
         description='"<version>" (the ETag): write only at that version',
     ),
 ]
+
+
+def refuse_if_match(
+    if_match: Annotated[str | None, Header(alias="If-Match", include_in_schema=False)] = None,
+) -> None:
+    """For routes that create a record (or record several at once): there is no version
+    for If-Match to be about, so it is refused rather than silently ignored (a client
+    that sends it expects it to guard something). Use it as
+    ``dependencies=[NoIfMatch]``."""
+    if if_match is not None:
+        raise Problem(
+            422,
+            "invalid-input",
+            "If-Match is not taken here: this route creates a record",
+            errors=[{"field": "If-Match", "message": "not taken by this route"}],
+        )
+
+
+NoIfMatch = Depends(refuse_if_match)
 
 
 def idempotency(key: str | None, *parts: Any) -> Idempotency | None:

@@ -1,6 +1,5 @@
-"""Serve an app factory with the uvicorn settings that ``casebook serve`` uses
-(``api/cli.py``): factory=True, one worker, no access log, uvloop and httptools as
-installed (uvicorn's "auto"), on 127.0.0.1.
+"""Serve an app factory exactly as ``casebook serve`` does (``api.server.run``: the
+same protocol, limits and log settings), one worker, on 127.0.0.1.
 
 ``python -m bench.serve --port 8123`` serves the bare baseline app.
 """
@@ -10,7 +9,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-import uvicorn
+from api.server import run
+from infrastructure.settings import Settings
 
 
 def main() -> None:
@@ -20,16 +20,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    uvicorn.run(
-        args.app,
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=1,
-        access_log=False,
-        log_level="info",
-        server_header=False,
-    )
+    run(args.host, args.port, 1, Settings(), app=args.app)
 
 
 if __name__ == "__main__":

@@ -150,21 +150,31 @@ class Register(Application[UUID]):
         return case, self._save(case, expected_version)
 
     def share_case(
-        self, case_id: UUID, org: str, purpose: str, stamp: Stamp
+        self,
+        case_id: UUID,
+        org: str,
+        purpose: str,
+        stamp: Stamp,
+        expected_version: int | None = None,
     ) -> tuple[Case, list[Recording[UUID]]]:
         """Share a case with another organisation; only its owner may (``NotOwner``)."""
-        case = self._owned(case_id, stamp)
+        case = _at_version(self._owned(case_id, stamp), expected_version)
         source = Source("other", stamp.org, "share").to_dict()
         case.share(org, purpose, source, stamp)
-        return case, self._save(case)
+        return case, self._save(case, expected_version)
 
     def end_share(
-        self, case_id: UUID, org: str, reason: str | None, stamp: Stamp
+        self,
+        case_id: UUID,
+        org: str,
+        reason: str | None,
+        stamp: Stamp,
+        expected_version: int | None = None,
     ) -> tuple[Case, list[Recording[UUID]]]:
-        case = self._owned(case_id, stamp)
+        case = _at_version(self._owned(case_id, stamp), expected_version)
         source = Source("other", stamp.org, "share").to_dict()
         case.end_share(org, reason, source, stamp)
-        return case, self._save(case)
+        return case, self._save(case, expected_version)
 
     def erase_case(
         self, case_id: UUID, reason: str, stamp: Stamp, expected_version: int | None = None
@@ -275,22 +285,23 @@ class Register(Application[UUID]):
         entry: int,
         case_id: UUID,
         stamp: Stamp,
+        expected_version: int | None = None,
     ) -> tuple[Negotiation, Case | None, list[Recording[UUID]]]:
         """Tie a list entry to a case, and record the entry's spelling as an alias of the
         person (``identity_updated``, the party's list as its source) unless the case
         already carries that spelling: both in one save."""
-        negotiation = self.get_negotiation(negotiation_id)
+        negotiation = self._negotiation_at(negotiation_id, expected_version)
         case = self.get_case(case_id)
         confirmed = negotiation.confirm_match(
             party, list_version, entry, case_id, stamp.recorded_at, stamp.recorded_by
         )
         name = confirmed["name"]
         if name in case.state().person.names():
-            return negotiation, None, self._save(negotiation)
+            return negotiation, None, self._save(negotiation, expected_version)
         source = Source("party", party, f"list of negotiation {negotiation_id}").to_dict()
         alias = Identity.parse({"aliases": [name]})
         case.record(NewFact("identity_updated", None, source, {}, alias), stamp)
-        return negotiation, case, self._save(negotiation, None, case)
+        return negotiation, case, self._save(negotiation, expected_version, case)
 
     def agree(
         self,

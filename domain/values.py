@@ -26,8 +26,18 @@ def parse_day(value: object) -> date:
         raise ValueError("must be a real date YYYY-MM-DD") from None
 
 
+# Unicode categories never needed in a name or a note: controls (C0, DEL, C1: a
+# terminal acts on ESC, BEL, CR...), lone surrogates (not text; they cannot be stored
+# as UTF-8) and the line and paragraph separators (a line break in disguise).
+REFUSED_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+
+
 def check_text(value: str, limit: int = MAX_TEXT, multiline: bool = False) -> str:
-    """Trimmed text without control or bidirectional-override characters."""
+    """The one rule for free text: trimmed, not empty, at most ``limit`` characters,
+    and without control characters, bidirectional overrides and isolates, or line
+    separators; ``multiline`` text (notes, reasons, purposes) keeps its line breaks
+    and tabs. The implicit direction marks (U+200E, U+200F, U+061C) are allowed: names
+    in Arabic script may need them, and they cannot reorder what follows them."""
     value = value.strip()
     if not value:
         raise ValueError("must not be empty")
@@ -35,6 +45,8 @@ def check_text(value: str, limit: int = MAX_TEXT, multiline: bool = False) -> st
         raise ValueError(f"must be at most {limit} characters")
     allowed = "\n\t" if multiline else ""
     for ch in value:
-        if ch in BIDI_CONTROLS or (unicodedata.category(ch) == "Cc" and ch not in allowed):
+        if ch in allowed:
+            continue
+        if ch in BIDI_CONTROLS or unicodedata.category(ch) in REFUSED_CATEGORIES:
             raise ValueError("must not contain control characters")
     return value

@@ -68,6 +68,15 @@ def hidden_among(
     return set(ids) - seen
 
 
+def org_filter(key: ApiKey | None) -> str | None:
+    """The organisation whose negotiations and exchanges the caller may see, or None
+    for all of them."""
+    if sees_all(key):
+        return None
+    assert key is not None
+    return key.org
+
+
 def owns(key: ApiKey | None, org: str) -> bool:
     """Whether the caller may see a negotiation or exchange of ``org``."""
     return sees_all(key) or (key is not None and key.org == org)

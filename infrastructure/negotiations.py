@@ -33,7 +33,7 @@ from domain.negotiation import (
     reconcile,
 )
 from domain.register import CaseNotFound, ExchangeNotFound, NegotiationNotFound
-from infrastructure import access, readlog, tables, views
+from infrastructure import access, tables, views
 from infrastructure.keys import ApiKey
 from infrastructure.matching import NameEntry, RegisterIndex, match_names
 from infrastructure.readlog import Reader
@@ -64,7 +64,13 @@ class Negotiations:
 
     # ---- writes -------------------------------------------------------------------
 
-    def open(self, payload: dict[str, Any], key: ApiKey, idem: Idempotency | None) -> Written:
+    def open(
+        self,
+        payload: dict[str, Any],
+        key: ApiKey,
+        idem: Idempotency | None,
+        reader: Reader | None = None,
+    ) -> Written:
         fields = parse_negotiation(payload, _today())
 
         def command(unit: WriteUnit, stamp: Stamp) -> Written:
@@ -74,7 +80,7 @@ class Negotiations:
             views.project_negotiation(unit.session, negotiation, recordings[0].notification.id)
             return Written(201, negotiation.id, negotiation.version, self.summary(negotiation))
 
-        return self._write(key, idem, command)
+        return self._write(key, idem, command, reader)
 
     def submit_list(
         self,
@@ -83,6 +89,7 @@ class Negotiations:
         key: ApiKey,
         expected: int | None,
         idem: Idempotency | None,
+        reader: Reader | None = None,
     ) -> Written:
         party, submitted_on, entries = parse_list(payload, _today())
         # Matching takes seconds for a long list: it reads a snapshot before the write
@@ -100,7 +107,7 @@ class Negotiations:
             body = self._list_answer(negotiation, party)
             return Written(201, negotiation.id, negotiation.version, body)
 
-        return self._write(key, idem, command)
+        return self._write(key, idem, command, reader)
 
     def _owned(self, negotiation_id: uuid.UUID, key: ApiKey | None) -> Negotiation:
         """The negotiation, if the caller's organisation may see it (404 otherwise)."""
@@ -151,6 +158,8 @@ class Negotiations:
         payload: dict[str, Any],
         key: ApiKey,
         idem: Idempotency | None,
+        expected: int | None = None,
+        reader: Reader | None = None,
     ) -> Written:
         def command(unit: WriteUnit, stamp: Stamp) -> Written:
             self._owned(negotiation_id, key)
@@ -163,6 +172,7 @@ class Negotiations:
                 payload["entry"],
                 payload["case_id"],
                 stamp,
+                expected,
             )
             views.project_negotiation(unit.session, negotiation, None)
             if case is not None:
@@ -170,7 +180,7 @@ class Negotiations:
             body = self._list_answer(negotiation, payload["party"], payload["list_version"])
             return Written(201, negotiation.id, negotiation.version, body)
 
-        return self._write(key, idem, command)
+        return self._write(key, idem, command, reader)
 
     def agree(
         self,
@@ -179,6 +189,7 @@ class Negotiations:
         key: ApiKey,
         expected: int | None,
         idem: Idempotency | None,
+        reader: Reader | None = None,
     ) -> Written:
         fields = parse_agreement(payload, _today())
 
@@ -200,10 +211,14 @@ class Negotiations:
             body = self._agreement_answer(negotiation)
             return Written(201, negotiation.id, negotiation.version, body)
 
-        return self._write(key, idem, command)
+        return self._write(key, idem, command, reader)
 
     def record_exchange(
-        self, payload: dict[str, Any], key: ApiKey, idem: Idempotency | None
+        self,
+        payload: dict[str, Any],
+        key: ApiKey,
+        idem: Idempotency | None,
+        reader: Reader | None = None,
     ) -> Written:
         new = parse_exchange(payload, _today())
 
@@ -220,30 +235,39 @@ class Negotiations:
             body = self._exchange_view(exchange, standing=None, versions=versions)
             return Written(201, exchange.id, exchange.version, body)
 
-        return self._write(key, idem, command)
+        return self._write(key, idem, command, reader)
 
     def _write(
         self,
         key: ApiKey,
         idem: Idempotency | None,
         command: Callable[[WriteUnit, Stamp], Written],
+        reader: Reader | None = None,
     ) -> Written:
-        """Run one write in the register's write transaction: answer a retry from its
-        idempotency record, else run ``command`` and keep what it wrote for retries."""
+        """Run one write in the register's write transaction and keep what it wrote
+        for retries; a retry is answered from that record (``_replayed``)."""
         with self.store.write() as unit:
-            replay = remembered(unit.session, key, idem)
-            if replay is not None:
-                return self._replayed(replay, unit.session)
-            written = command(unit, Stamp(unit.recorded_at, key.name, key.org))
-            remember(unit.session, key, idem, written.status_code, written.id, written.version)
-            return written
+            first = remembered(unit.session, key, idem)
+            if first is None:
+                written = command(unit, Stamp(unit.recorded_at, key.name, key.org))
+                remember(unit.session, key, idem, written.status_code, written.id, written.version)
+                return written
+        return self._replayed(first, key, reader)
 
-    def _replayed(self, row: Any, session: Any) -> Written:
-        """The first answer to a retried write, re-rendered from what it recorded."""
+    def _replayed(self, row: Any, key: ApiKey, reader: Reader | None) -> Written:
+        """The first answer to a retried write, re-rendered from what it recorded. It is
+        a read: given only to a caller who may see the negotiation or exchange now, and
+        recorded in the read audit for the cases it names that the caller may see, as
+        reading the record would be (503 when that cannot be)."""
         aggregate = self.register._get(row.case_id, row.version)
+        org = aggregate.recorded_by["org"] if isinstance(aggregate, Exchange) else aggregate.org
+        if not access.owns(key, org):
+            raise (ExchangeNotFound if isinstance(aggregate, Exchange) else NegotiationNotFound)(
+                aggregate.id
+            )
         if isinstance(aggregate, Exchange):
-            # On the write's own session: another connection would wait for its lock.
-            _, versions = self._handover_rows(session, aggregate.id)
+            with self.store.read() as conn:
+                _, versions = self._handover_rows(conn, aggregate.id)
             body = self._exchange_view(aggregate, standing=None, versions=versions)
         else:
             events = self.register.events.get(row.case_id, gt=row.version - 1, lte=row.version)
@@ -254,7 +278,17 @@ class Negotiations:
                 body = self._agreement_answer(aggregate)
             else:  # a list just submitted (the last recorded), or a confirmation
                 body = self._list_answer(aggregate, last.party, getattr(last, "list_version", None))
+        self._record_named(body, key, reader)
         return Written(row.status_code, aggregate.id, aggregate.version, body)
+
+    def _record_named(self, body: Any, key: ApiKey | None, reader: Reader | None) -> None:
+        """Record in the read audit the cases an answer names that the caller may see."""
+        if reader is None or not body:
+            return
+        named = {uuid.UUID(c) for c in _case_ids_in(body)}
+        with self.store.read() as conn:
+            shown = named - access.hidden_among(conn, key, named)
+        self.store.record_read(reader, sorted(shown))
 
     # ---- rendering ----------------------------------------------------------------
 
@@ -342,7 +376,7 @@ class Negotiations:
             out.update(when.as_dict())
         # The lists name these people: their reads are recorded like any other.
         shown = sorted(uuid.UUID(c) for c in named if c in cases)
-        readlog.record(self.store.engine, reader, shown)
+        self.store.record_read(reader, shown)
         return out
 
     @staticmethod
@@ -446,7 +480,16 @@ class Negotiations:
         more = len(rows) > limit
         return items, encode_cursor("s", rows[limit - 1][1]) if more else None
 
-    def exchange(self, exchange_id: uuid.UUID, key: ApiKey | None = None) -> dict[str, Any]:
+    def exchange(
+        self, exchange_id: uuid.UUID, key: ApiKey | None = None, reader: Reader | None = None
+    ) -> dict[str, Any]:
+        """The exchange as recorded; the cases it names that the caller may see are
+        recorded in the read audit (who was handed over, when, is a person's data)."""
+        view = self._exchange_read(exchange_id, key)
+        self._record_named(view, key, reader)
+        return view
+
+    def _exchange_read(self, exchange_id: uuid.UUID, key: ApiKey | None) -> dict[str, Any]:
         exchange = self.register.get_exchange(exchange_id)
         if not access.owns(key, exchange.recorded_by["org"]):
             raise ExchangeNotFound(exchange_id)
@@ -475,6 +518,7 @@ class Negotiations:
         limit: int,
         cursor: str | None,
         key: ApiKey | None = None,
+        reader: Reader | None = None,
     ) -> tuple[list[Any], str | None]:
         e = tables.exchanges
         after = decode_cursor(cursor, "s")
@@ -486,7 +530,8 @@ class Negotiations:
             query = query.where(e.c.negotiation_id == negotiation_id)
         with self.store.read() as conn:
             rows = conn.execute(query.order_by(e.c.seq).limit(limit + 1)).all()
-        items = [self.exchange(r[0]) for r in rows[:limit]]
+        items = [self._exchange_read(r[0], None) for r in rows[:limit]]
+        self._record_named(items, key, reader)
         more = len(rows) > limit
         return items, encode_cursor("s", rows[limit - 1][1]) if more else None
 
@@ -638,6 +683,21 @@ def _erased_among(conn: Connection, case_ids: set[str]) -> set[str]:
         rows = conn.execute(select(e.c.case_id).where(e.c.case_id.in_(ordered[i : i + 500])))
         out.update(str(case_id) for case_id in rows.scalars())
     return out
+
+
+def _case_ids_in(value: Any) -> set[str]:
+    """Every case id an answer carries (under a ``case_id`` key, at any depth)."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k == "case_id" and isinstance(v, str):
+                found.add(v)
+            else:
+                found |= _case_ids_in(v)
+    elif isinstance(value, list):
+        for item in value:
+            found |= _case_ids_in(item)
+    return found
 
 
 def _render_list(version: dict[str, Any]) -> dict[str, Any]:

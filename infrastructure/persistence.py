@@ -10,7 +10,9 @@ before the first connection is made:
   at once with "database is locked", whatever the timeout).
 - SQLite: ``secure_delete``, so that what an erasure deletes is overwritten.
 - PostgreSQL: a ``lock_timeout`` so that a writer waiting for the register's write lock
-  gives up and the client gets a 503 instead of a hung request.
+  gives up and the client gets a 503 instead of a hung request; pooled connections are
+  checked before use (``pool_pre_ping``), so that a backend that was terminated or a
+  server that restarted costs a reconnect, not a failed request.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import Environment
+from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
 from eventsourcing_sqlalchemy.factory import SQLAlchemyFactory
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
-from sqlalchemy import event, select
+from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine
 
 from infrastructure.settings import Settings
@@ -64,9 +67,20 @@ class CasebookRecorder(SQLAlchemyApplicationRecorder):
         return [StoredEvent(r[0], r[1], r[2], bytes(r[3])) for r in rows]
 
 
+class CasebookDatastore(SQLAlchemyDatastore):
+    """The library's datastore, whose engine checks a pooled PostgreSQL connection
+    before handing it out (the library passes no engine options of its own)."""
+
+    def __init__(self, **kwargs: Any):
+        if str(kwargs.get("url") or "").startswith("postgresql"):
+            kwargs.setdefault("pool_pre_ping", True)
+        super().__init__(**kwargs)
+
+
 class CasebookFactory(SQLAlchemyFactory):
     """eventsourcing-sqlalchemy with the connection settings above."""
 
+    datastore_class = CasebookDatastore
     application_recorder_class = CasebookRecorder
 
     def __init__(self, env: Environment):
@@ -104,12 +118,33 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writing.get() else "BEGIN")
 
 
-def _configure_postgres(engine: Engine, lock_timeout_ms: int) -> None:
+def _configure_postgres(
+    engine: Engine, lock_timeout_ms: int, statement_timeout_ms: int | None = None
+) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         with dbapi_connection.cursor() as cursor:
             cursor.execute(f"SET lock_timeout = {int(lock_timeout_ms)}")
+            if statement_timeout_ms is not None:
+                cursor.execute(f"SET statement_timeout = {int(statement_timeout_ms)}")
         dbapi_connection.commit()
+
+
+def short_wait_engine(settings: Settings, wait_ms: int) -> Engine:
+    """An engine of its own for short writes beside the register's (the read audit):
+    the same durability settings, but it waits at most ``wait_ms`` for a lock, a
+    statement or a pooled connection, so that a lock held elsewhere never ties up a
+    worker thread for longer (the request is answered 503 instead)."""
+    url = settings.url()
+    if url.startswith("sqlite"):
+        engine = create_engine(url)
+        _configure_sqlite(engine, wait_ms)
+    else:
+        engine = create_engine(
+            url, pool_pre_ping=True, pool_timeout=max(wait_ms / 1000, 0.1), max_overflow=20
+        )
+        _configure_postgres(engine, wait_ms, statement_timeout_ms=wait_ms)
+    return engine
 
 
 def persistence_env(settings: Settings) -> dict[str, str]:

@@ -3,9 +3,13 @@ case, when, and through which route, before the answer leaves. If the record can
 written the read is refused (``ReadNotRecorded``, answered 503): a read nobody can
 account for does not happen.
 
-Each record is its own short transaction, outside the register's write lock (it writes
-no event), so reads never wait for the lock a long exchange holds, except on SQLite,
-where every writer takes the one database lock for the insert itself.
+Each record is its own short transaction, on an engine of its own that waits at most
+``CASEBOOK_READ_AUDIT_WAIT_MS`` for a lock, a statement or a pooled connection, outside
+the register's write lock (it writes no event). So reads never wait for the lock a long
+exchange holds, except on SQLite, where every writer takes the one database lock for
+the insert itself; there, and whenever a lock is held on the audit's table, a read waits
+that long at most and is then refused (503, Retry-After), never holding a worker thread
+for the length of someone else's transaction.
 """
 
 from __future__ import annotations

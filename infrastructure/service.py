@@ -117,18 +117,22 @@ class Casebook:
     # ---- writes -------------------------------------------------------------------
 
     def open_case(
-        self, payload: dict[str, Any], key: ApiKey, idem: Idempotency | None = None
+        self,
+        payload: dict[str, Any],
+        key: ApiKey,
+        idem: Idempotency | None = None,
+        reader: Reader | None = None,
     ) -> Written:
         category, person, source = parse_opening(payload)
         with self.store.write() as unit:
-            replay = self._replay(unit.session, key, idem)
-            if replay is not None:
-                return replay
-            stamp = Stamp(unit.recorded_at, key.name, key.org)
-            case, recordings = self.register.open_case(
-                uuid.uuid4(), category, person, source, stamp
-            )
-            return self._finish(unit, case, recordings, key, idem, opened=True)
+            first = remembered(unit.session, key, idem)
+            if first is None:
+                stamp = Stamp(unit.recorded_at, key.name, key.org)
+                case, recordings = self.register.open_case(
+                    uuid.uuid4(), category, person, source, stamp
+                )
+                return self._finish(unit, case, recordings, key, idem, opened=True)
+        return self._replay(first, key, reader)
 
     def record_fact(
         self,
@@ -137,6 +141,7 @@ class Casebook:
         key: ApiKey,
         expected_version: int | None = None,
         idem: Idempotency | None = None,
+        reader: Reader | None = None,
     ) -> Written:
         fact = parse_fact(payload, datetime.now(UTC).date())
 
@@ -144,7 +149,7 @@ class Casebook:
             case, recordings = self.register.record_fact(case_id, fact, stamp, expected_version)
             return self._finish(unit, case, recordings, key, idem, opened=False)
 
-        return self._on_case(case_id, key, idem, command)
+        return self._on_case(case_id, key, idem, command, reader)
 
     def share(
         self,
@@ -153,6 +158,8 @@ class Casebook:
         key: ApiKey,
         purpose: str | None = None,
         idem: Idempotency | None = None,
+        expected: int | None = None,
+        reader: Reader | None = None,
     ) -> Written:
         """Share the case with ``org`` (``purpose`` given), or end that share (None)."""
 
@@ -161,12 +168,12 @@ class Casebook:
             if unit.session.execute(select(k.c.id).where(k.c.org == org)).first() is None:
                 raise FactError({"org": "no organisation of that name has keys here"})
             if purpose is not None:
-                case, recordings = self.register.share_case(case_id, org, purpose, stamp)
+                case, recordings = self.register.share_case(case_id, org, purpose, stamp, expected)
             else:
-                case, recordings = self.register.end_share(case_id, org, None, stamp)
+                case, recordings = self.register.end_share(case_id, org, None, stamp, expected)
             return self._finish(unit, case, recordings, key, idem, opened=False)
 
-        return self._on_case(case_id, key, idem, command)
+        return self._on_case(case_id, key, idem, command, reader)
 
     def erase(
         self,
@@ -175,6 +182,7 @@ class Casebook:
         key: ApiKey,
         expected: int | None = None,
         idem: Idempotency | None = None,
+        reader: Reader | None = None,
     ) -> Written:
         """Erase the person: record the fact, destroy their key and rewrite their view
         and name keys, in one transaction; then push what was overwritten out of the
@@ -196,7 +204,7 @@ class Casebook:
                 views.project_negotiation(unit.session, negotiation, None)
             return self._finish(unit, case, recordings, key, idem, opened=False, status=200)
 
-        written = self._on_case(case_id, key, idem, command)
+        written = self._on_case(case_id, key, idem, command, reader)
         try:
             self.store.scrub()
         except Exception as e:  # committed: the key is gone; the files catch up later
@@ -209,16 +217,18 @@ class Casebook:
         key: ApiKey,
         idem: Idempotency | None,
         command: Callable[[WriteUnit, Stamp], Written],
+        reader: Reader | None,
     ) -> Written:
-        """A write to one existing case: the first answer again for a retried request,
-        404 for a case the caller may not see, else ``command`` in the transaction."""
+        """A write to one existing case: 404 for a case the caller may not see, else
+        ``command`` in the transaction; for a retried request, the first answer again
+        (``_replay``)."""
         with self.store.write() as unit:
-            replay = self._replay(unit.session, key, idem)
-            if replay is not None:
-                return replay
-            if not access.can_see(unit.session, key, case_id):
-                raise CaseNotFound(case_id)
-            return command(unit, Stamp(unit.recorded_at, key.name, key.org))
+            first = remembered(unit.session, key, idem)
+            if first is None:
+                if not access.can_see(unit.session, key, case_id):
+                    raise CaseNotFound(case_id)
+                return command(unit, Stamp(unit.recorded_at, key.name, key.org))
+        return self._replay(first, key, reader)
 
     def _finish(
         self,
@@ -234,19 +244,25 @@ class Casebook:
         seq = recordings[0].notification.id if opened else None
         view = views.project(session, case, seq, key.org)
         if not opened:
-            view["negotiations"] = views.negotiations_of(session, [case.id]).get(case.id, [])
+            listed = views.negotiations_of(session, [case.id], org=access.org_filter(key))
+            view["negotiations"] = listed.get(case.id, [])
         remember(session, key, idem, status_code, case.id, case.version)
         return Written(status_code, case.id, case.version, view)
 
-    def _replay(self, session: Session, key: ApiKey, idem: Idempotency | None) -> Written | None:
-        """The first answer to a request retried with the same Idempotency-Key."""
-        row = remembered(session, key, idem)
-        if row is None:
-            return None
-        case = self.register.get_case(row.case_id, version=row.version)
+    def _replay(self, first: Any, key: ApiKey, reader: Reader | None) -> Written:
+        """The first answer to a request retried with the same Idempotency-Key,
+        re-rendered from the log. It is a read of the case: given only to a caller who
+        may see the case now (a share may have ended since; 404 otherwise), and
+        recorded in the read audit (503 when that cannot be). Outside the write
+        transaction, which recorded nothing."""
+        self._check_visible(first.case_id, key)
+        case = self.register.get_case(first.case_id, version=first.version)
         view = views.render(case.id, case.state())
-        view["negotiations"] = views.negotiations_of(session, [case.id]).get(case.id, [])
-        return Written(row.status_code, case.id, case.version, view)
+        with self.store.read() as conn:
+            listed = views.negotiations_of(conn, [case.id], org=access.org_filter(key))
+        view["negotiations"] = listed.get(case.id, [])
+        self.store.record_read(reader, [case.id])
+        return Written(first.status_code, case.id, case.version, view)
 
     # ---- reads --------------------------------------------------------------------
 
@@ -260,8 +276,9 @@ class Casebook:
             found = views.read_view(session, self.store.keyring, case_id)
             if found is None:
                 raise CaseNotFound(case_id)
-            listed = views.negotiations_of(session, [case_id]).get(case_id)
-        readlog.record(self.store.engine, reader, [case_id])
+            org = access.org_filter(key)
+            listed = views.negotiations_of(session, [case_id], org=org).get(case_id)
+        self.store.record_read(reader, [case_id])
         if listed:  # rare next to plain reads: only then is the stored JSON re-encoded
             view = json.loads(found[1])
             view["negotiations"] = listed
@@ -278,17 +295,24 @@ class Casebook:
     ) -> dict[str, Any]:
         """The case as of a world date and/or with only what was recorded by an instant."""
         self._check_visible(case_id, key)
+        view = self._timed_view(case_id, as_of, known_at, access.org_filter(key))
+        self.store.record_read(reader, [case_id])
+        return view
+
+    def _timed_view(
+        self, case_id: uuid.UUID, as_of: date | None, known_at: datetime | None, org: str | None
+    ) -> dict[str, Any]:
+        """A replay of the case at a point on both axes; ``org``: whose negotiations."""
         case = self.register.get_case(case_id)
         if known_at is not None and case.facts[0].recorded_at > known_at:
             raise CaseNotFound(case_id)  # nobody knew of this case then
         state = derive(case.facts, as_of=as_of, known_at=known_at)
         view = views.render(case_id, state)
         with self.store.read() as conn:
-            listed = views.negotiations_of(conn, [case_id], as_of).get(case_id, [])
+            listed = views.negotiations_of(conn, [case_id], as_of, org).get(case_id, [])
         view["negotiations"] = listed
         view["as_of"] = as_of.isoformat() if as_of else None
         view["known_at"] = known_at.isoformat() if known_at else None
-        readlog.record(self.store.engine, reader, [case_id])
         return view
 
     def verify(self, kept: Sequence[Checkpoint] = ()) -> chain.Verification:
@@ -334,7 +358,7 @@ class Casebook:
         facts = self.register.get_case(case_id).facts
         with self.store.read() as conn:
             hashes = chain.hashes_of_case(conn, case_id)
-        readlog.record(self.store.engine, reader, [case_id])
+        self.store.record_read(reader, [case_id])
         return history_of(case_id, facts, hashes)
 
     def export(
@@ -347,7 +371,7 @@ class Casebook:
         if case_id is not None:
             self._check_visible(case_id, key)
             self.register.get_case(case_id)  # CaseNotFound before the first line
-            readlog.record(self.store.engine, reader, [case_id])
+            self.store.record_read(reader, [case_id])
         with self.store.snapshot() as conn:
             yield from exports.export_lines(conn, self.store.events_table, case_id)
 
@@ -375,8 +399,14 @@ class Casebook:
             if filters.get(name) is not None:
                 query = query.where(columns[name] == filters[name])
         if filters.get("negotiation") is not None:
-            n = tables.negotiation_cases
+            # Only a negotiation the caller may see: another organisation's names none.
+            n, t = tables.negotiation_cases, tables.negotiations
             named = select(n.c.case_id).where(n.c.negotiation_id == filters["negotiation"])
+            org = access.org_filter(key)
+            if org is not None:
+                named = named.join(t, t.c.negotiation_id == n.c.negotiation_id).where(
+                    t.c.org == org
+                )
             query = query.where(v.c.case_id.in_(named))
         visible = access.visible_ids(key)
         if visible is not None:
@@ -395,12 +425,15 @@ class Casebook:
                 next_cursor = encode_cursor("s", rows[limit - 1].seq) if more else None
             else:
                 page, next_cursor = self._search(session, query, q, limit, cursor)
-            listed = views.negotiations_of(session, [case_id for case_id, _ in page])
+            listed = views.negotiations_of(
+                session, [case_id for case_id, _ in page], org=access.org_filter(key)
+            )
         for case_id, view in page:
             view["negotiations"] = listed.get(case_id, [])
         if when is not None:
-            page = [(case_id, self._timed_item(case_id, view, when)) for case_id, view in page]
-        readlog.record(self.store.engine, reader, [case_id for case_id, _ in page])
+            org = access.org_filter(key)
+            page = [(c, self._timed_item(c, view, when, org)) for c, view in page]
+        self.store.record_read(reader, [case_id for case_id, _ in page])
         return [view for _, view in page], next_cursor
 
     def reads_of(
@@ -413,8 +446,10 @@ class Casebook:
         items = [item for _, item in rows[:limit]]
         return items, encode_cursor("r", rows[limit - 1][0]) if len(rows) > limit else None
 
-    def _timed_item(self, case_id: uuid.UUID, view: dict[str, Any], when: When) -> dict[str, Any]:
-        timed = self.view_at(case_id, when.as_of, when.known_at)
+    def _timed_item(
+        self, case_id: uuid.UUID, view: dict[str, Any], when: When, org: str | None
+    ) -> dict[str, Any]:
+        timed = self._timed_view(case_id, when.as_of, when.known_at, org)
         if "match_score" in view:
             timed["match_score"] = view["match_score"]
         return timed

@@ -26,7 +26,19 @@ class Settings(BaseSettings):
     # Large enough for a list of 20,000 names with their details, or an exchange of
     # 20,000 people (``api.schemas.MAX_ENTRIES``); small enough to bound memory.
     max_body_bytes: int = Field(default=4_000_000, ge=1024)
-    # Requests in progress per process beyond which the service answers 503 at once.
+    # A request's body must arrive whole within this many seconds of the first byte the
+    # service asks for (408 beyond). No shared slot is held while it arrives.
+    body_timeout_seconds: float = Field(default=30, gt=0)
+    # The request line and headers must arrive within this many seconds (408) and hold
+    # at most this many bytes (431): uvicorn's httptools parser bounds neither.
+    header_timeout_seconds: float = Field(default=10, gt=0)
+    max_header_bytes: int = Field(default=32_768, ge=1024)
+    # Open connections per process beyond which uvicorn answers 503 at once (its
+    # ``limit_concurrency``), and how long an idle kept-alive connection stays open.
+    max_connections: int = Field(default=1024, ge=1)
+    keep_alive_seconds: int = Field(default=5, ge=1)
+    # Requests in progress per process beyond which the service answers 503 at once
+    # (the probes, /health and /ready, are never counted).
     max_in_flight: int = Field(default=256, ge=1)
     # Writes of one process handed to worker threads at a time, and how long the others
     # wait for a turn before a 503 (writes are serialised by the write lock anyway).
@@ -38,6 +50,9 @@ class Settings(BaseSettings):
     # PostgreSQL: how long a writer waits for the register's write lock (the events
     # table lock); past it the request is answered 503 with Retry-After.
     pg_lock_timeout_ms: int = Field(default=10_000, ge=1)
+    # How long a read waits to record itself in the read audit (a lock held on its
+    # table, a long write holding SQLite's lock) before it is refused with a 503.
+    read_audit_wait_ms: int = Field(default=2_000, ge=1)
     # The installation's Ed25519 key that signs checkpoints of the hash chain. Required
     # in production; in development it is made in the data folder on first use.
     signing_key_file: Path | None = None

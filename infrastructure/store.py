@@ -12,7 +12,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -24,7 +24,6 @@ import sqlalchemy
 import sqlalchemy.exc
 from eventsourcing.application import LRUCache
 from eventsourcing.persistence import Mapper, Recording, StoredEvent
-from eventsourcing.persistence import OperationalError as ESOperationalError
 from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
 from sqlalchemy import Table, insert, select, text, update
@@ -32,11 +31,13 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from domain.register import Register
-from infrastructure import chain, checkpoints, tables
+from infrastructure import chain, checkpoints, readlog, tables
 from infrastructure.chain import ChainHead
 from infrastructure.checkpoints import Checkpoint, MissingSecret, Signer
 from infrastructure.crypto import Keyring, MissingMasterKey, SealingMapper, load_master_key
-from infrastructure.persistence import persistence_env, writing
+from infrastructure.faults import classify
+from infrastructure.persistence import persistence_env, short_wait_engine, writing
+from infrastructure.readlog import Reader
 from infrastructure.settings import Settings
 
 log = logging.getLogger("casebook")
@@ -107,10 +108,6 @@ class ChainedRegister(Register):
         return out
 
 
-class StoreBusy(Exception):
-    """The write lock could not be had in time: try again shortly (503)."""
-
-
 @dataclass
 class WriteUnit:
     """One write transaction: its session, its time stamp, the log position the views
@@ -133,11 +130,6 @@ class WriteUnit:
 current_unit: ContextVar[WriteUnit | None] = ContextVar("current_unit", default=None)
 
 
-def _is_busy(error: BaseException) -> bool:
-    message = str(error).lower()
-    return "database is locked" in message or "lock timeout" in message or "busy" in message
-
-
 class Store:
     """The register and its tables on one database."""
 
@@ -157,6 +149,8 @@ class Store:
         self.engine = engine
         self.events_table: Table = recorder.events_record_cls.__table__
         self.dialect = engine.dialect.name
+        # The read audit's own engine: it waits only briefly for locks (readlog).
+        self.audit_engine = short_wait_engine(settings, settings.read_audit_wait_ms)
         self.signer: Signer | None = None  # set by whoever may sign checkpoints
         # The installation's public key when no signer is loaded (a verifier).
         self.public_key: str | None = None
@@ -172,9 +166,17 @@ class Store:
         self._ensure_head()
 
     def _ensure_head(self) -> None:
-        with self.engine.begin() as conn:
-            if conn.execute(select(tables.register_head.c.id)).first() is None:
-                conn.execute(insert(tables.register_head).values(id=1, position=0))
+        """The head row, the master key's check value and the access rows, each
+        written only when missing, so that a read-only store (a replica, a copy being
+        verified) opens without writing."""
+        with self.engine.connect() as conn:
+            has_head = conn.execute(select(tables.register_head.c.id)).first() is not None
+        if not has_head:
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(insert(tables.register_head).values(id=1, position=0))
+            except sqlalchemy.exc.IntegrityError:
+                pass  # another process starting at the same time made it
         self._check_master_key()
         self._backfill_access()
 
@@ -182,14 +184,16 @@ class Store:
         """Refuse a master key other than the one this register's keys are wrapped
         with; the first start records which one that is."""
         t, value = tables.master_check, self.keyring.check_value
-        try:
-            with self.engine.begin() as conn:
-                if conn.execute(select(t.c.id)).first() is None:
-                    conn.execute(insert(t).values(id=1, check_value=value))
-        except sqlalchemy.exc.IntegrityError:
-            pass  # another process starting at the same time recorded it
         with self.engine.connect() as conn:
-            recorded = conn.execute(select(t.c.check_value)).scalar_one()
+            recorded = conn.execute(select(t.c.check_value)).scalar()
+        if recorded is None:
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(insert(t).values(id=1, check_value=value))
+            except sqlalchemy.exc.IntegrityError:
+                pass  # another process starting at the same time recorded it
+            with self.engine.connect() as conn:
+                recorded = conn.execute(select(t.c.check_value)).scalar_one()
         if not hmac.compare_digest(recorded, value):
             raise MissingMasterKey(
                 "this is not the master key the register's data keys are wrapped with"
@@ -202,6 +206,9 @@ class Store:
         missing = select(v.c.case_id, v.c.org, text("'owner'")).where(
             ~select(a.c.case_id).where(a.c.case_id == v.c.case_id).exists()
         )
+        with self.engine.connect() as conn:  # read first: a read-only store opens too
+            if conn.execute(missing.limit(1)).first() is None:
+                return
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(a).from_select(["case_id", "org", "via"], missing))
@@ -270,15 +277,14 @@ class Store:
                 )
                 every = self.settings.checkpoint_every
                 checkpoint_due = unit.chain.position // every > head.chain_position // every
-        except (sqlalchemy.exc.OperationalError, ESOperationalError) as e:
-            if _is_busy(e):
-                raise StoreBusy() from None
-            raise
-        except BaseException:
+        except BaseException as e:
             if self.keyring.rolled_back(keys_mark):
                 # Aggregates replayed after a key was destroyed in this write read as
                 # erased, and the repository cached them; the write did not happen.
                 self.register.forget_cached()
+            fault = classify(e) if isinstance(e, Exception) else None
+            if fault is not None and fault is not e:
+                raise fault from e  # busy, unavailable or full: nothing was written
             raise
         finally:
             if unit_token is not None:
@@ -355,6 +361,12 @@ class Store:
     def max_notification_id(self) -> int:
         return self.recorder.max_notification_id() or 0
 
+    def record_read(self, reader: Reader | None, case_ids: Iterable[UUID]) -> None:
+        """Record in the read audit that ``reader`` was shown these cases' personal
+        data; ``ReadNotRecorded`` (503) if that cannot be done within a short wait."""
+        readlog.record(self.audit_engine, reader, case_ids)
+
     def close(self) -> None:
         self.register.close()
         self.engine.dispose()
+        self.audit_engine.dispose()

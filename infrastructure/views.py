@@ -413,11 +413,16 @@ REBUILT_WITH_CASES = (
 
 
 def negotiations_of(
-    session: Connection | Session, case_ids: list[UUID], as_of: date | None = None
+    session: Connection | Session,
+    case_ids: list[UUID],
+    as_of: date | None = None,
+    org: str | None = None,
 ) -> dict[UUID, list[str]]:
     """Case id -> the ids of the negotiations that name the case, oldest first; with
-    ``as_of``, only those opened by that day. (Which negotiations name a case is kept
-    as it is now, not as it was known at past instants.)"""
+    ``as_of``, only those opened by that day; with ``org``, only that organisation's
+    (``access.org_filter``: a case shared with another organisation must not tell it
+    which negotiations the owner is in). Which negotiations name a case is kept as it
+    is now, not as it was known at past instants."""
     t, n = tables.negotiation_cases, tables.negotiations
     out: dict[UUID, list[str]] = {}
     for chunk in _chunks(case_ids):
@@ -430,6 +435,8 @@ def negotiations_of(
         )
         if as_of is not None:
             query = query.where(n.c.opened_on <= as_of)
+        if org is not None:
+            query = query.where(n.c.org == org)
         rows = session.execute(query)
         for case_id, negotiation_id, _ in rows:
             listed = out.setdefault(case_id, [])

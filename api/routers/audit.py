@@ -7,11 +7,13 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, WithJsonSchema
 
 from api.deps import Caller, CasebookDep
 from api.problems import Problem
-from api.schemas import Strict, problems
+from api.schemas import LINE_PATTERN, Strict, problems
+from api.writes import NoIfMatch
+from domain.values import check_text
 from infrastructure.checkpoints import Checkpoint
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -34,7 +36,12 @@ class CheckpointPublic(Strict):
 
     position: int = Field(ge=0)
     head: Hex
-    made_at: Annotated[str, StringConstraints(max_length=40)]
+    made_at: Annotated[
+        str,
+        StringConstraints(max_length=40),
+        AfterValidator(check_text),
+        WithJsonSchema({"type": "string", "maxLength": 40, "pattern": LINE_PATTERN}),
+    ]
     public_key: Hex
     signature: Hex
 
@@ -89,7 +96,11 @@ def list_checkpoints(
 
 
 @router.post(
-    "/checkpoints", status_code=201, response_model=CheckpointPublic, responses=problems(401, 403)
+    "/checkpoints",
+    status_code=201,
+    response_model=CheckpointPublic,
+    responses=problems(401, 403, 422),
+    dependencies=[NoIfMatch],
 )
 def make_checkpoint(key: Caller, casebook: CasebookDep) -> dict[str, Any]:
     """Sign the chain's head now."""

@@ -1,10 +1,18 @@
-"""Health: answers without a key, for load balancers and monitors."""
+"""The probes: they answer without a key, for load balancers and monitors, and are
+never refused for load (``api.middleware.InFlightLimit``)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+import time
 
-from api.schemas import Health
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+
+from api.problems import Problem
+from api.schemas import Health, Ready, problems
+from infrastructure.faults import classify
+from infrastructure.store import Store
 
 router = APIRouter(tags=["health"])
 
@@ -12,5 +20,46 @@ router = APIRouter(tags=["health"])
 @router.get("/health", response_model=Health)
 @router.head("/health", include_in_schema=False)
 async def health() -> dict[str, str]:
-    """The service is up."""
+    """The process is up (it does not look at the database: see /ready)."""
     return {"status": "ok"}
+
+
+@router.get("/ready", response_model=Ready, responses=problems((503, "what is missing")))
+@router.head("/ready", include_in_schema=False)
+async def ready(request: Request) -> dict[str, str]:
+    """The service can serve: its database answers. Otherwise 503, saying what is
+    missing."""
+    missing = await request.app.state.readiness.missing()
+    if missing is not None:
+        raise Problem(503, "not-ready", missing, headers={"Retry-After": "1"})
+    return {"status": "ready"}
+
+
+class Readiness:
+    """Whether the store answers a read, checked at most once per ``ttl`` seconds
+    whatever the number of probes (they need no key, so they must cost little), and
+    given up on after ``timeout`` seconds."""
+
+    def __init__(self, store: Store, ttl: float = 1.0, timeout: float = 2.0):
+        self.store, self.ttl, self.timeout = store, ttl, timeout
+        self.lock = asyncio.Lock()
+        self.checked_at: float | None = None
+        self.result: str | None = None
+
+    async def missing(self) -> str | None:
+        """None when ready, else what is missing."""
+        async with self.lock:  # one check at a time; the others take its answer
+            if self.checked_at is None or time.monotonic() - self.checked_at >= self.ttl:
+                self.result = await self._check()
+                self.checked_at = time.monotonic()
+            return self.result
+
+    async def _check(self) -> str | None:
+        try:
+            await asyncio.wait_for(run_in_threadpool(self.store.position), self.timeout)
+        except TimeoutError:
+            return f"the database did not answer within {self.timeout:g} seconds"
+        except Exception as e:
+            fault = classify(e)
+            return f"the database cannot be read ({fault.slug if fault else type(e).__name__})"
+        return None

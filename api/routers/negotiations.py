@@ -22,7 +22,15 @@ from api.schemas import (
     problems,
 )
 from api.timeparams import WhenDep
-from api.writes import WRITE_ERRORS, IdempotencyKey, IfMatch, answer, expected_version, idempotency
+from api.writes import (
+    WRITE_ERRORS,
+    IdempotencyKey,
+    IfMatch,
+    NoIfMatch,
+    answer,
+    expected_version,
+    idempotency,
+)
 
 router = APIRouter(prefix="/negotiations", tags=["negotiations"])
 
@@ -34,17 +42,24 @@ def _answer(written: Any) -> JSONResponse:
     return answer(written, "/negotiations")
 
 
-@router.post("", status_code=201, response_model=NegotiationPublic, responses=WRITE_ERRORS)
+@router.post(
+    "",
+    status_code=201,
+    response_model=NegotiationPublic,
+    responses=WRITE_ERRORS,
+    dependencies=[NoIfMatch],
+)
 def open_negotiation(
     body: NegotiationCreate,
     key: Caller,
+    reader: ReaderDep,
     negotiations: NegotiationsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Open a negotiation: its parties, mediators and the principle it works under."""
     payload = body.model_dump(mode="json")
     idem = idempotency(idempotency_key, "negotiation", payload)
-    return _answer(negotiations.open(payload, key, idem))
+    return _answer(negotiations.open(payload, key, idem, reader))
 
 
 @router.get("", response_model=NegotiationsPublic, responses=LIST_ERRORS)
@@ -84,6 +99,7 @@ def submit_list(
     negotiation_id: UUID,
     body: ListCreate,
     key: Caller,
+    reader: ReaderDep,
     negotiations: NegotiationsDep,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
@@ -95,7 +111,8 @@ def submit_list(
     payload["entries"] = [e.model_dump(mode="json", exclude_none=True) for e in body.entries]
     expected = expected_version(if_match, payload.pop("expected_version", None))
     idem = idempotency(idempotency_key, "list", str(negotiation_id), payload, expected)
-    return _answer(negotiations.submit_list(negotiation_id, payload, key, expected, idem))
+    written = negotiations.submit_list(negotiation_id, payload, key, expected, idem, reader)
+    return _answer(written)
 
 
 @router.post(
@@ -108,15 +125,23 @@ def confirm_match(
     negotiation_id: UUID,
     body: MatchConfirm,
     key: Caller,
+    reader: ReaderDep,
     negotiations: NegotiationsDep,
+    if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """A case worker confirms that an entry of a party's current list is this case
     (a candidate, or any case). The entry's spelling is recorded as an alias of the
-    person (identity_updated), in the same transaction."""
+    person (identity_updated), in the same transaction. If-Match is the negotiation's
+    version."""
     payload = body.model_dump(exclude_none=True)
-    idem = idempotency(idempotency_key, "match", str(negotiation_id), body.model_dump(mode="json"))
-    return _answer(negotiations.confirm(negotiation_id, payload, key, idem))
+    expected = expected_version(if_match, None)
+    condition = [] if expected is None else [expected]  # as for shares (api.routers.cases)
+    idem = idempotency(
+        idempotency_key, "match", str(negotiation_id), body.model_dump(mode="json"), *condition
+    )
+    written = negotiations.confirm(negotiation_id, payload, key, idem, expected, reader)
+    return _answer(written)
 
 
 @router.post(
@@ -129,6 +154,7 @@ def record_agreement(
     negotiation_id: UUID,
     body: AgreementCreate,
     key: Caller,
+    reader: ReaderDep,
     negotiations: NegotiationsDep,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
@@ -138,4 +164,4 @@ def record_agreement(
     payload = body.model_dump(mode="json", exclude_none=True)
     expected = expected_version(if_match, payload.pop("expected_version", None))
     idem = idempotency(idempotency_key, "agreement", str(negotiation_id), payload, expected)
-    return _answer(negotiations.agree(negotiation_id, payload, key, expected, idem))
+    return _answer(negotiations.agree(negotiation_id, payload, key, expected, idem, reader))

@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from infrastructure.keys import KeyStore
+from infrastructure.service import Casebook
 from infrastructure.settings import Settings
+from infrastructure.store import Store
+from tests.conftest import new_case
 
 CASEBOOK = str(Path(sys.executable).parent / "casebook")
 
@@ -228,3 +232,46 @@ def test_verify_trusts_the_installations_key_not_one_found_in_the_database(
     store.close()
     result = run(settings, "verify", check=False)
     assert result.returncode == 1 and "another key" in result.stdout
+
+
+def test_verify_works_on_a_read_only_store(settings, client, keys):
+    """An auditor verifies a replica or a copy they may not write to."""
+    new_case(client, keys.worker)
+    assert client.post("/audit/checkpoints", headers=keys.admin).status_code == 201
+    if settings.is_sqlite:
+        path = settings.data_dir / "casebook.sqlite"
+        url = f"sqlite:///file:{path}?mode=ro&uri=true"
+    else:  # as a hot standby refuses writes
+        url = f"{settings.database_url}?options=-c%20default_transaction_read_only%3Don"
+    result = run(settings.model_copy(update={"database_url": url}), "verify", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (
+        result.stdout.startswith("ok: 1 events chained") and "1 checkpoints agree" in result.stdout
+    )
+
+
+def test_replay_escapes_control_characters_stored_in_the_register(settings):
+    """A share's purpose recorded before the API refused control characters (written
+    here through the register itself) cannot act on the auditor's terminal."""
+    hostile = "tracing\x1b]0;x\x07\x1b[2J\x1b[1A\x1b[2Kall events verified\u202e"
+    store = Store(settings)
+    try:
+        keys = KeyStore(store.engine)
+        key, _ = keys.create("desk-1", "case_worker", "org-a")
+        keys.create("desk-2", "case_worker", "org-b")
+        casebook = Casebook(store)
+        case = casebook.open_case(
+            {
+                "category": "missing_person",
+                "person": {"family_name": "Testyan"},
+                "source": {"kind": "ngo"},
+            },
+            key,
+        )
+        casebook.share(case.case_id, "org-b", key, hostile)
+    finally:
+        store.close()
+    out = run(settings, "replay", str(case.case_id)).stdout
+    assert "shared" in out and "all events verified" in out
+    assert not any(ch in out for ch in "\x1b\x07\u202e")
+    assert "\\x1b]0;x\\x07\\x1b[2J" in out and "\\u202e" in out

@@ -1,15 +1,18 @@
-"""The ASGI middleware on a stand-in app: overload answers and body limits."""
+"""The ASGI middleware on a stand-in app: overload answers, body limits and deadlines,
+the probes, and what the request log says of disconnects and storage faults."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import sqlite3
 
-from api.middleware import BodyLimit, InFlightLimit, WriteGate
+from api.middleware import BodyLimit, InFlightLimit, RequestLog, WriteGate
 
 
-async def call(app, method="POST", chunks=None, body=b""):  # type: ignore[no-untyped-def]
+async def call(app, method="POST", chunks=None, body=b"", path="/cases"):  # type: ignore[no-untyped-def]
     sent = []
-    scope = {"type": "http", "method": method, "headers": []}
+    scope = {"type": "http", "method": method, "headers": [], "path": path}
     chunks = chunks or [{"type": "http.request", "body": body, "more_body": False}]
 
     async def receive():  # type: ignore[no-untyped-def]
@@ -55,7 +58,7 @@ def test_a_streamed_body_over_the_limit_is_refused_with_413():
 
     chunked = [{"type": "http.request", "body": b"x" * 6, "more_body": True}] * 2
     chunked.append({"type": "http.request", "body": b"", "more_body": False})
-    sent = asyncio.run(call(BodyLimit(reader, limit=10), chunks=chunked))
+    sent = asyncio.run(call(BodyLimit(reader, limit=10, deadline=5), chunks=chunked))
     assert sent[0]["status"] == 413
 
 
@@ -71,7 +74,7 @@ def test_a_chunked_body_within_the_limit_reaches_the_app_whole():
         {"type": "http.request", "body": b"abc", "more_body": True},
         {"type": "http.request", "body": b"def", "more_body": False},
     ]
-    sent = asyncio.run(call(BodyLimit(echo, limit=10), chunks=chunked))
+    sent = asyncio.run(call(BodyLimit(echo, limit=10, deadline=5), chunks=chunked))
     assert sent[0]["status"] == 200 and seen == [b"abcdef"]
 
 
@@ -97,3 +100,81 @@ def test_writes_beyond_the_write_slots_wait_then_get_503_and_reads_pass():
     refused, read, first = asyncio.run(scenario())
     assert refused[0]["status"] == 503 and (b"retry-after", b"1") in refused[0]["headers"]
     assert read[0]["status"] == 201 and first[0]["status"] == 201
+
+
+def test_a_body_that_arrives_too_slowly_is_answered_408_and_never_reaches_the_app():
+    reached = []
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        reached.append(await receive())
+
+    async def scenario():  # type: ignore[no-untyped-def]
+        sent = []
+        scope = {"type": "http", "method": "POST", "headers": [], "path": "/cases"}
+        parts = [{"type": "http.request", "body": b"{", "more_body": True}]
+
+        async def receive():  # type: ignore[no-untyped-def]
+            if parts:
+                return parts.pop(0)
+            await asyncio.sleep(60)  # the rest never comes
+
+        async def send(message):  # type: ignore[no-untyped-def]
+            sent.append(message)
+
+        await BodyLimit(app, limit=100, deadline=0.05)(scope, receive, send)
+        return sent
+
+    sent = asyncio.run(scenario())
+    assert sent[0]["status"] == 408 and (b"connection", b"close") in sent[0]["headers"]
+    assert reached == []
+
+
+def test_the_probes_are_answered_when_the_in_flight_limit_is_reached():
+    release = asyncio.Event()
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["path"] == "/cases":
+            await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    limited = InFlightLimit(app, limit=1)
+
+    async def scenario():  # type: ignore[no-untyped-def]
+        busy = asyncio.create_task(call(limited, method="GET"))
+        await asyncio.sleep(0.01)
+        refused = await call(limited, method="GET")
+        probes = [await call(limited, method="GET", path=p) for p in ("/health", "/ready")]
+        release.set()
+        await busy
+        return refused, probes
+
+    refused, probes = asyncio.run(scenario())
+    assert refused[0]["status"] == 503
+    assert [p[0]["status"] for p in probes] == [200, 200]
+
+
+def test_a_client_that_went_away_is_logged_as_499_not_500(caplog):  # type: ignore[no-untyped-def]
+    async def reader(scope, receive, send):  # type: ignore[no-untyped-def]
+        await receive()  # the disconnect: nobody to answer
+
+    caplog.set_level("INFO", logger="casebook.requests")
+    gone = [{"type": "http.disconnect"}]
+    asyncio.run(call(RequestLog(BodyLimit(reader, limit=10, deadline=5)), chunks=gone))
+    lines = [json.loads(r.message) for r in caplog.records]
+    assert [line["status"] for line in lines] == [499]
+    assert all(r.levelname == "INFO" for r in caplog.records)
+
+
+def test_a_full_disk_under_the_app_is_answered_507_with_retry_after(caplog):  # type: ignore[no-untyped-def]
+    async def full(scope, receive, send):  # type: ignore[no-untyped-def]
+        conn = sqlite3.connect(":memory:")
+        conn.execute("PRAGMA max_page_count = 3")
+        conn.execute("CREATE TABLE t (x)")
+        for _ in range(100):
+            conn.execute("INSERT INTO t VALUES (randomblob(1000))")
+
+    sent = asyncio.run(call(RequestLog(full)))
+    assert sent[0]["status"] == 507 and (b"retry-after", b"1") in sent[0]["headers"]
+    assert json.loads(sent[1]["body"])["type"] == "/problems/storage-full"
+    assert json.loads(caplog.records[-1].message)["fault"] == "storage-full"

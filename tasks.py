@@ -62,7 +62,7 @@ def test(args: list[str]) -> int:
         (BIN / "ruff", "check", "domain", "infrastructure", "api", "tests", "bench", "tasks.py"),
         (BIN / "ruff", "format", "--check", "domain", "infrastructure", "api", "tests", "bench"),
         (BIN / "mypy",),
-        (BIN / "python", "-m", "pytest", *args),
+        (BIN / "python", "-m", "pytest", "-n", "auto", "--maxprocesses", "4", *args),
     ]
     for check in checks:
         print(

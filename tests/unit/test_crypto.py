@@ -109,6 +109,7 @@ def test_production_ignores_a_development_key_file_left_in_the_data_folder(
         base64.b64encode(b"x" * 33).decode(),  # base64, too long
         new_master_key()[:-4] + "!!!!",  # almost right
     ],
+    ids=["not-base64", "too-short", "too-long", "almost-right"],  # stable: runs compare them
 )
 def test_a_master_key_that_is_not_32_bytes_of_base64_is_refused_without_echoing_it(
     no_master_key: None, tmp_path: Path, bad: str

@@ -7,12 +7,13 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi_offline import FastAPIOffline
 
 from api import problems
-from api.auth import Authenticate
+from api.auth import KEY_CHECK_THREADS, Authenticate
 from api.middleware import BodyLimit, InFlightLimit, RequestLog, WriteGate
 from api.routers import audit, cases, exchanges, health, negotiations, reports
 from infrastructure.checkpoints import Signer
@@ -51,7 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.store = store
         app.state.casebook = Casebook(store)
         app.state.negotiations = Negotiations(store)
-        app.state.keys = KeyStore(store.engine)
+        app.state.keys = KeyStore(store.key_engine)
+        app.state.key_checks = anyio.CapacityLimiter(KEY_CHECK_THREADS)
         app.state.readiness = health.Readiness(store)
         timer = asyncio.create_task(_checkpoint_timer(store, settings.checkpoint_minutes))
         try:
@@ -79,7 +81,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(WriteGate, slots=settings.write_slots, wait=settings.write_wait_seconds)
     app.add_middleware(InFlightLimit, limit=settings.max_in_flight)
     app.add_middleware(
-        BodyLimit, limit=settings.max_body_bytes, deadline=settings.body_timeout_seconds
+        BodyLimit,
+        limit=settings.max_body_bytes,
+        deadline=settings.body_timeout_seconds,
+        budget=settings.max_body_buffer_bytes,
+        per_key=settings.max_uploads_per_key,
     )
     app.add_middleware(Authenticate)
     app.add_middleware(RequestLog)

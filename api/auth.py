@@ -11,11 +11,13 @@ so that the route map is not shown to callers without one. The route dependency
 
 from __future__ import annotations
 
-from fastapi.concurrency import run_in_threadpool
+import anyio
+import anyio.to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.permissions import PUBLIC
 from api.problems import problem_response
+from infrastructure.faults import StoreBusy
 from infrastructure.keys import ApiKey
 
 CHALLENGE = {"WWW-Authenticate": "Bearer", "Connection": "close"}
@@ -30,16 +32,27 @@ def bearer_token(scope: Scope) -> str | None:
     return None
 
 
+# Worker threads that key checks may use at once (PostgreSQL), and how many more may
+# wait for one before the service answers 503: a flood of requests with made-up keys
+# cannot take the threads and connections that callers with valid keys need.
+KEY_CHECK_THREADS = 4
+KEY_CHECKS_WAITING = 256
+
+
 async def authenticate(scope: Scope, token: str) -> ApiKey | None:
     """The valid key with this secret. On SQLite it is looked up right here, on the
-    event loop: a WAL read never waits for a writer and takes a fraction of a
-    millisecond, less than the hop to a worker thread. Elsewhere (a database across
-    the network) it goes to the thread pool."""
+    event loop, on a connection of its own (``Store.key_engine``): a WAL read never
+    waits for a writer and takes a fraction of a millisecond, less than the hop to a
+    worker thread. Elsewhere (a database across the network) it goes to at most
+    ``KEY_CHECK_THREADS`` worker threads."""
     state = scope["app"].state
     if state.store.dialect == "sqlite":
         key: ApiKey | None = state.keys.authenticate(token)
         return key
-    return await run_in_threadpool(state.keys.authenticate, token)
+    limiter: anyio.CapacityLimiter = state.key_checks
+    if limiter.statistics().tasks_waiting >= KEY_CHECKS_WAITING:
+        raise StoreBusy()
+    return await anyio.to_thread.run_sync(state.keys.authenticate, token, limiter=limiter)
 
 
 class Authenticate:

@@ -203,17 +203,19 @@ def verify(kept: Path | None, export_file: Path | None, replay_case: UUID | None
     except Exception as e:  # the store or the file could not be read: by type only
         click.echo(f"could not verify: {type(e).__name__}", err=True)
         sys.exit(2)
+    # An export file may come from anyone: whatever it carries is escaped (printable).
+    p = printable
     if result.ok:
         click.echo(
-            f"ok: {result.events} events chained, head {result.head}, "
-            f"{result.checkpoints} checkpoints agree"
+            f"ok: {p(result.events)} events chained, head {p(result.head)}, "
+            f"{p(result.checkpoints)} checkpoints agree"
         )
         if result.note:
-            click.echo(f"note: {result.note}")
+            click.echo(f"note: {p(result.note)}")
         return
     click.echo(
-        f"BROKEN at position {result.broken_at}: {result.problem} "
-        f"({result.events} events verified before it)"
+        f"BROKEN at position {p(result.broken_at)}: {p(result.problem)} "
+        f"({p(result.events)} events verified before it)"
     )
     sys.exit(1)
 

@@ -20,6 +20,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import Counter
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -40,10 +41,17 @@ CLOSE = {"Connection": "close"}
 class BodyLimit:
     """Read a request's body whole before the app sees it: at most ``limit`` bytes
     (413 beyond, by Content-Length or while reading), within ``deadline`` seconds from
-    the first byte asked for (408 beyond). Nothing shared is held while it arrives."""
+    the first byte asked for (408 beyond). No slot, lock or thread is held while it
+    arrives; memory is, so it is bounded twice: all the bodies a process holds
+    (``budget`` bytes, reserved by Content-Length or else ``limit``; 503 beyond), and
+    the bodies one key may be sending at once (``per_key``; 429 beyond), so that one
+    key's slow uploads cannot take the whole budget."""
 
-    def __init__(self, app: ASGIApp, limit: int, deadline: float):
+    def __init__(self, app: ASGIApp, limit: int, deadline: float, budget: int, per_key: int):
         self.app, self.limit, self.deadline = app, limit, deadline
+        self.budget, self.per_key = budget, per_key
+        self.reserved = 0
+        self.receiving: Counter[Any] = Counter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
@@ -53,6 +61,27 @@ class BodyLimit:
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             await self._too_large(scope, receive, send)
             return
+        size = self.limit if length is None else int(length)
+        key = (scope.get("state") or {}).get("api_key")
+        who = key.id if key is not None else None
+        if self.receiving[who] >= self.per_key:
+            detail = f"this key is already sending {self.per_key} request bodies"
+            headers = {"Retry-After": "1", **CLOSE}
+            await problem_response(429, "too-many-uploads", detail, headers)(scope, receive, send)
+            return
+        if self.reserved + size > self.budget:
+            await retry_later("overloaded", "too many request bodies in memory")(
+                scope, receive, send
+            )
+            return
+        self.reserved += size
+        try:
+            await self._with_body(scope, receive, send, who)
+        finally:
+            self.reserved -= size
+
+    async def _with_body(self, scope: Scope, receive: Receive, send: Send, who: Any) -> None:
+        self.receiving[who] += 1
         try:
             async with asyncio.timeout(self.deadline):
                 body = await self._read(receive)
@@ -60,6 +89,10 @@ class BodyLimit:
             detail = f"the request body did not arrive within {self.deadline:g} seconds"
             await problem_response(408, "body-timeout", detail, CLOSE)(scope, receive, send)
             return
+        finally:
+            self.receiving[who] -= 1
+            if not self.receiving[who]:
+                del self.receiving[who]
         if body is None:
             return  # the client went away
         if len(body) > self.limit:

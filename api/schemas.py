@@ -37,9 +37,9 @@ Party = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$"), Field(examples=
 # bidirectional overrides and line separators; long text (notes, reasons, purposes,
 # descriptions) keeps its line breaks and tabs. tests/e2e/test_text_rule.py walks the
 # OpenAPI document and tries every string field, so a new one cannot forget it.
-# The patterns document the rule for clients (JSON Schema has no Unicode categories);
-# check_text enforces it.
-_REFUSED = r"\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+# The patterns document the rule for clients (JSON Schema has no Unicode categories,
+# so they name the common characters only); check_text enforces it.
+_REFUSED = r"\x7f-\x9f\xad\u200b\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb"
 LINE_PATTERN = rf"^[^\x00-\x1f{_REFUSED}]+$"
 LONG_PATTERN = rf"^[^\x00-\x08\x0b-\x1f{_REFUSED}]+$"
 Text = Annotated[

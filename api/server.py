@@ -6,10 +6,10 @@ settings. Its httptools parser bounds neither the time nor the size of a request
 line and headers, so a client could hold a connection for ever by sending a header
 byte every few seconds (slowloris), or make the process buffer headers without end.
 ``GuardedHttpToolsProtocol`` adds both limits: the request line and headers must
-arrive within ``CASEBOOK_HEADER_TIMEOUT_SECONDS`` of the connection being opened (or of
-the request's first byte on a kept-alive connection), else 408 and the connection is
-closed; and hold at most ``CASEBOOK_MAX_HEADER_BYTES``, else 431 and closed. The body
-has its own deadline (``api.middleware.BodyLimit``).
+arrive within ``CASEBOOK_HEADER_TIMEOUT_SECONDS`` of the connection being opened, of
+the request's first byte, or of the previous answer's end on a kept-alive connection,
+else 408 and the connection is closed; and hold at most ``CASEBOOK_MAX_HEADER_BYTES``,
+else 431 and closed. The body has its own deadline (``api.middleware.BodyLimit``).
 """
 
 from __future__ import annotations
@@ -31,15 +31,24 @@ def _limits() -> tuple[float, int]:
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a deadline and a size limit on the headers."""
+    """uvicorn's httptools protocol with a deadline and a size limit on the headers.
+
+    A connection is *awaiting headers* from when it opens, and again once a request
+    has been read whole, until the next request's headers are complete. While it is,
+    the bytes fed to the parser are counted (in slices, so that a header that never
+    ends is stopped at the limit, not buffered whole), and a deadline runs: from the
+    connection's opening, from a request's first byte, and from each answer's end (so
+    that blank lines or a body trickling in after the answer cannot keep a connection
+    open). A refusal never splices bytes into an answer still being written: the
+    connection is then closed after that answer."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.header_timeout, self.max_header_bytes = _limits()
         self.header_timer: asyncio.TimerHandle | None = None
-        self.header_bytes = 0
-        self.in_headers = False  # a request has begun and its headers are not complete
-        self.oversized = False  # sticky: the connection is answered 431 and closed
+        self.awaiting_headers = True
+        self.header_bytes = 0  # fed while awaiting headers
+        self.in_request = False  # a request has begun and its headers are not complete
         self.refused = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -51,59 +60,58 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self.refused:
-            return
-        super().data_received(data)
-        if self.oversized:
-            self._refuse(431, b"Request Header Fields Too Large")
+        while data and not self.refused and not self.transport.is_closing():
+            if not self.awaiting_headers:
+                super().data_received(data)
+                return
+            room = self.max_header_bytes - self.header_bytes
+            if room <= 0:
+                self._refuse(431, b"Request Header Fields Too Large")
+                return
+            piece, data = data[:room], data[room:]
+            self.header_bytes += len(piece)
+            super().data_received(piece)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self.header_bytes, self.in_headers = 0, True
+        self.in_request = True
         self._arm()
-
-    def on_url(self, url: bytes) -> None:
-        self._count(len(url))
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value) + 4)
-        super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         self._disarm()
-        self.in_headers = False
-        if not self.oversized:  # else data_received answers 431 once the parser returns
-            super().on_headers_complete()
+        self.awaiting_headers, self.in_request, self.header_bytes = False, False, 0
+        super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
-        if not (self.oversized or self.refused):
+        if not self.refused:
             super().on_body(body)
 
     def on_message_complete(self) -> None:
-        if not (self.oversized or self.refused):
+        if not self.refused:
             super().on_message_complete()
+        self.awaiting_headers = True
 
-    def _count(self, size: int) -> None:
-        self.header_bytes += size
-        self.oversized = self.oversized or self.header_bytes > self.max_header_bytes
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm()  # the next request's headers, or the end of this connection
 
     def _arm(self) -> None:
         self._disarm()
-        self.header_timer = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+        self.header_timer = self.loop.call_later(self.header_timeout, self._too_slow)
 
     def _disarm(self) -> None:
         if self.header_timer is not None:
             self.header_timer.cancel()
             self.header_timer = None
 
-    def _headers_too_slow(self) -> None:
-        """The deadline passed: a request that began is told why; a connection that
-        never sent a byte is closed silently."""
+    def _too_slow(self) -> None:
+        """The deadline passed: a request that began is told why (408); a connection
+        that sent nothing more, or only blank lines or an unread body, is closed."""
         self.header_timer = None
-        if self.in_headers:
+        if self.in_request:
             self._refuse(408, b"Request Timeout")
-        elif (self.cycle is None or self.cycle.response_complete) and not self.refused:
+        elif self.cycle is None or self.cycle.response_complete:
             self.refused = True
             self.transport.close()
 
@@ -111,6 +119,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.refused = True
         self._disarm()
         if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            # An earlier request's answer is in progress (pipelining): let it finish
+            # whole, then close, rather than splice this refusal into it.
+            self.cycle.keep_alive = False
+            self.flow.pause_reading()
             return
         body = reason + b"\n"
         self.transport.write(

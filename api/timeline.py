@@ -17,9 +17,9 @@ from typing import Any
 
 from domain.values import BIDI_CONTROLS, REFUSED_CATEGORIES
 
-# Printed as escapes: the text rule's refusals, plus the implicit direction marks and
-# other invisible format characters, which a terminal line has no use for.
-_ESCAPED_CATEGORIES = REFUSED_CATEGORIES | {"Cf"}
+# Printed as escapes: everything of the text rule's refused categories, even the format
+# characters names may carry (an invisible joiner is better seen, on a terminal).
+_ESCAPED_CATEGORIES = REFUSED_CATEGORIES
 
 
 def printable(value: object) -> str:

@@ -27,23 +27,28 @@ def parse_day(value: object) -> date:
 
 
 # Unicode categories never needed in a name or a note: controls (C0, DEL, C1: a
-# terminal acts on ESC, BEL, CR...), lone surrogates (not text; they cannot be stored
-# as UTF-8) and the line and paragraph separators (a line break in disguise).
-REFUSED_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+# terminal acts on ESC, BEL, CR...), invisible format characters (zero-width space,
+# soft hyphen, word joiner, tags...: a name carrying one is not found by its own
+# spelling), lone surrogates (not text; they cannot be stored as UTF-8) and the line
+# and paragraph separators (a line break in disguise).
+REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+# The format characters that names do need: the zero-width non-joiner and joiner
+# (Persian, Kurdish and Indic spellings) and the implicit direction marks, which cannot
+# reorder what follows them the way the overrides and isolates do.
+FORMAT_ALLOWED = frozenset("\u200c\u200d\u200e\u200f\u061c")
 
 
 def check_text(value: str, limit: int = MAX_TEXT, multiline: bool = False) -> str:
     """The one rule for free text: trimmed, not empty, at most ``limit`` characters,
-    and without control characters, bidirectional overrides and isolates, or line
-    separators; ``multiline`` text (notes, reasons, purposes) keeps its line breaks
-    and tabs. The implicit direction marks (U+200E, U+200F, U+061C) are allowed: names
-    in Arabic script may need them, and they cannot reorder what follows them."""
+    and without control characters, invisible format characters (but those of
+    ``FORMAT_ALLOWED``), bidirectional overrides and isolates, or line separators;
+    ``multiline`` text (notes, reasons, purposes) keeps its line breaks and tabs."""
     value = value.strip()
     if not value:
         raise ValueError("must not be empty")
     if len(value) > limit:
         raise ValueError(f"must be at most {limit} characters")
-    allowed = "\n\t" if multiline else ""
+    allowed = FORMAT_ALLOWED | ({"\n", "\t"} if multiline else set())
     for ch in value:
         if ch in allowed:
             continue

@@ -80,3 +80,22 @@ def org_filter(key: ApiKey | None) -> str | None:
 def owns(key: ApiKey | None, org: str) -> bool:
     """Whether the caller may see a negotiation or exchange of ``org``."""
     return sees_all(key) or (key is not None and key.org == org)
+
+
+def unseen_talks(conn: Connection | Session, key: ApiKey | None, ids: Iterable[str]) -> set[str]:
+    """The ones of these ids that are another organisation's negotiations or exchanges,
+    which the caller may not see. A case's facts name the negotiations and exchanges
+    it took part in; a case shared with another organisation must not tell it which
+    talks the owner is in."""
+    wanted = sorted(set(ids))
+    if sees_all(key) or not wanted:
+        return set()
+    assert key is not None
+    n, e = tables.negotiations, tables.exchanges
+    as_ids = [UUID(i) for i in wanted]
+    queries = (
+        select(n.c.negotiation_id, n.c.org).where(n.c.negotiation_id.in_(as_ids)),
+        select(e.c.exchange_id, e.c.org).where(e.c.exchange_id.in_(as_ids)),
+    )
+    # Ids that are no negotiation's or exchange's (a reference someone typed) stay.
+    return {str(i) for q in queries for i, org in conn.execute(q) if org != key.org}

@@ -32,7 +32,8 @@ _SQLITE_UNAVAILABLE = {3, 8, 10, 11, 14, 15, 26}
 _PG_FULL = {"53100"}  # disk_full
 _PG_BUSY = {"55P03", "40001", "40P01", "57014"}  # lock, serialisation, deadlock, timeout
 _PG_UNAVAILABLE_CLASSES = {"08", "53", "57", "58"}  # connection, resources, operator, system
-_PG_UNAVAILABLE = {"25006", "42P01", "3D000"}  # read-only transaction, no table, no database
+# read-only transaction, no table, no database, no rights (a role set up wrong)
+_PG_UNAVAILABLE = {"25006", "42P01", "3D000", "42501"}
 
 _OS_FULL = {errno.ENOSPC, errno.EDQUOT}
 _OS_UNAVAILABLE = {errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM}

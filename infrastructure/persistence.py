@@ -69,11 +69,16 @@ class CasebookRecorder(SQLAlchemyApplicationRecorder):
 
 class CasebookDatastore(SQLAlchemyDatastore):
     """The library's datastore, whose engine checks a pooled PostgreSQL connection
-    before handing it out (the library passes no engine options of its own)."""
+    before handing it out, and holds at most ``MAIN_POOL + MAIN_OVERFLOW`` of them (the
+    library passes no engine options of its own)."""
 
     def __init__(self, **kwargs: Any):
         if str(kwargs.get("url") or "").startswith("postgresql"):
             kwargs.setdefault("pool_pre_ping", True)
+            # Bounded, and a wait for a free connection that ends in a 503 (busy).
+            kwargs.setdefault("pool_size", MAIN_POOL)
+            kwargs.setdefault("max_overflow", MAIN_OVERFLOW)
+            kwargs.setdefault("pool_timeout", 10)
         super().__init__(**kwargs)
 
 
@@ -130,18 +135,32 @@ def _configure_postgres(
         dbapi_connection.commit()
 
 
-def short_wait_engine(settings: Settings, wait_ms: int) -> Engine:
-    """An engine of its own for short writes beside the register's (the read audit):
-    the same durability settings, but it waits at most ``wait_ms`` for a lock, a
-    statement or a pooled connection, so that a lock held elsewhere never ties up a
-    worker thread for longer (the request is answered 503 instead)."""
-    url = settings.url()
+# Connections per process on PostgreSQL: the register's pool (reads and writes) and a
+# small one of short waits beside it (the read audit, key checks). Several processes on
+# several hosts share one server: workers x hosts x MAX_CONNECTIONS must stay under its
+# max_connections (100 by default).
+MAIN_POOL, MAIN_OVERFLOW = 8, 4
+SIDE_POOL, SIDE_OVERFLOW = 2, 4
+MAX_CONNECTIONS = MAIN_POOL + MAIN_OVERFLOW + SIDE_POOL + SIDE_OVERFLOW
+
+
+def short_wait_engine(settings: Settings, wait_ms: int, pool_size: int = SIDE_POOL) -> Engine:
+    """An engine of its own for short work beside the register's (the read audit, key
+    checks): the same durability settings, but it waits at most ``wait_ms`` for a lock,
+    a statement or a pooled connection, so that a lock held elsewhere or a busy pool
+    never ties up a worker thread (or, for the key check on SQLite, the event loop) for
+    longer: the request is answered 503 instead."""
+    url, wait = settings.url(), max(wait_ms / 1000, 0.1)
     if url.startswith("sqlite"):
-        engine = create_engine(url)
+        engine = create_engine(url, pool_size=pool_size, max_overflow=0, pool_timeout=wait)
         _configure_sqlite(engine, wait_ms)
     else:
         engine = create_engine(
-            url, pool_pre_ping=True, pool_timeout=max(wait_ms / 1000, 0.1), max_overflow=20
+            url,
+            pool_pre_ping=True,
+            pool_size=pool_size,
+            max_overflow=SIDE_OVERFLOW,
+            pool_timeout=wait,
         )
         _configure_postgres(engine, wait_ms, statement_timeout_ms=wait_ms)
     return engine

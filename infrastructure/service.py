@@ -13,8 +13,10 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -358,8 +360,9 @@ class Casebook:
         facts = self.register.get_case(case_id).facts
         with self.store.read() as conn:
             hashes = chain.hashes_of_case(conn, case_id)
+            withheld = access.unseen_talks(conn, key, talks_named(facts))
         self.store.record_read(reader, [case_id])
-        return history_of(case_id, facts, hashes)
+        return history_of(case_id, facts, hashes, withheld)
 
     def export(
         self,
@@ -550,9 +553,28 @@ def _keyed(idem: Idempotency) -> str:
     return unit.keyring.digest(idem.request_hash)
 
 
-def history_of(case_id: uuid.UUID, facts: list[Fact], hashes: dict[int, str]) -> dict[str, Any]:
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+TALK_FIELDS = ("negotiation_id", "exchange_id")
+
+
+def talks_named(facts: list[Fact]) -> set[str]:
+    """The negotiation and exchange ids a case's facts name: a handover's fields, and a
+    confirmed match's source ("list of negotiation <id>")."""
+    named = {str(f.get(k)) for f in facts for k in TALK_FIELDS if f.get(k)}
+    for f in facts:
+        named.update(_UUID.findall(str(f.source.get("reference") or "")))
+    return named
+
+
+def history_of(
+    case_id: uuid.UUID,
+    facts: list[Fact],
+    hashes: dict[int, str],
+    withheld: AbstractSet[str] = frozenset(),
+) -> dict[str, Any]:
     """A case's history for auditors: every event, oldest first, with its link hash and,
-    for a retracted one, the retraction that stands against it."""
+    for a retracted one, the retraction that stands against it. The negotiation and
+    exchange ids in ``withheld`` (the caller may not see them) read "withheld"."""
     undone = retracted_versions(facts)
     retracted_by = {
         f.get("version"): f.version
@@ -562,10 +584,28 @@ def history_of(case_id: uuid.UUID, facts: list[Fact], hashes: dict[int, str]) ->
     return {
         "case_id": str(case_id),
         "events": [
-            {**_history_entry(f, undone, retracted_by), "hash": hashes.get(f.version)}
+            {
+                **_withholding(_history_entry(f, undone, retracted_by), withheld),
+                "hash": hashes.get(f.version),
+            }
             for f in facts
         ],
     }
+
+
+def _withholding(entry: dict[str, Any], withheld: AbstractSet[str]) -> dict[str, Any]:
+    if not withheld:
+        return entry
+    fields = {
+        k: "withheld" if k in TALK_FIELDS and str(v) in withheld else v
+        for k, v in entry["fields"].items()
+    }
+    source = dict(entry["source"])
+    if source.get("reference"):
+        source["reference"] = _UUID.sub(
+            lambda m: "withheld" if m.group(0) in withheld else m.group(0), source["reference"]
+        )
+    return {**entry, "fields": fields, "source": source}
 
 
 def _history_entry(fact: Fact, undone: set[int], retracted_by: dict[int, int]) -> dict[str, Any]:

@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     # A request's body must arrive whole within this many seconds of the first byte the
     # service asks for (408 beyond). No shared slot is held while it arrives.
     body_timeout_seconds: float = Field(default=30, gt=0)
+    # Bodies are held in memory while they arrive and while they are served: at most
+    # this many bytes of them per process (503 beyond), and at most so many being sent
+    # at once with one key (429 beyond).
+    max_body_buffer_bytes: int = Field(default=256_000_000, ge=1024)
+    max_uploads_per_key: int = Field(default=8, ge=1)
     # The request line and headers must arrive within this many seconds (408) and hold
     # at most this many bytes (431): uvicorn's httptools parser bounds neither.
     header_timeout_seconds: float = Field(default=10, gt=0)
@@ -70,6 +75,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'casebook.sqlite').resolve()}"
+
+    def sqlite_path(self) -> Path:
+        """The SQLite database file (its URL may be a ``file:`` URI with options)."""
+        path = self.url().removeprefix("sqlite:///").removeprefix("file:")
+        return Path(path.split("?", 1)[0])
 
     @property
     def is_sqlite(self) -> bool:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hmac
 import logging
+import shutil
+import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -41,6 +43,10 @@ from infrastructure.readlog import Reader
 from infrastructure.settings import Settings
 
 log = logging.getLogger("casebook")
+
+# Below this much free disk space, a SQLite register is not ready (``Store.unready``):
+# writes and the read audit would soon fail with 507.
+MIN_FREE_BYTES = 64 * 2**20
 
 
 class ChainedRegister(Register):
@@ -149,8 +155,17 @@ class Store:
         self.engine = engine
         self.events_table: Table = recorder.events_record_cls.__table__
         self.dialect = engine.dialect.name
-        # The read audit's own engine: it waits only briefly for locks (readlog).
-        self.audit_engine = short_wait_engine(settings, settings.read_audit_wait_ms)
+        # Short work beside the register's, on engines that wait only briefly: the read
+        # audit (readlog), and the key check of every request (api.auth). On SQLite the
+        # key check runs on the event loop, one at a time: one connection of its own,
+        # which nothing else can hold. On PostgreSQL it runs in threads, on the side pool.
+        wait = settings.read_audit_wait_ms
+        self.side_engine = short_wait_engine(settings, wait)
+        self.key_engine = (
+            short_wait_engine(settings, wait, pool_size=1)
+            if settings.is_sqlite
+            else self.side_engine
+        )
         self.signer: Signer | None = None  # set by whoever may sign checkpoints
         # The installation's public key when no signer is loaded (a verifier).
         self.public_key: str | None = None
@@ -358,15 +373,56 @@ class Store:
         with self.read() as session:
             return int(session.execute(select(tables.register_head.c.position)).scalar_one())
 
+    def unready(self) -> str | None:
+        """What keeps the service from serving, or None: the database must answer a
+        read and accept writes (not a read-only file, a standby, a read-only session),
+        and on SQLite the disk must have room (``MIN_FREE_BYTES``). A write lock held
+        by a long write is not a problem: it will end."""
+        with self.engine.connect() as conn:
+            conn.execute(select(tables.register_head.c.position)).scalar_one()
+            if self.dialect == "postgresql":
+                standby, read_only = conn.exec_driver_sql(
+                    "SELECT pg_is_in_recovery(), current_setting('transaction_read_only')"
+                ).one()
+                if standby or read_only == "on":
+                    return "the database refuses writes (a standby, or read-only)"
+                return None
+        if not self._sqlite_writable():
+            return "the database file refuses writes (read-only?)"
+        free = shutil.disk_usage(self.settings.sqlite_path().parent).free
+        if free < MIN_FREE_BYTES:
+            return f"the disk holding the register has {free // 2**20} MB free"
+        return None
+
+    def _sqlite_writable(self) -> bool:
+        """Whether SQLite would take a write: one that changes nothing, rolled back,
+        without waiting for a writer (a busy database is a writable one)."""
+        raw = self.engine.raw_connection()
+        cursor = raw.cursor()
+        try:
+            cursor.execute("PRAGMA busy_timeout = 0")
+            cursor.execute("BEGIN IMMEDIATE")
+            cursor.execute(f"UPDATE {tables.register_head.name} SET id = id WHERE 0")
+            return True
+        except sqlite3.OperationalError as e:
+            return e.sqlite_errorcode & 0xFF in (5, 6)  # busy, locked: it will end
+        finally:
+            if raw.driver_connection is not None and raw.driver_connection.in_transaction:
+                cursor.execute("ROLLBACK")
+            cursor.execute(f"PRAGMA busy_timeout = {int(self.settings.sqlite_busy_timeout_ms)}")
+            cursor.close()
+            raw.close()
+
     def max_notification_id(self) -> int:
         return self.recorder.max_notification_id() or 0
 
     def record_read(self, reader: Reader | None, case_ids: Iterable[UUID]) -> None:
         """Record in the read audit that ``reader`` was shown these cases' personal
         data; ``ReadNotRecorded`` (503) if that cannot be done within a short wait."""
-        readlog.record(self.audit_engine, reader, case_ids)
+        readlog.record(self.side_engine, reader, case_ids)
 
     def close(self) -> None:
         self.register.close()
         self.engine.dispose()
-        self.audit_engine.dispose()
+        self.side_engine.dispose()
+        self.key_engine.dispose()  # the side engine again on PostgreSQL: no harm

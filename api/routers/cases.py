@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import itertools
-from typing import Annotated, Any, Literal
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from typing import IO, Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Path, Query, Response
@@ -161,13 +163,33 @@ def export_case(
 ) -> StreamingResponse:
     """One case file: the case's events with their chain links, the head and the latest
     checkpoint, as JSON Lines (verify it with `casebook verify --export FILE`)."""
-    lines = casebook.export(case_id, key, reader)
-    first = next(lines)  # raises CaseNotFound (404) before the answer starts
     return StreamingResponse(
-        itertools.chain([first], lines),
+        spooled(casebook.export(case_id, key, reader)),  # CaseNotFound (404) first
         media_type="application/x-ndjson",
         headers={"Content-Disposition": f'attachment; filename="case-{case_id}.jsonl"'},
     )
+
+
+def spooled(lines: Iterator[str]) -> Iterator[bytes]:
+    """Write the lines whole to a temporary file (memory up to 1 MB, then disk), so
+    that the database snapshot they are read from is closed before the first byte is
+    sent: a client that reads slowly, or never, holds a file, not a connection."""
+    spool = tempfile.SpooledTemporaryFile(max_size=1 << 20)  # noqa: SIM115 - _chunks closes it
+    try:
+        with contextlib.closing(lines):
+            for line in lines:
+                spool.write(line.encode())
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return _chunks(spool)
+
+
+def _chunks(spool: IO[bytes]) -> Iterator[bytes]:
+    with spool:
+        while chunk := spool.read(1 << 16):
+            yield chunk
 
 
 @router.post(

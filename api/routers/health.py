@@ -27,8 +27,8 @@ async def health() -> dict[str, str]:
 @router.get("/ready", response_model=Ready, responses=problems((503, "what is missing")))
 @router.head("/ready", include_in_schema=False)
 async def ready(request: Request) -> dict[str, str]:
-    """The service can serve: its database answers. Otherwise 503, saying what is
-    missing."""
+    """The service can serve: its database answers a read and accepts writes, and a
+    SQLite register's disk has room. Otherwise 503, saying what is missing."""
     missing = await request.app.state.readiness.missing()
     if missing is not None:
         raise Problem(503, "not-ready", missing, headers={"Retry-After": "1"})
@@ -36,15 +36,18 @@ async def ready(request: Request) -> dict[str, str]:
 
 
 class Readiness:
-    """Whether the store answers a read, checked at most once per ``ttl`` seconds
-    whatever the number of probes (they need no key, so they must cost little), and
-    given up on after ``timeout`` seconds."""
+    """``Store.unready``, checked at most once per ``ttl`` seconds whatever the number
+    of probes (they need no key, so they must cost little), in one worker thread at a
+    time: a check that has not returned after ``timeout`` seconds is answered as not
+    ready, and no other is started until it returns (a hung database must not take a
+    thread per probe)."""
 
     def __init__(self, store: Store, ttl: float = 1.0, timeout: float = 2.0):
         self.store, self.ttl, self.timeout = store, ttl, timeout
         self.lock = asyncio.Lock()
         self.checked_at: float | None = None
         self.result: str | None = None
+        self.running: asyncio.Task[str | None] | None = None
 
     async def missing(self) -> str | None:
         """None when ready, else what is missing."""
@@ -55,11 +58,16 @@ class Readiness:
             return self.result
 
     async def _check(self) -> str | None:
+        if self.running is None or self.running.done():
+            self.running = asyncio.create_task(self._in_thread())
         try:
-            await asyncio.wait_for(run_in_threadpool(self.store.position), self.timeout)
+            return await asyncio.wait_for(asyncio.shield(self.running), self.timeout)
         except TimeoutError:
             return f"the database did not answer within {self.timeout:g} seconds"
+
+    async def _in_thread(self) -> str | None:
+        try:
+            return await run_in_threadpool(self.store.unready)
         except Exception as e:
             fault = classify(e)
-            return f"the database cannot be read ({fault.slug if fault else type(e).__name__})"
-        return None
+            return f"the database cannot be used ({fault.slug if fault else type(e).__name__})"

@@ -4,6 +4,7 @@ store matters, and checks what a client gets now."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -17,11 +18,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 
 from api.app import create_app
+from api.routers.cases import spooled
 from api.writes import refuse_if_match
 from infrastructure.settings import Settings
 from infrastructure.store import Store
 from tests.conftest import Keys, new_case, record
-from tests.e2e.test_negotiations import held, negotiation
+from tests.e2e.test_negotiations import exchange, handover, held, negotiation
 from tests.e2e.test_organisations import other as other  # a fixture
 from tests.e2e.test_read_audit import reads
 
@@ -139,6 +141,8 @@ def test_a_read_only_store_answers_503_with_retry_after_and_writes_nothing(
         assert r.status_code == 503, r.text
         assert r.json()["type"] == "/problems/store-unavailable"
         assert r.headers["Retry-After"] == "1"
+        ready = client.get("/ready")  # a load balancer takes the instance out
+        assert ready.status_code == 503 and "refuses writes" in ready.json()["detail"]
     assert versions(settings, cid) == 1
     assert client.get("/audit/verify", headers=keys.auditor).json()["ok"] is True
     assert record(client, keys.worker, cid, type="note", text="x").status_code == 201
@@ -327,3 +331,42 @@ def test_a_case_shared_with_another_organisation_does_not_show_the_owners_negoti
     assert [c["id"] for c in mine.json()["items"]] == [cid]
     r = record(client, other, cid, type="note", text="x")
     assert r.status_code == 201 and r.json()["negotiations"] == []
+    # Nor do the case's facts: a confirmed spelling names the list it came from, and a
+    # handover its exchange and negotiation.
+    entries = [{"name": "Nobodyan Vahe"}]
+    listed = {"submitted_by": "AZ", "submitted_on": "2021-06-12", "entries": entries}
+    assert client.post(f"/negotiations/{nid}/lists", json=listed, headers=keys.worker).is_success
+    confirm = {"party": "AZ", "list_version": 1, "entry": 0, "case_id": cid}
+    r = client.post(f"/negotiations/{nid}/matches", json=confirm, headers=keys.worker)
+    assert r.status_code == 201, r.text
+    typed = str(uuid.uuid4())  # an id someone typed in a reference: no negotiation's
+    source = {"kind": "ngo", "reference": f"file {typed}"}
+    assert record(client, keys.worker, cid, type="note", text="x", source=source).is_success
+    swap = exchange(client, keys, [handover({"id": cid})], negotiation_id=nid)
+    assert swap.status_code == 201, swap.text
+    xid = swap.json()["id"]
+    for headers, shown in ((other, False), (keys.worker, True), (keys.auditor, True)):
+        events = client.get(f"/cases/{cid}/history", headers=headers).json()["events"]
+        text = json.dumps(events)
+        assert (nid in text, xid in text) == (shown, shown), headers
+        if not shown:
+            assert "withheld" in text
+        assert typed in text
+
+
+def test_an_export_holds_no_database_connection_while_it_is_sent(
+    client: TestClient, keys: Keys
+) -> None:
+    """A client that reads a case file slowly, or never, holds a spooled file: the
+    snapshot it was read from is closed before the first byte goes out."""
+    cid = held(client, keys)["id"]
+    store: Store = client.app.state.store  # type: ignore[attr-defined]
+    casebook = client.app.state.casebook  # type: ignore[attr-defined]
+    pool = store.engine.pool
+    held_before = pool.checkedout()  # type: ignore[attr-defined]
+    unread = spooled(casebook.export(uuid.UUID(cid)))
+    assert pool.checkedout() == held_before  # type: ignore[attr-defined]
+    lines = b"".join(unread).decode().splitlines()
+    assert json.loads(lines[0])["kind"] == "header" and len(lines) >= 4
+    r = client.get(f"/cases/{cid}/export", headers=keys.worker)
+    assert r.status_code == 200 and r.text.splitlines()[1:] == lines[1:]  # but the time

@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -36,13 +37,16 @@ class Server:
     url: str
     port: int
     key: str
+    stolen: str  # a case worker's key in an attacker's hands
     log: Path
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    tmp_path = tmp_path_factory.mktemp("slow-clients")
     store = Store(Settings(data_dir=tmp_path))
     _, key = KeyStore(store.engine).create("desk-1", "case_worker", "org-a")
+    _, stolen = KeyStore(store.engine).create("desk-2", "case_worker", "org-a")
     store.close()
     port = free_port()
     env = {
@@ -64,7 +68,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(url)
-        yield Server(url, port, key, log)
+        yield Server(url, port, key, stolen, log)
     finally:
         process.terminate()
         process.wait(timeout=20)
@@ -83,6 +87,32 @@ def slow_post(server: Server, key: str | None) -> socket.socket:
     return sock
 
 
+def kept_alive(server: Server, trickle: bytes, length: int = 0) -> threading.Thread:
+    """A connection that gets one answer, then sends ``trickle`` every half second for
+    as long as the server keeps it open (a thread, ended when the server closes it)."""
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % length)
+    assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+
+    def trickle_until_closed() -> None:
+        sock.settimeout(0.5)
+        with sock:
+            while True:
+                try:
+                    if sock.recv(4096) == b"":
+                        return
+                except TimeoutError:
+                    pass
+                try:
+                    sock.sendall(trickle)
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=trickle_until_closed, daemon=True)
+    thread.start()
+    return thread
+
+
 def answer_of(sock: socket.socket) -> str:
     """The status line the server sent before it closed the connection."""
     sock.settimeout(15)
@@ -95,7 +125,7 @@ def answer_of(sock: socket.socket) -> str:
 
 @pytest.mark.slow
 def test_a_hundred_slow_bodies_hold_up_no_real_write(server: Server) -> None:
-    keyed = [slow_post(server, server.key) for _ in range(50)]
+    keyed = [slow_post(server, server.stolen) for _ in range(50)]
     keyless = [slow_post(server, None) for _ in range(50)]
     unfinished = []
     for _ in range(10):  # headers that never end
@@ -104,6 +134,8 @@ def test_a_hundred_slow_bodies_hold_up_no_real_write(server: Server) -> None:
         unfinished.append(sock)
     gone = slow_post(server, server.key)
     gone.close()  # a client that gives up half-way through its body
+    # Kept alive after an answer: blank lines, or the rest of a GET's body, trickling.
+    tricklers = [kept_alive(server, b"\r\n"), kept_alive(server, b"x", length=10**8)]
     headers = {"Authorization": f"Bearer {server.key}"}
 
     def write(_: int) -> int:
@@ -114,11 +146,17 @@ def test_a_hundred_slow_bodies_hold_up_no_real_write(server: Server) -> None:
     assert written == [201] * 16
     assert httpx.get(server.url + "/health", timeout=5).status_code == 200
     assert httpx.get(server.url + "/ready", timeout=5).status_code == 200
-    assert len(httpx.get(server.url + "/cases", headers=headers).json()["items"]) == 16
+    assert len(httpx.get(server.url + "/cases", headers=headers).json()["items"]) >= 16
 
     assert {answer_of(s) for s in keyless} == {"HTTP/1.1 401 Unauthorized"}
-    assert {answer_of(s) for s in keyed} == {"HTTP/1.1 408 Request Timeout"}
+    # One key sends at most 8 bodies at once (CASEBOOK_MAX_UPLOADS_PER_KEY): those wait
+    # for their deadline, the others are turned away at once.
+    answers = sorted(answer_of(s) for s in keyed)
+    assert answers == ["HTTP/1.1 408 Request Timeout"] * 8 + ["HTTP/1.1 429 Too Many Requests"] * 42
     assert {answer_of(s) for s in unfinished} == {"HTTP/1.1 408 Request Timeout"}
+    for trickler in tricklers:
+        trickler.join(timeout=15)
+        assert not trickler.is_alive()  # the server closed the connection
     lines = [json.loads(x) for x in server.log.read_text().splitlines() if x.startswith("{")]
     statuses = [line["status"] for line in lines]
     assert 500 not in statuses and 499 in statuses  # the one that gave up: not an error
@@ -128,4 +166,31 @@ def test_oversized_headers_are_refused_with_431(server: Server) -> None:
     sock = socket.create_connection(("127.0.0.1", server.port))
     sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Filler: " + b"a" * 40_000 + b"\r\n\r\n")
     assert answer_of(sock) == "HTTP/1.1 431 Request Header Fields Too Large"
+    # One header that never ends is stopped at the limit, not buffered whole.
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Endless: ")
+    with pytest.raises(OSError):  # the server answers and closes long before the end
+        for _ in range(1600):  # 100 MB
+            sock.sendall(b"a" * 65536)
+    assert answer_of(sock) == "HTTP/1.1 431 Request Header Fields Too Large"
     assert httpx.get(server.url + "/health", timeout=5).status_code == 200
+
+
+def test_a_refusal_is_never_spliced_into_an_earlier_pipelined_answer(server: Server) -> None:
+    """A write and, pipelined behind it, a request with oversized headers: the client
+    gets the write's whole answer (it was recorded), then the connection closes."""
+    body = json.dumps(CASE).encode()
+    write = (
+        b"POST /cases HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+        % (server.key.encode(), len(body), body)
+    )
+    oversized = b"GET /health HTTP/1.1\r\nX-Filler: " + b"a" * 40_000 + b"\r\n\r\n"
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    sock.sendall(write + oversized)
+    sock.settimeout(15)
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    statuses = [line for line in data.split(b"\r\n") if line.startswith(b"HTTP/1.1")]
+    assert statuses == [b"HTTP/1.1 201 Created"]

@@ -17,8 +17,17 @@ from fastapi.testclient import TestClient
 from api.permissions import PERMISSIONS
 from tests.conftest import Keys
 
-# ESC sequences that retitle a terminal and clear it, and a right-to-left override.
-HOSTILE = ["tracing\x1b]0;x\x07\x1b[2J", "Test\u202eyan", "two\u2028lines", "nul\x00"]
+# ESC sequences that retitle a terminal and clear it, a right-to-left override, a line
+# separator, NUL,
+# A zero-width space and a soft hyphen: a name carrying one is not found by its spelling.
+HOSTILE = [
+    "tracing\x1b]0;x\x07\x1b[2J",
+    "Test\u202eyan",
+    "two\u2028lines",
+    "nul\x00",
+    "Test\u200byan",
+    "Test\u00adyan",
+]
 Path_ = list[str | int]
 
 

@@ -85,6 +85,7 @@ def test_wrapped_by_sqlalchemy_and_eventsourcing_the_driver_error_is_found() -> 
         (psycopg.errors.AdminShutdown("terminating connection"), StoreUnavailable),
         (psycopg.errors.ReadOnlySqlTransaction("read-only"), StoreUnavailable),
         (psycopg.errors.UndefinedTable("no such relation"), StoreUnavailable),
+        (psycopg.errors.InsufficientPrivilege("permission denied"), StoreUnavailable),
         (psycopg.OperationalError("server closed the connection unexpectedly"), StoreUnavailable),
         (OSError(errno.ENOSPC, "No space left on device"), StoreFull),
         (OSError(errno.EROFS, "Read-only file system"), StoreUnavailable),

@@ -10,6 +10,10 @@ import sqlite3
 from api.middleware import BodyLimit, InFlightLimit, RequestLog, WriteGate
 
 
+def limited(app):  # type: ignore[no-untyped-def]
+    return BodyLimit(app, limit=10, deadline=5, budget=1000, per_key=8)
+
+
 async def call(app, method="POST", chunks=None, body=b"", path="/cases"):  # type: ignore[no-untyped-def]
     sent = []
     scope = {"type": "http", "method": method, "headers": [], "path": path}
@@ -58,7 +62,7 @@ def test_a_streamed_body_over_the_limit_is_refused_with_413():
 
     chunked = [{"type": "http.request", "body": b"x" * 6, "more_body": True}] * 2
     chunked.append({"type": "http.request", "body": b"", "more_body": False})
-    sent = asyncio.run(call(BodyLimit(reader, limit=10, deadline=5), chunks=chunked))
+    sent = asyncio.run(call(limited(reader), chunks=chunked))
     assert sent[0]["status"] == 413
 
 
@@ -74,7 +78,7 @@ def test_a_chunked_body_within_the_limit_reaches_the_app_whole():
         {"type": "http.request", "body": b"abc", "more_body": True},
         {"type": "http.request", "body": b"def", "more_body": False},
     ]
-    sent = asyncio.run(call(BodyLimit(echo, limit=10, deadline=5), chunks=chunked))
+    sent = asyncio.run(call(limited(echo), chunks=chunked))
     assert sent[0]["status"] == 200 and seen == [b"abcdef"]
 
 
@@ -121,7 +125,7 @@ def test_a_body_that_arrives_too_slowly_is_answered_408_and_never_reaches_the_ap
         async def send(message):  # type: ignore[no-untyped-def]
             sent.append(message)
 
-        await BodyLimit(app, limit=100, deadline=0.05)(scope, receive, send)
+        await BodyLimit(app, limit=100, deadline=0.05, budget=1000, per_key=8)(scope, receive, send)
         return sent
 
     sent = asyncio.run(scenario())
@@ -160,7 +164,7 @@ def test_a_client_that_went_away_is_logged_as_499_not_500(caplog):  # type: igno
 
     caplog.set_level("INFO", logger="casebook.requests")
     gone = [{"type": "http.disconnect"}]
-    asyncio.run(call(RequestLog(BodyLimit(reader, limit=10, deadline=5)), chunks=gone))
+    asyncio.run(call(RequestLog(limited(reader)), chunks=gone))
     lines = [json.loads(r.message) for r in caplog.records]
     assert [line["status"] for line in lines] == [499]
     assert all(r.levelname == "INFO" for r in caplog.records)
@@ -178,3 +182,51 @@ def test_a_full_disk_under_the_app_is_answered_507_with_retry_after(caplog):  # 
     assert sent[0]["status"] == 507 and (b"retry-after", b"1") in sent[0]["headers"]
     assert json.loads(sent[1]["body"])["type"] == "/problems/storage-full"
     assert json.loads(caplog.records[-1].message)["fault"] == "storage-full"
+
+
+def test_bodies_beyond_the_memory_budget_or_one_keys_share_are_refused_before_reading():
+    class Key:
+        id = "key-1"
+
+    async def scenario():  # type: ignore[no-untyped-def]
+        arrived = asyncio.Event()
+
+        async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+            await send({"type": "http.response.start", "status": 201, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+        limit = BodyLimit(app, limit=100, deadline=5, budget=250, per_key=2)
+
+        async def slow_upload(length: int):  # type: ignore[no-untyped-def]
+            sent = []
+            headers = [(b"content-length", str(length).encode())]
+            scope = {"type": "http", "method": "POST", "headers": headers, "path": "/cases"}
+            scope["state"] = {"api_key": Key()}
+            parts = [{"type": "http.request", "body": b"{", "more_body": True}]
+
+            async def receive():  # type: ignore[no-untyped-def]
+                if parts:
+                    return parts.pop(0)
+                await arrived.wait()
+                return {"type": "http.request", "body": b"x" * (length - 1), "more_body": False}
+
+            async def send(message):  # type: ignore[no-untyped-def]
+                sent.append(message)
+
+            await limit(scope, receive, send)
+            return sent[0]["status"]
+
+        waiting = [asyncio.create_task(slow_upload(100)) for _ in range(2)]
+        await asyncio.sleep(0.01)
+        third_from_the_same_key = await slow_upload(10)
+        Key.id = "key-2"
+        over_budget = await slow_upload(100)  # 200 of 250 bytes already reserved
+        within_budget = asyncio.create_task(slow_upload(40))
+        await asyncio.sleep(0.01)
+        arrived.set()
+        done = await asyncio.gather(*waiting, within_budget)
+        return third_from_the_same_key, over_budget, done, limit.reserved
+
+    third, over, done, reserved = asyncio.run(scenario())
+    assert (third, over) == (429, 503)
+    assert done == [201, 201, 201] and reserved == 0

@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi_offline import FastAPIOffline
 
 from api import problems
-from api.auth import KEY_CHECK_THREADS, Authenticate
+from api.auth import KEY_CHECK_THREADS, Authenticate, KeyCheck
 from api.middleware import BodyLimit, InFlightLimit, RequestLog, WriteGate
 from api.routers import audit, cases, exchanges, health, negotiations, reports
 from infrastructure.checkpoints import Signer
@@ -52,8 +52,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.store = store
         app.state.casebook = Casebook(store)
         app.state.negotiations = Negotiations(store)
-        app.state.keys = KeyStore(store.key_engine)
-        app.state.key_checks = anyio.CapacityLimiter(KEY_CHECK_THREADS)
+        app.state.key_check = KeyCheck(
+            KeyStore(store.key_engine),
+            on_loop=store.dialect == "sqlite",
+            limiter=anyio.CapacityLimiter(KEY_CHECK_THREADS),
+        )
         app.state.readiness = health.Readiness(store)
         timer = asyncio.create_task(_checkpoint_timer(store, settings.checkpoint_minutes))
         try:
@@ -79,7 +82,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added innermost first: the request passes RequestLog, Authenticate, BodyLimit,
     # InFlightLimit and WriteGate in that order (see api.middleware).
     app.add_middleware(WriteGate, slots=settings.write_slots, wait=settings.write_wait_seconds)
-    app.add_middleware(InFlightLimit, limit=settings.max_in_flight)
+    app.add_middleware(
+        InFlightLimit, limit=settings.max_in_flight, per_key=settings.max_in_flight_per_key
+    )
     app.add_middleware(
         BodyLimit,
         limit=settings.max_body_bytes,

@@ -38,20 +38,50 @@ PROBES = frozenset({"/health", "/ready"})
 CLOSE = {"Connection": "close"}
 
 
+class PerKey:
+    """How many of something each key has at once (requests, bodies), within a cap."""
+
+    def __init__(self, cap: int):
+        self.cap = cap
+        self.held: Counter[Any] = Counter()
+
+    def take(self, scope: Scope) -> Any:
+        """The caller's key id, counted, or ``PerKey.FULL`` when it has ``cap``."""
+        key = (scope.get("state") or {}).get("api_key")
+        who = key.id if key is not None else None
+        if self.held[who] >= self.cap:
+            return PerKey.FULL
+        self.held[who] += 1
+        return who
+
+    def give_back(self, who: Any) -> None:
+        self.held[who] -= 1
+        if not self.held[who]:
+            del self.held[who]
+
+    FULL = object()
+
+
+def too_many(detail: str) -> JSONResponse:
+    """A 429 for one key that has too much in progress (others are not held up)."""
+    headers = {"Retry-After": "1", **CLOSE}
+    return problem_response(429, "too-many-requests", f"{detail}; retry shortly", headers)
+
+
 class BodyLimit:
     """Read a request's body whole before the app sees it: at most ``limit`` bytes
     (413 beyond, by Content-Length or while reading), within ``deadline`` seconds from
     the first byte asked for (408 beyond). No slot, lock or thread is held while it
-    arrives; memory is, so it is bounded twice: all the bodies a process holds
-    (``budget`` bytes, reserved by Content-Length or else ``limit``; 503 beyond), and
-    the bodies one key may be sending at once (``per_key``; 429 beyond), so that one
-    key's slow uploads cannot take the whole budget."""
+    arrives; memory is, until the answer, so it is bounded twice: all the bodies a
+    process holds (``budget`` bytes, reserved by Content-Length or else ``limit``; 503
+    beyond), and those one key holds (``per_key``; 429 beyond), so that one key's slow
+    or waiting uploads cannot take the whole budget. Both answers close the connection,
+    so an unread body is not read only to be thrown away."""
 
     def __init__(self, app: ASGIApp, limit: int, deadline: float, budget: int, per_key: int):
         self.app, self.limit, self.deadline = app, limit, deadline
-        self.budget, self.per_key = budget, per_key
+        self.budget, self.per_key = budget, PerKey(per_key)
         self.reserved = 0
-        self.receiving: Counter[Any] = Counter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
@@ -62,26 +92,25 @@ class BodyLimit:
             await self._too_large(scope, receive, send)
             return
         size = self.limit if length is None else int(length)
-        key = (scope.get("state") or {}).get("api_key")
-        who = key.id if key is not None else None
-        if self.receiving[who] >= self.per_key:
-            detail = f"this key is already sending {self.per_key} request bodies"
-            headers = {"Retry-After": "1", **CLOSE}
-            await problem_response(429, "too-many-uploads", detail, headers)(scope, receive, send)
+        who = self.per_key.take(scope)
+        if who is PerKey.FULL:
+            detail = f"this key has {self.per_key.cap} request bodies in progress"
+            await too_many(detail)(scope, receive, send)
             return
-        if self.reserved + size > self.budget:
-            await retry_later("overloaded", "too many request bodies in memory")(
-                scope, receive, send
-            )
-            return
-        self.reserved += size
         try:
-            await self._with_body(scope, receive, send, who)
+            if self.reserved + size > self.budget:
+                refusal = retry_later("overloaded", "too many request bodies in memory", CLOSE)
+                await refusal(scope, receive, send)
+                return
+            self.reserved += size
+            try:
+                await self._with_body(scope, receive, send)
+            finally:
+                self.reserved -= size
         finally:
-            self.reserved -= size
+            self.per_key.give_back(who)
 
-    async def _with_body(self, scope: Scope, receive: Receive, send: Send, who: Any) -> None:
-        self.receiving[who] += 1
+    async def _with_body(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             async with asyncio.timeout(self.deadline):
                 body = await self._read(receive)
@@ -89,10 +118,6 @@ class BodyLimit:
             detail = f"the request body did not arrive within {self.deadline:g} seconds"
             await problem_response(408, "body-timeout", detail, CLOSE)(scope, receive, send)
             return
-        finally:
-            self.receiving[who] -= 1
-            if not self.receiving[who]:
-                del self.receiving[who]
         if body is None:
             return  # the client went away
         if len(body) > self.limit:
@@ -125,9 +150,10 @@ class BodyLimit:
         await problem_response(413, "body-too-large", detail, CLOSE)(scope, receive, send)
 
 
-def retry_later(slug: str, detail: str) -> JSONResponse:
+def retry_later(slug: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """A 503 that tells the client when to try again."""
-    return problem_response(503, slug, f"{detail}; retry shortly", headers={"Retry-After": "1"})
+    headers = {"Retry-After": "1", **(headers or {})}
+    return problem_response(503, slug, f"{detail}; retry shortly", headers=headers)
 
 
 class WriteGate:
@@ -161,11 +187,14 @@ class WriteGate:
 
 class InFlightLimit:
     """Answer 503 with Retry-After, rather than queue without bound, when more than
-    ``limit`` requests are in progress in this process. The probes (``/health``,
-    ``/ready``) are not counted and never refused: a busy instance is still alive."""
+    ``limit`` requests are in progress in this process, and 429 when one key has
+    ``per_key`` of them (a key that leaves its answers unread cannot take every slot).
+    The probes (``/health``, ``/ready``) are not counted and never refused: a busy
+    instance is still alive."""
 
-    def __init__(self, app: ASGIApp, limit: int):
+    def __init__(self, app: ASGIApp, limit: int, per_key: int):
         self.app, self.limit, self.in_flight = app, limit, 0
+        self.per_key = PerKey(per_key)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in PROBES:
@@ -174,11 +203,17 @@ class InFlightLimit:
         if self.in_flight >= self.limit:
             await retry_later("overloaded", "too many requests in progress")(scope, receive, send)
             return
+        who = self.per_key.take(scope)
+        if who is PerKey.FULL:
+            detail = f"this key has {self.per_key.cap} requests in progress"
+            await too_many(detail)(scope, receive, send)
+            return
         self.in_flight += 1
         try:
             await self.app(scope, receive, send)
         finally:
             self.in_flight -= 1
+            self.per_key.give_back(who)
 
 
 class RequestLog:

@@ -43,10 +43,11 @@ class CaseNotFound(NotFound):
 
 
 class NotOwner(Exception):
-    """Only the organisation that owns a case decides who else sees it (403)."""
+    """Only the organisation that owns a case decides who else sees it, or erases it,
+    or takes its case file (403)."""
 
-    def __init__(self, case_id: UUID):
-        super().__init__("only the organisation that owns the case may share it")
+    def __init__(self, case_id: UUID, act: str = "share it"):
+        super().__init__(f"only the organisation that owns the case may {act}")
         self.case_id = case_id
 
 

@@ -1,7 +1,9 @@
 """API keys: 256 random bits, shown once, stored only as a SHA-256 hash.
 
-A key is looked up by its hash on every request (no cache), so revocation and expiry
-take effect on the next request. A revoked key's name is never given to another key:
+A key is looked up by its hash; the service remembers the keys it found valid
+(``api.auth.KeyCheck``) but reads the count of revoked keys before every request and
+forgets them all when it changed, so revocation takes effect on the next request, and
+expiry is checked on every use. A revoked key's name is never given to another key:
 names identify who recorded what in every case's history.
 
 SHA-256 without salt is the right hash here: keys are random and long, so there is
@@ -21,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Engine
 
 from infrastructure import tables
@@ -130,6 +132,14 @@ class KeyStore:
             if result.rowcount == 0:
                 raise KeyError_(f"no active key named {name!r}")
             return _row_to_key(conn.execute(select(t).where(t.c.name == name)).one())
+
+    def revocations(self) -> int:
+        """How many keys were ever revoked: when it changes, keys remembered as valid
+        must be looked up again (``api.auth.KeyCheck``)."""
+        t = tables.api_keys
+        with self.engine.connect() as conn:
+            query = select(func.count()).select_from(t).where(t.c.revoked_at.is_not(None))
+            return int(conn.execute(query).scalar_one())
 
     def authenticate(self, secret: str) -> ApiKey | None:
         """The valid key with this secret, or None (unknown, revoked or expired)."""

@@ -30,7 +30,7 @@ from domain.case import Case, Stamp
 from domain.facts import Fact, FactError
 from domain.identity import Identity
 from domain.input import parse_fact, parse_opening
-from domain.register import CaseNotFound
+from domain.register import CaseNotFound, NotOwner
 from domain.state import derive, retracted_versions
 from infrastructure import access, chain, checkpoints, exports, names, readlog, tables, views
 from infrastructure.checkpoints import Checkpoint
@@ -370,10 +370,15 @@ class Casebook:
         key: ApiKey | None = None,
         reader: Reader | None = None,
     ) -> Iterator[str]:
-        """The whole register, or one case, as export lines from one snapshot."""
+        """The whole register, or one case, as export lines from one snapshot. A case
+        file is for auditors and the organisation that owns the case (``NotOwner`` for
+        one it is shared with): it carries the stored events whole, and so the ids of
+        the owner's negotiations and exchanges that its history withholds."""
         if case_id is not None:
             self._check_visible(case_id, key)
-            self.register.get_case(case_id)  # CaseNotFound before the first line
+            case = self.register.get_case(case_id)  # CaseNotFound before the first line
+            if not access.sees_all(key) and key is not None and case.state().org != key.org:
+                raise NotOwner(case_id, "take its case file (an auditor may too)")
             self.store.record_read(reader, [case_id])
         with self.store.snapshot() as conn:
             yield from exports.export_lines(conn, self.store.events_table, case_id)

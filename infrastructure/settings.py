@@ -30,8 +30,8 @@ class Settings(BaseSettings):
     # service asks for (408 beyond). No shared slot is held while it arrives.
     body_timeout_seconds: float = Field(default=30, gt=0)
     # Bodies are held in memory while they arrive and while they are served: at most
-    # this many bytes of them per process (503 beyond), and at most so many being sent
-    # at once with one key (429 beyond).
+    # this many bytes of them per process (503 beyond), and at most so many held at
+    # once for one key (429 beyond).
     max_body_buffer_bytes: int = Field(default=256_000_000, ge=1024)
     max_uploads_per_key: int = Field(default=8, ge=1)
     # The request line and headers must arrive within this many seconds (408) and hold
@@ -41,10 +41,15 @@ class Settings(BaseSettings):
     # Open connections per process beyond which uvicorn answers 503 at once (its
     # ``limit_concurrency``), and how long an idle kept-alive connection stays open.
     max_connections: int = Field(default=1024, ge=1)
+    # An answer the client stops reading for this long is abandoned (the connection
+    # dropped), so that what it holds (an export's file, a slot) is let go.
+    send_timeout_seconds: float = Field(default=30, gt=0)
     keep_alive_seconds: int = Field(default=5, ge=1)
     # Requests in progress per process beyond which the service answers 503 at once
     # (the probes, /health and /ready, are never counted).
     max_in_flight: int = Field(default=256, ge=1)
+    # ... of which one key may have this many (429 beyond).
+    max_in_flight_per_key: int = Field(default=32, ge=1)
     # Writes of one process handed to worker threads at a time, and how long the others
     # wait for a turn before a 503 (writes are serialised by the write lock anyway).
     write_slots: int = Field(default=4, ge=1)

@@ -9,8 +9,10 @@ record together or not at all.
 
 from __future__ import annotations
 
+import errno
 import hmac
 import logging
+import os
 import shutil
 import sqlite3
 import time
@@ -389,7 +391,18 @@ class Store:
                 return None
         if not self._sqlite_writable():
             return "the database file refuses writes (read-only?)"
-        free = shutil.disk_usage(self.settings.sqlite_path().parent).free
+        folder = self.settings.sqlite_path().parent
+        try:  # a file system remounted read-only after an error shows only here
+            probe = folder / ".casebook-ready"
+            with probe.open("wb") as f:
+                f.write(b"ready")
+                f.flush()
+                os.fsync(f.fileno())
+            probe.unlink()
+        except OSError as e:
+            code = errno.errorcode.get(e.errno or 0, "error")
+            return f"the database's folder refuses writes ({code})"
+        free = shutil.disk_usage(folder).free
         if free < MIN_FREE_BYTES:
             return f"the disk holding the register has {free // 2**20} MB free"
         return None

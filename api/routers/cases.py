@@ -11,6 +11,7 @@ from uuid import UUID
 from fastapi import APIRouter, Body, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from api.deps import Caller, CasebookDep, ReaderDep
 from api.schemas import (
@@ -158,23 +159,24 @@ def history(case_id: UUID, key: Caller, reader: ReaderDep, casebook: CasebookDep
     responses={200: {"content": {"application/x-ndjson": {}}}, **ERRORS},
     response_class=StreamingResponse,
 )
-def export_case(
-    case_id: UUID, key: Caller, reader: ReaderDep, casebook: CasebookDep
-) -> StreamingResponse:
+def export_case(case_id: UUID, key: Caller, reader: ReaderDep, casebook: CasebookDep) -> Response:
     """One case file: the case's events with their chain links, the head and the latest
-    checkpoint, as JSON Lines (verify it with `casebook verify --export FILE`)."""
-    return StreamingResponse(
+    checkpoint, as JSON Lines (verify it with `casebook verify --export FILE`). For
+    auditors and the organisation that owns the case: it carries the stored events
+    whole, with the ids of the owner's negotiations and exchanges (403 for an
+    organisation the case is shared with)."""
+    return SpooledResponse(
         spooled(casebook.export(case_id, key, reader)),  # CaseNotFound (404) first
         media_type="application/x-ndjson",
         headers={"Content-Disposition": f'attachment; filename="case-{case_id}.jsonl"'},
     )
 
 
-def spooled(lines: Iterator[str]) -> Iterator[bytes]:
+def spooled(lines: Iterator[str]) -> IO[bytes]:
     """Write the lines whole to a temporary file (memory up to 1 MB, then disk), so
     that the database snapshot they are read from is closed before the first byte is
     sent: a client that reads slowly, or never, holds a file, not a connection."""
-    spool = tempfile.SpooledTemporaryFile(max_size=1 << 20)  # noqa: SIM115 - _chunks closes it
+    spool = tempfile.SpooledTemporaryFile(max_size=1 << 20)  # noqa: SIM115 - the response closes it
     try:
         with contextlib.closing(lines):
             for line in lines:
@@ -183,13 +185,24 @@ def spooled(lines: Iterator[str]) -> Iterator[bytes]:
         spool.close()
         raise
     spool.seek(0)
-    return _chunks(spool)
+    return spool
 
 
-def _chunks(spool: IO[bytes]) -> Iterator[bytes]:
-    with spool:
-        while chunk := spool.read(1 << 16):
-            yield chunk
+class SpooledResponse(Response):
+    """A spooled file sent in pieces, and closed when the answer ends however it ends
+    (sent, or abandoned by a client that went away or stopped reading)."""
+
+    def __init__(self, spool: IO[bytes], media_type: str, headers: dict[str, str]):
+        super().__init__(media_type=media_type, headers=headers)
+        self.spool = spool
+        del self.headers["content-length"]  # sent in pieces (chunked)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        with self.spool:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            while chunk := self.spool.read(1 << 16):
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 @router.post(

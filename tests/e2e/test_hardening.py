@@ -352,6 +352,9 @@ def test_a_case_shared_with_another_organisation_does_not_show_the_owners_negoti
         if not shown:
             assert "withheld" in text
         assert typed in text
+    # A case file carries the stored events whole: the owner's and auditors' only.
+    assert client.get(f"/cases/{cid}/export", headers=other).status_code == 403
+    assert client.get(f"/cases/{cid}/export", headers=keys.worker).status_code == 200
 
 
 def test_an_export_holds_no_database_connection_while_it_is_sent(

@@ -176,21 +176,44 @@ def test_oversized_headers_are_refused_with_431(server: Server) -> None:
     assert httpx.get(server.url + "/health", timeout=5).status_code == 200
 
 
-def test_a_refusal_is_never_spliced_into_an_earlier_pipelined_answer(server: Server) -> None:
-    """A write and, pipelined behind it, a request with oversized headers: the client
-    gets the write's whole answer (it was recorded), then the connection closes."""
+@pytest.mark.parametrize(
+    "behind",
+    [
+        b"GET /health HTTP/1.1\r\nX-Filler: " + b"a" * 40_000 + b"\r\n\r\n",  # oversized
+        b"BAD\x01 / HTTP/1.1\r\n\r\n",  # not HTTP: the parser's own 400
+    ],
+    ids=["oversized", "malformed"],
+)
+def test_a_refusal_is_never_spliced_into_an_earlier_pipelined_answer(
+    server: Server, behind: bytes
+) -> None:
+    """A write and, pipelined behind it, a request that is refused: the client gets the
+    write's whole answer (it was recorded), then the connection closes."""
     body = json.dumps(CASE).encode()
     write = (
         b"POST /cases HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
         b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
         % (server.key.encode(), len(body), body)
     )
-    oversized = b"GET /health HTTP/1.1\r\nX-Filler: " + b"a" * 40_000 + b"\r\n\r\n"
+    assert statuses_of(write + behind, server) == [b"HTTP/1.1 201 Created"]
+
+
+def test_a_body_must_declare_its_length(server: Server) -> None:
+    """A chunked body (whose trailers would be headers past every limit) is refused."""
+    chunked = (
+        b"POST /cases HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nX-Trailer: a" % server.key.encode()
+    )
+    assert statuses_of(chunked, server) == [b"HTTP/1.1 411 Length Required"]
+
+
+def statuses_of(request: bytes, server: Server) -> list[bytes]:
+    """The status lines of what the server sent for ``request`` before it closed."""
     sock = socket.create_connection(("127.0.0.1", server.port))
-    sock.sendall(write + oversized)
+    sock.sendall(request)
     sock.settimeout(15)
     data = b""
     while chunk := sock.recv(65536):
         data += chunk
-    statuses = [line for line in data.split(b"\r\n") if line.startswith(b"HTTP/1.1")]
-    assert statuses == [b"HTTP/1.1 201 Created"]
+    sock.close()
+    return [line for line in data.split(b"\r\n") if line.startswith(b"HTTP/1.1")]

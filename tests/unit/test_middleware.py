@@ -37,7 +37,7 @@ def test_requests_beyond_the_in_flight_limit_get_503_with_retry_after():
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
 
-    limited = InFlightLimit(slow, limit=2)
+    limited = InFlightLimit(slow, limit=2, per_key=8)
 
     async def scenario():  # type: ignore[no-untyped-def]
         first = [asyncio.create_task(call(limited)) for _ in range(2)]
@@ -142,7 +142,7 @@ def test_the_probes_are_answered_when_the_in_flight_limit_is_reached():
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    limited = InFlightLimit(app, limit=1)
+    limited = InFlightLimit(app, limit=1, per_key=8)
 
     async def scenario():  # type: ignore[no-untyped-def]
         busy = asyncio.create_task(call(limited, method="GET"))
@@ -230,3 +230,41 @@ def test_bodies_beyond_the_memory_budget_or_one_keys_share_are_refused_before_re
     third, over, done, reserved = asyncio.run(scenario())
     assert (third, over) == (429, 503)
     assert done == [201, 201, 201] and reserved == 0
+
+
+def test_one_key_cannot_take_every_request_slot():
+    release = asyncio.Event()
+
+    class Key:
+        def __init__(self, name: str):
+            self.id = name
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    limited = InFlightLimit(app, limit=10, per_key=2)
+
+    async def request(key: str):  # type: ignore[no-untyped-def]
+        sent = []
+        scope = {"type": "http", "method": "GET", "headers": [], "path": "/cases"}
+        scope["state"] = {"api_key": Key(key)}
+
+        async def send(message):  # type: ignore[no-untyped-def]
+            sent.append(message)
+
+        await limited(scope, lambda: None, send)
+        return sent[0]["status"]
+
+    async def scenario():  # type: ignore[no-untyped-def]
+        hogging = [asyncio.create_task(request("hog")) for _ in range(2)]
+        await asyncio.sleep(0.01)
+        third = await request("hog")
+        other = asyncio.create_task(request("other"))
+        await asyncio.sleep(0.01)
+        release.set()
+        return third, await asyncio.gather(*hogging, other), limited.in_flight
+
+    third, done, in_flight = asyncio.run(scenario())
+    assert third == 429 and done == [200, 200, 200] and in_flight == 0

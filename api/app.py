@@ -90,7 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limit=settings.max_body_bytes,
         deadline=settings.body_timeout_seconds,
         budget=settings.max_body_buffer_bytes,
-        per_key=settings.max_uploads_per_key,
+        per_key=settings.max_body_buffer_bytes_per_key,
     )
     app.add_middleware(Authenticate)
     app.add_middleware(RequestLog)

@@ -39,23 +39,24 @@ CLOSE = {"Connection": "close"}
 
 
 class PerKey:
-    """How many of something each key has at once (requests, bodies), within a cap."""
+    """How much of something each key holds at once (requests, bytes), within a cap."""
 
     def __init__(self, cap: int):
         self.cap = cap
         self.held: Counter[Any] = Counter()
 
-    def take(self, scope: Scope) -> Any:
-        """The caller's key id, counted, or ``PerKey.FULL`` when it has ``cap``."""
+    def take(self, scope: Scope, amount: int = 1) -> Any:
+        """The caller's key id, with ``amount`` counted to it, or ``PerKey.FULL`` when
+        that would take it past ``cap``."""
         key = (scope.get("state") or {}).get("api_key")
         who = key.id if key is not None else None
-        if self.held[who] >= self.cap:
+        if self.held[who] + amount > self.cap:
             return PerKey.FULL
-        self.held[who] += 1
+        self.held[who] += amount
         return who
 
-    def give_back(self, who: Any) -> None:
-        self.held[who] -= 1
+    def give_back(self, who: Any, amount: int = 1) -> None:
+        self.held[who] -= amount
         if not self.held[who]:
             del self.held[who]
 
@@ -72,11 +73,11 @@ class BodyLimit:
     """Read a request's body whole before the app sees it: at most ``limit`` bytes
     (413 beyond, by Content-Length or while reading), within ``deadline`` seconds from
     the first byte asked for (408 beyond). No slot, lock or thread is held while it
-    arrives; memory is, until the answer, so it is bounded twice: all the bodies a
-    process holds (``budget`` bytes, reserved by Content-Length or else ``limit``; 503
-    beyond), and those one key holds (``per_key``; 429 beyond), so that one key's slow
-    or waiting uploads cannot take the whole budget. Both answers close the connection,
-    so an unread body is not read only to be thrown away."""
+    arrives; memory is, until the answer, so it is bounded twice: the bytes of all the
+    bodies a process holds (``budget``, reserved by Content-Length or else ``limit``;
+    503 beyond), and of those one key holds (``per_key``; 429 beyond), so that one key's
+    slow or waiting uploads cannot take the whole budget. Both answers close the
+    connection, so an unread body is not read only to be thrown away."""
 
     def __init__(self, app: ASGIApp, limit: int, deadline: float, budget: int, per_key: int):
         self.app, self.limit, self.deadline = app, limit, deadline
@@ -92,9 +93,9 @@ class BodyLimit:
             await self._too_large(scope, receive, send)
             return
         size = self.limit if length is None else int(length)
-        who = self.per_key.take(scope)
+        who = self.per_key.take(scope, size)
         if who is PerKey.FULL:
-            detail = f"this key has {self.per_key.cap} request bodies in progress"
+            detail = f"this key has {self.per_key.cap} bytes of request bodies in progress"
             await too_many(detail)(scope, receive, send)
             return
         try:
@@ -108,7 +109,7 @@ class BodyLimit:
             finally:
                 self.reserved -= size
         finally:
-            self.per_key.give_back(who)
+            self.per_key.give_back(who, size)
 
     async def _with_body(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:

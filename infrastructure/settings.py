@@ -30,10 +30,9 @@ class Settings(BaseSettings):
     # service asks for (408 beyond). No shared slot is held while it arrives.
     body_timeout_seconds: float = Field(default=30, gt=0)
     # Bodies are held in memory while they arrive and while they are served: at most
-    # this many bytes of them per process (503 beyond), and at most so many held at
-    # once for one key (429 beyond).
+    # this many bytes of them per process (503 beyond), and of them for one key (429).
     max_body_buffer_bytes: int = Field(default=256_000_000, ge=1024)
-    max_uploads_per_key: int = Field(default=8, ge=1)
+    max_body_buffer_bytes_per_key: int = Field(default=32_000_000, ge=1024)
     # The request line and headers must arrive within this many seconds (408) and hold
     # at most this many bytes (431): uvicorn's httptools parser bounds neither.
     header_timeout_seconds: float = Field(default=10, gt=0)

@@ -11,7 +11,7 @@ from api.middleware import BodyLimit, InFlightLimit, RequestLog, WriteGate
 
 
 def limited(app):  # type: ignore[no-untyped-def]
-    return BodyLimit(app, limit=10, deadline=5, budget=1000, per_key=8)
+    return BodyLimit(app, limit=10, deadline=5, budget=1000, per_key=1000)
 
 
 async def call(app, method="POST", chunks=None, body=b"", path="/cases"):  # type: ignore[no-untyped-def]
@@ -125,7 +125,9 @@ def test_a_body_that_arrives_too_slowly_is_answered_408_and_never_reaches_the_ap
         async def send(message):  # type: ignore[no-untyped-def]
             sent.append(message)
 
-        await BodyLimit(app, limit=100, deadline=0.05, budget=1000, per_key=8)(scope, receive, send)
+        await BodyLimit(app, limit=100, deadline=0.05, budget=1000, per_key=1000)(
+            scope, receive, send
+        )
         return sent
 
     sent = asyncio.run(scenario())
@@ -195,7 +197,7 @@ def test_bodies_beyond_the_memory_budget_or_one_keys_share_are_refused_before_re
             await send({"type": "http.response.start", "status": 201, "headers": []})
             await send({"type": "http.response.body", "body": b""})
 
-        limit = BodyLimit(app, limit=100, deadline=5, budget=250, per_key=2)
+        limit = BodyLimit(app, limit=100, deadline=5, budget=250, per_key=200)
 
         async def slow_upload(length: int):  # type: ignore[no-untyped-def]
             sent = []
@@ -218,7 +220,7 @@ def test_bodies_beyond_the_memory_budget_or_one_keys_share_are_refused_before_re
 
         waiting = [asyncio.create_task(slow_upload(100)) for _ in range(2)]
         await asyncio.sleep(0.01)
-        third_from_the_same_key = await slow_upload(10)
+        third_from_the_same_key = await slow_upload(10)  # 210 of its 200 bytes
         Key.id = "key-2"
         over_budget = await slow_upload(100)  # 200 of 250 bytes already reserved
         within_budget = asyncio.create_task(slow_upload(40))

@@ -158,8 +158,16 @@ def notes(results: list[Result]) -> str:
                 f"casebook {d['casebook_server_cpu']:.0%}/{d['casebook_client_cpu']:.0%}, "
                 f"bare {d['bare_server_cpu']:.0%}/{d['bare_client_cpu']:.0%}; server CPU per "
                 f"request: casebook {d['casebook_server_cpu_ms_per_request']:.2f} ms, bare "
-                f"{d['bare_server_cpu_ms_per_request']:.2f} ms (ratio {d['server_cpu_ratio']:.2f})"
+                f"{d['bare_server_cpu_ms_per_request']:.2f} ms "
+                f"(ratio {d['server_cpu_ratio']:.2f}); load from {d['load_generator']}"
             )
+            for side in ("casebook", "bare"):
+                if d[f"{side}_client_bound"]:
+                    lines.append(
+                        f"  WARNING {r.key}, {side}: the load generator, not the server, set "
+                        "the pace (the server had CPU to spare): the req/s ratio understates "
+                        "what the server can do; read the CPU per request instead"
+                    )
         elif r.key == "replay":
             m = d["median_ms"]
             lines.append(

@@ -1,6 +1,9 @@
 """2 and 3. HTTP writes and reads: casebook under uvicorn against a bare FastAPI route
-under the same uvicorn settings, driven by the same asyncio + httpx load generator
-running in this process with N concurrent connections for a fixed time.
+under the same uvicorn settings, driven by the same C load generator (wrk, in a process
+of its own) with N concurrent connections for a fixed time. Each side's server CPU per
+request is measured from /proc, the client's from its rusage; a run whose pace the
+client set (the server had CPU to spare) is marked, since its ratio then says more
+about wrk than about the server.
 
 casebook is started exactly as an operator starts it, ``casebook serve`` (a subprocess);
 the bare app by ``bench.serve``, which passes uvicorn the same arguments.
@@ -8,16 +11,16 @@ the bare app by ``bench.serve``, which passes uvicorn the same arguments.
 
 from __future__ import annotations
 
-import asyncio
+import json
 import os
-import random
+import re
+import resource
+import shutil
 import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,8 +44,6 @@ from infrastructure.store import Store
 
 HOST = "127.0.0.1"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-Request = tuple[str, str, Any]  # method, path, JSON body or None
 
 
 def free_port() -> int:
@@ -126,8 +127,8 @@ class Load:
     ok: int
     elapsed: float
     statuses: dict[str, int] = field(default_factory=dict)
-    client_cpu: float = 0.0  # share of one core used by this process (the load generator)
-    server_cpu: float = 0.0  # share of one core used by the server
+    client_cpu: float = 0.0  # cores used by the load generator (wrk), over the run
+    server_cpu: float = 0.0  # cores used by the server
 
     @property
     def rate(self) -> float:
@@ -140,63 +141,98 @@ class Load:
         return self.server_cpu * self.elapsed / self.ok * 1000 if self.ok else 0.0
 
     @property
+    def client_bound(self) -> bool:
+        """The load generator, not the server, set the pace: the server (one process,
+        one core at most for Python) had time to spare while the client was busier."""
+        return self.server_cpu < 0.85 and self.client_cpu > self.server_cpu
+
+    @property
     def not_ok(self) -> dict[str, int]:
         return {k: v for k, v in self.statuses.items() if v and k != "ok"}
 
 
-async def _drive(
-    server: Server,
-    headers: dict[str, str],
-    make: Callable[[random.Random], Request],
-    ok_status: int,
-    concurrency: int,
-    warmup: float,
-    seconds: float,
-) -> Load:
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(
-        base_url=server.url, headers=headers, limits=limits, timeout=httpx.Timeout(30.0)
-    ) as client:
+WRK = shutil.which("wrk")
+WRK_MISSING = (
+    "wrk is not installed, so the HTTP measures are skipped: install it from your "
+    "distribution's packages (Debian, Ubuntu: apt-get install -y wrk) and run again"
+)
+WRK_THREADS = 2
 
-        async def worker(stop_at: float, tally: Counter[str], rng: random.Random) -> None:
-            while time.perf_counter() < stop_at:
-                method, path, body = make(rng)
-                try:
-                    response = await client.request(method, path, json=body)
-                except httpx.HTTPError as e:
-                    tally[type(e).__name__] += 1
-                    continue
-                tally["ok" if response.status_code == ok_status else str(response.status_code)] += 1
 
-        async def phase(duration: float, seed: int) -> tuple[Counter[str], float]:
-            tally: Counter[str] = Counter()
-            start = time.perf_counter()
-            await asyncio.gather(
-                *(
-                    worker(start + duration, tally, random.Random(seed + i))
-                    for i in range(concurrency)
-                )
-            )
-            return tally, time.perf_counter() - start
+def _script(method: str, paths: list[str], bodies: list[Any], headers: dict[str, str]) -> str:
+    """wrk's Lua: each request a random path (and body) of the given ones."""
+    lua_list = lambda items: "{" + ",".join(json.dumps(i) for i in items) + "}"  # noqa: E731
+    header_lines = "".join(
+        f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}\n" for k, v in headers.items()
+    )
+    return f"""
+local paths = {lua_list(paths)}
+local bodies = {lua_list([json.dumps(b) for b in bodies])}
+wrk.method = "{method}"
+{header_lines}
+request = function()
+  local body = nil
+  if #bodies > 0 then body = bodies[math.random(#bodies)] end
+  return wrk.format(nil, paths[math.random(#paths)], nil, body)
+end
+"""
 
-        await phase(warmup, 1000)
-        cpu0, server0 = time.process_time(), server.cpu()
-        tally, elapsed = await phase(seconds, 0)
-        client_cpu = (time.process_time() - cpu0) / elapsed
-        server_cpu = (server.cpu() - server0) / elapsed
-    return Load(tally["ok"], elapsed, dict(tally), client_cpu, server_cpu)
+
+def _wrk(server: Server, script: Path, concurrency: int, seconds: float) -> tuple[str, float]:
+    """Run wrk; its output and the CPU (user + system seconds) it used."""
+    assert WRK is not None
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    duration = f"-d{max(1, round(seconds))}s"  # whole seconds only
+    argv = [WRK, f"-t{min(WRK_THREADS, concurrency)}", f"-c{concurrency}", duration]
+    out = subprocess.run(
+        [*argv, "-s", str(script), server.url], capture_output=True, text=True, check=True
+    ).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return out, used
+
+
+def _counts(out: str) -> tuple[int, dict[str, int]]:
+    """Requests wrk completed, and those that were not 2xx or 3xx or failed."""
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    statuses: dict[str, int] = {}
+    found = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if found:
+        statuses["not 2xx/3xx"] = int(found.group(1))
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if errors:
+        for name, value in zip(
+            ("connect", "read", "write", "timeout"), errors.groups(), strict=True
+        ):
+            if int(value):
+                statuses[f"socket {name}"] = int(value)
+    ok = total - statuses.get("not 2xx/3xx", 0)
+    statuses["ok"] = ok
+    return ok, statuses
 
 
 def drive(
     server: Server,
     headers: dict[str, str],
-    make: Callable[[random.Random], Request],
-    ok_status: int,
+    request: tuple[str, list[str], list[Any]],
     concurrency: int,
     warmup: float,
     seconds: float,
+    workdir: Path,
 ) -> Load:
-    return asyncio.run(_drive(server, headers, make, ok_status, concurrency, warmup, seconds))
+    """Drive ``server`` with wrk (a C load generator: a Python one saturates its own
+    core first) at ``concurrency`` connections: a warm-up, then the measured run."""
+    method, paths, bodies = request
+    send = {**headers, "Content-Type": "application/json"} if bodies else headers
+    script = workdir / f"wrk-{server.name}-{method.lower()}.lua"
+    script.write_text(_script(method, paths, bodies, send))
+    _wrk(server, script, concurrency, warmup)
+    start, server0 = time.perf_counter(), server.cpu()
+    out, client = _wrk(server, script, concurrency, seconds)
+    elapsed = time.perf_counter() - start
+    server_cpu = (server.cpu() - server0) / elapsed
+    ok, statuses = _counts(out)
+    return Load(ok, elapsed, statuses, client / elapsed, server_cpu)
 
 
 def _prepare(data_dir: Path, cases: int) -> tuple[str, list[uuid.UUID]]:
@@ -212,33 +248,33 @@ def _prepare(data_dir: Path, cases: int) -> tuple[str, list[uuid.UUID]]:
 def measure(
     workdir: Path, seconds: float, warmup: float, concurrency: int, cases: int
 ) -> list[Result]:
+    if WRK is None:
+        log(WRK_MISSING)
+        return []
     data_dir = workdir / "http"
     log(f"http: opening {cases} cases")
     secret, ids = _prepare(data_dir, cases)
     headers = {"Authorization": f"Bearer {secret}"}
-    payloads = [fact(i) for i in range(16)]
-
-    def write(rng: random.Random) -> Request:
-        return "POST", f"/cases/{rng.choice(ids)}/events", rng.choice(payloads)
-
-    def read(rng: random.Random) -> Request:
-        return "GET", f"/cases/{rng.choice(ids)}", None
+    write = ("POST", [f"/cases/{i}/events" for i in ids], [fact(i) for i in range(16)])
+    read = ("GET", [f"/cases/{i}" for i in ids], [])
 
     env = server_env(data_dir)
     loads: dict[tuple[str, str], Load] = {}
     targets = {
-        "casebook": ([str(VENV_BIN / "casebook"), "serve", "--host", HOST, "--port"], 201),
-        "bare": ([sys.executable, "-m", "bench.serve", "--host", HOST, "--port"], 200),
+        "casebook": [str(VENV_BIN / "casebook"), "serve", "--host", HOST, "--port"],
+        "bare": [sys.executable, "-m", "bench.serve", "--host", HOST, "--port"],
     }
-    for name, (argv, write_ok) in targets.items():
+    requests = {"writes": write, "reads": read}
+    for name, argv in targets.items():
         port = free_port()
         with Server(name, [*argv, str(port)], env, workdir / f"server-{name}.log", port) as server:
-            for kind, make, ok in (("writes", write, write_ok), ("reads", read, 200)):
-                load = drive(server, headers, make, ok, concurrency, warmup, seconds)
+            for kind, request in requests.items():
+                load = drive(server, headers, request, concurrency, warmup, seconds, workdir)
                 loads[name, kind] = load
                 log(
                     f"http: {name} {kind}: {load.rate:,.0f}/s ok, other {load.not_ok or 'none'}, "
                     f"cpu: server {load.server_cpu:.0%} client {load.client_cpu:.0%}"
+                    + (" (the client set the pace)" if load.client_bound else "")
                 )
     store = Store(settings_for(data_dir))
     try:
@@ -247,8 +283,8 @@ def measure(
         store.close()
     results = []
     for kind, label, aim in (
-        ("writes", "HTTP POST /cases/{id}/events (req/s)", 0.4),
-        ("reads", "HTTP GET /cases/{id} (req/s)", 0.7),
+        ("writes", "HTTP POST /cases/{id}/events (req/s)", 0.1),
+        ("reads", "HTTP GET /cases/{id} (req/s)", 0.2),
     ):
         mine, bare = loads["casebook", kind], loads["bare", kind]
         details: dict[str, Any] = {
@@ -268,6 +304,9 @@ def measure(
             "server_cpu_ratio": (
                 bare.server_ms_per_ok / mine.server_ms_per_ok if mine.server_ms_per_ok else 0.0
             ),
+            "casebook_client_bound": mine.client_bound,
+            "bare_client_bound": bare.client_bound,
+            "load_generator": f"wrk, {min(WRK_THREADS, concurrency)} threads",
         }
         if kind == "writes":
             details["events_per_case_at_end"] = events / cases

@@ -132,7 +132,7 @@ def views() -> None:
 @click.option("--measure-memory", is_flag=True, help="print the peak memory the rebuild took")
 def views_rebuild(measure_memory: bool) -> None:
     """Rebuild the views from the event log (writers wait until it is done)."""
-    from infrastructure.views import rebuild
+    from infrastructure.projections import rebuild
 
     store = _store()
     tty = sys.stderr.isatty()

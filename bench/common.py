@@ -14,7 +14,6 @@ from typing import Any
 
 from domain.case import Case, Stamp
 from domain.input import parse_fact, parse_opening
-from infrastructure import views
 from infrastructure.keys import ApiKey, KeyStore
 from infrastructure.service import Casebook
 from infrastructure.settings import Settings
@@ -140,17 +139,10 @@ def open_cases(casebook: Casebook, key: ApiKey, count: int) -> list[uuid.UUID]:
     return [casebook.open_case(opening(i), key).case_id for i in range(count)]
 
 
-def save_opened(store: Store, unit: Any, key: ApiKey, made: list[Case]) -> list[uuid.UUID]:
-    """Save new cases (each with all its events) in the open write, and project each
-    view from its opening's log position, as ``Casebook.open_case`` does; their ids."""
-    recordings = store.register.save(*made)
-    opened_at = {
-        r.domain_event.originator_id: r.notification.id
-        for r in recordings
-        if r.domain_event.originator_version == 1
-    }
-    for case in made:
-        views.project(unit.session, case, opened_at[case.id], key.org)
+def save_opened(store: Store, made: list[Case]) -> list[uuid.UUID]:
+    """Save new cases (each with all its events) in the open write, which projects
+    them as any save does; their ids."""
+    store.register.save(*made)
     return [c.id for c in made]
 
 
@@ -191,7 +183,7 @@ def generate(
                 for new_fact in facts:
                     case.record(new_fact, stamp)
                 made.append(case)
-            ids.extend(save_opened(store, unit, key, made))
+            ids.extend(save_opened(store, made))
         if progress is not None:
             progress(len(ids) * events_per_case)
     return ids

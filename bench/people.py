@@ -303,7 +303,7 @@ def write_people(
                 for fact in facts(i, people[i]) if facts is not None else ():
                     case.record(fact, stamp)
                 made.append(case)
-            ids.extend(save_opened(store, unit, key, made))
+            ids.extend(save_opened(store, made))
         if progress is not None:
             progress(len(ids))
     return ids

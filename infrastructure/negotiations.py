@@ -33,7 +33,7 @@ from domain.negotiation import (
     reconcile,
 )
 from domain.register import CaseNotFound, ExchangeNotFound, NegotiationNotFound
-from infrastructure import access, tables, views
+from infrastructure import access, tables
 from infrastructure.keys import ApiKey
 from infrastructure.matching import NameEntry, RegisterIndex, match_names
 from infrastructure.readlog import Reader
@@ -74,10 +74,7 @@ class Negotiations:
         fields = parse_negotiation(payload, _today())
 
         def command(unit: WriteUnit, stamp: Stamp) -> Written:
-            negotiation, recordings = self.register.open_negotiation(
-                uuid.uuid4(), stamp=stamp, **fields
-            )
-            views.project_negotiation(unit.session, negotiation, recordings[0].notification.id)
+            negotiation, _ = self.register.open_negotiation(uuid.uuid4(), stamp=stamp, **fields)
             return Written(201, negotiation.id, negotiation.version, self.summary(negotiation))
 
         return self._write(key, idem, command, reader)
@@ -103,7 +100,6 @@ class Negotiations:
             negotiation, _, _ = self.register.submit_list(
                 negotiation_id, party, submitted_on, entries, stamp, expected
             )
-            views.project_negotiation(unit.session, negotiation, None)
             body = self._list_answer(negotiation, party)
             return Written(201, negotiation.id, negotiation.version, body)
 
@@ -165,7 +161,7 @@ class Negotiations:
             self._owned(negotiation_id, key)
             if not access.can_see(unit.session, key, payload["case_id"]):
                 raise CaseNotFound(payload["case_id"])
-            negotiation, case, _ = self.register.confirm_match(
+            negotiation, _, _ = self.register.confirm_match(
                 negotiation_id,
                 payload["party"],
                 payload["list_version"],
@@ -174,9 +170,6 @@ class Negotiations:
                 stamp,
                 expected,
             )
-            views.project_negotiation(unit.session, negotiation, None)
-            if case is not None:
-                views.project(unit.session, case, None, key.org)
             body = self._list_answer(negotiation, payload["party"], payload["list_version"])
             return Written(201, negotiation.id, negotiation.version, body)
 
@@ -207,7 +200,6 @@ class Negotiations:
             negotiation, _, _ = self.register.agree(
                 negotiation_id, stamp=stamp, expected_version=expected, **fields
             )
-            views.project_negotiation(unit.session, negotiation, None)
             body = self._agreement_answer(negotiation)
             return Written(201, negotiation.id, negotiation.version, body)
 
@@ -226,11 +218,7 @@ class Negotiations:
             if new.negotiation_id is not None:
                 self._owned(new.negotiation_id, key)
             hidden = access.hidden_among(unit.session, key, [h.case_id for h in new.handovers])
-            exchange, cases, recordings = self.register.record_exchange(
-                uuid.uuid4(), new, stamp, hidden
-            )
-            views.project_written(unit.session, cases)
-            views.project_exchange(unit.session, exchange, recordings[0].notification.id)
+            exchange, cases, _ = self.register.record_exchange(uuid.uuid4(), new, stamp, hidden)
             versions = {str(c.id): c.version for c in cases}
             body = self._exchange_view(exchange, standing=None, versions=versions)
             return Written(201, exchange.id, exchange.version, body)

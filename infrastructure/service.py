@@ -130,10 +130,8 @@ class Casebook:
             first = remembered(unit.session, key, idem)
             if first is None:
                 stamp = Stamp(unit.recorded_at, key.name, key.org)
-                case, recordings = self.register.open_case(
-                    uuid.uuid4(), category, person, source, stamp
-                )
-                return self._finish(unit, case, recordings, key, idem, opened=True)
+                case, _ = self.register.open_case(uuid.uuid4(), category, person, source, stamp)
+                return self._finish(unit, case, key, idem)
         return self._replay(first, key, reader)
 
     def record_fact(
@@ -148,8 +146,8 @@ class Casebook:
         fact = parse_fact(payload, datetime.now(UTC).date())
 
         def command(unit: WriteUnit, stamp: Stamp) -> Written:
-            case, recordings = self.register.record_fact(case_id, fact, stamp, expected_version)
-            return self._finish(unit, case, recordings, key, idem, opened=False)
+            case, _ = self.register.record_fact(case_id, fact, stamp, expected_version)
+            return self._finish(unit, case, key, idem)
 
         return self._on_case(case_id, key, idem, command, reader)
 
@@ -170,10 +168,10 @@ class Casebook:
             if unit.session.execute(select(k.c.id).where(k.c.org == org)).first() is None:
                 raise FactError({"org": "no organisation of that name has keys here"})
             if purpose is not None:
-                case, recordings = self.register.share_case(case_id, org, purpose, stamp, expected)
+                case, _ = self.register.share_case(case_id, org, purpose, stamp, expected)
             else:
-                case, recordings = self.register.end_share(case_id, org, None, stamp, expected)
-            return self._finish(unit, case, recordings, key, idem, opened=False)
+                case, _ = self.register.end_share(case_id, org, None, stamp, expected)
+            return self._finish(unit, case, key, idem)
 
         return self._on_case(case_id, key, idem, command, reader)
 
@@ -191,20 +189,16 @@ class Casebook:
         database files (``Store.scrub``)."""
 
         def command(unit: WriteUnit, stamp: Stamp) -> Written:
-            case, recordings = self.register.erase_case(case_id, reason, stamp, expected)
+            case, _ = self.register.erase_case(case_id, reason, stamp, expected)
             m = tables.negotiation_mentions
             listing = unit.session.execute(
                 select(m.c.negotiation_id).where(m.c.case_id == case_id)
             ).scalars()
-            negotiations, entry_keys, _ = self.register.erase_listed_names(
-                case_id, sorted(listing), stamp
-            )
+            _, entry_keys, _ = self.register.erase_listed_names(case_id, sorted(listing), stamp)
             conn = unit.session.connection()
             for key_id in [case_id, *(uuid.UUID(k) for k in entry_keys)]:
                 self.store.keyring.destroy(conn, key_id, unit.recorded_at)
-            for negotiation in negotiations:
-                views.project_negotiation(unit.session, negotiation, None)
-            return self._finish(unit, case, recordings, key, idem, opened=False, status=200)
+            return self._finish(unit, case, key, idem, status=200)
 
         written = self._on_case(case_id, key, idem, command, reader)
         try:
@@ -236,20 +230,18 @@ class Casebook:
         self,
         unit: WriteUnit,
         case: Case,
-        recordings: list[Any],
         key: ApiKey,
         idem: Idempotency | None,
-        opened: bool,
         status: int = 201,
     ) -> Written:
-        session, status_code = unit.session, status
-        seq = recordings[0].notification.id if opened else None
-        view = views.project(session, case, seq, key.org)
-        if not opened:
+        """The answer to a write to one case: its view as projected, with the
+        negotiations the caller may see that name it (a new case has none)."""
+        session, view = unit.session, unit.views[case.id]
+        if case.version > 1:
             listed = views.negotiations_of(session, [case.id], org=access.org_filter(key))
             view["negotiations"] = listed.get(case.id, [])
-        remember(session, key, idem, status_code, case.id, case.version)
-        return Written(status_code, case.id, case.version, view)
+        remember(session, key, idem, status, case.id, case.version)
+        return Written(status, case.id, case.version, view)
 
     def _replay(self, first: Any, key: ApiKey, reader: Reader | None) -> Written:
         """The first answer to a request retried with the same Idempotency-Key,

@@ -3,8 +3,8 @@
 ``Store.write()`` is the one way anything is written. It opens a transaction holding
 the register's write lock (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: the events table
 lock that eventsourcing-sqlalchemy takes too, taken first), stamps the time under that
-lock, and commits the events, the view rows, the head position and the idempotency
-record together or not at all.
+lock, and commits the events, their chain links, every projection of them, the head
+position and the idempotency record together or not at all.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -41,6 +41,7 @@ from infrastructure.checkpoints import Checkpoint, MissingSecret, Signer
 from infrastructure.crypto import Keyring, MissingMasterKey, SealingMapper, load_master_key
 from infrastructure.faults import classify
 from infrastructure.persistence import persistence_env, short_wait_engine, writing
+from infrastructure.projections import project
 from infrastructure.readlog import Reader
 from infrastructure.settings import Settings
 
@@ -76,11 +77,15 @@ class ChainedRegister(Register):
         return super()._get(aggregate_id, version)
 
     def _record(self, processing_event: Any) -> list[Recording[Any]]:
+        """Save in the write in progress: the events, their links in the chain, and
+        every projection of them (``infrastructure.projections``), in one transaction."""
         unit = current_unit.get()
         if unit is None:
             raise RuntimeError("events are saved only inside Store.write()")
         recordings = super()._record(processing_event)
         unit.logged(recordings)
+        aggregates = processing_event.aggregates.values()
+        unit.views.update(project(unit.session, unit.keyring, aggregates, recordings))
         return recordings
 
     def _get_many(self, aggregate_ids: list[UUID]) -> dict[UUID, Any]:
@@ -126,6 +131,8 @@ class WriteUnit:
     position: int
     chain: ChainHead
     keyring: Keyring
+    # The views of the cases saved in this write, as projected (a write's answer).
+    views: dict[UUID, dict[str, Any]] = field(default_factory=dict)
 
     def logged(self, recordings: Sequence[Recording[Any]]) -> None:
         """Chain the events just stored and note that the views now include them."""

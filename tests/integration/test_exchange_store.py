@@ -13,10 +13,10 @@ from domain.exchange import ExchangeRefused
 from infrastructure import tables
 from infrastructure.keys import ApiKey, KeyStore
 from infrastructure.negotiations import Negotiations
+from infrastructure.projections import rebuild
 from infrastructure.service import Casebook
 from infrastructure.settings import Settings
 from infrastructure.store import Store
-from infrastructure.views import rebuild
 from tests.integration.test_processes import spawn, url_of
 from tests.integration.test_store import snapshot_views
 

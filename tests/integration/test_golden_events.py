@@ -29,7 +29,7 @@ from sqlalchemy import insert
 from domain.case import Case
 from domain.exchange import Exchange
 from domain.negotiation import Negotiation
-from infrastructure import tables, views
+from infrastructure import projections, tables
 from infrastructure.service import Casebook
 from infrastructure.settings import Settings
 from infrastructure.store import Store
@@ -120,7 +120,7 @@ def test_the_negotiation_and_exchange_replay(golden: Store) -> None:
 
 
 def test_the_views_rebuilt_from_them_answer_as_recorded(golden: Store) -> None:
-    views.rebuild(golden)
+    projections.rebuild(golden)
     casebook = Casebook(golden)
     _, text = casebook.view_json(CASES["aram"])
     view = json.loads(text)

@@ -1,7 +1,9 @@
-"""The ``casebook`` command: serve, keys, views rebuild, replay, verify, export, checkpoint.
+"""The ``casebook`` command: serve, upgrade, keys, views rebuild, replay, verify, export,
+checkpoint.
 
 Every command reads ``CASEBOOK_DATABASE_URL`` (and the other ``CASEBOOK_*`` settings)
-and creates the store's tables when they are missing.
+and creates the store's tables when the database is empty; a register made by an
+earlier version is refused (but by ``verify``) until ``casebook upgrade`` has run.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from infrastructure.chain import Verification
 from infrastructure.checkpoints import Checkpoint, Signer
 from infrastructure.crypto import MissingMasterKey, new_master_key
 from infrastructure.keys import ROLES, KeyError_, KeyStore
+from infrastructure.migrations import UpgradeNeeded
 from infrastructure.settings import Settings
 from infrastructure.store import Store
 
@@ -29,7 +32,7 @@ from infrastructure.store import Store
 def _store(settings: Settings | None = None) -> Store:
     try:
         return Store(settings or Settings())
-    except MissingMasterKey as e:
+    except (MissingMasterKey, UpgradeNeeded) as e:
         raise click.ClickException(str(e)) from None
     except Exception as e:  # by type only: the URL may hold a password
         raise click.ClickException(
@@ -59,6 +62,45 @@ def serve(host: str, port: int, workers: int) -> None:
     _store(settings).close()  # create the tables once, before the workers race to
     click.echo(f"casebook on http://{host}:{port} ({settings.mode} mode), docs at /docs")
     run(host, port, workers, settings)
+
+
+@main.command()
+def upgrade() -> None:
+    """Bring the register's schema up to this version of casebook (run it once, with
+    the service stopped, after installing a new version); rebuild the views when a
+    migration asks for it. A register already up to date is left as it is."""
+    from infrastructure import migrations
+    from infrastructure.persistence import plain_engine
+    from infrastructure.projections import rebuild
+
+    settings = Settings()
+    if settings.is_sqlite and not settings.sqlite_path().exists():
+        raise click.ClickException(
+            f"no register at {settings.sqlite_path()}: nothing to upgrade "
+            "(any other command makes a new one there)"
+        )
+    engine = plain_engine(settings)
+    try:
+        applied = migrations.upgrade(engine)
+    except UpgradeNeeded as e:
+        raise click.ClickException(str(e)) from None
+    except Exception as e:  # by type only: the URL may hold a password
+        raise click.ClickException(
+            f"the upgrade failed ({type(e).__name__}); nothing changed"
+        ) from None
+    finally:
+        engine.dispose()
+    if not applied:
+        click.echo(f"the register is up to date (schema {migrations.head()})")
+        return
+    click.echo(f"applied {len(applied)} migrations: {', '.join(applied)}")
+    if migrations.needs_rebuild(applied):
+        store = _store(settings)
+        try:
+            count = rebuild(store)
+        finally:
+            store.close()
+        click.echo(f"rebuilt the views from {count} events, as a migration asked")
 
 
 @main.command("master-key")
@@ -224,7 +266,9 @@ def _verify_store(kept: Path | None) -> Verification:
     from infrastructure.service import Casebook
 
     settings = Settings()
-    store = Store(settings)
+    # An auditor may verify a register not yet upgraded (a copy, a replica): the chain's
+    # tables have not changed since before migrations.
+    store = Store(settings, require_current=False)
     store.public_key = Signer.installed_public_key(settings)
     try:
         return Casebook(store).verify(_kept(kept))

@@ -223,7 +223,7 @@ class Keyring:
             data_key = AESGCM.generate_key(bit_length=256)
             nonce = os.urandom(NONCE)
             wrapped = nonce + self._master.encrypt(nonce, data_key, _wrap_aad(key_id))
-            rows.append({"case_id": key_id, "wrapped": wrapped, "created_at": at})
+            rows.append({"key_id": key_id, "wrapped": wrapped, "created_at": at})
             made[key_id] = AESGCM(data_key)
         if not rows:
             return
@@ -240,8 +240,8 @@ class Keyring:
         """Destroy a key (the row keeps that it existed and when it went) and record
         the erasure, which makes every process forget its cached keys."""
         t = tables.person_keys
-        conn.execute(update(t).where(t.c.case_id == key_id).values(wrapped=None, erased_at=at))
-        conn.execute(insert(tables.erasures).values(case_id=key_id, erased_at=at))
+        conn.execute(update(t).where(t.c.key_id == key_id).values(wrapped=None, erased_at=at))
+        conn.execute(insert(tables.erasures).values(key_id=key_id, erased_at=at))
         with self._lock:
             self._cache.pop(key_id, None)  # read again: from this transaction, or after it
             self._destroyed += 1
@@ -266,7 +266,7 @@ class Keyring:
         with self.connect() as (conn, in_write):
             for i in range(0, len(missing), 500):
                 rows = conn.execute(
-                    select(t.c.case_id, t.c.wrapped).where(t.c.case_id.in_(missing[i : i + 500]))
+                    select(t.c.key_id, t.c.wrapped).where(t.c.key_id.in_(missing[i : i + 500]))
                 )
                 for key_id, wrapped in rows:
                     found[key_id] = None if wrapped is None else self._unwrap(key_id, wrapped)

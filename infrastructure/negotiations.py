@@ -247,7 +247,7 @@ class Negotiations:
         a read: given only to a caller who may see the negotiation or exchange now, and
         recorded in the read audit for the cases it names that the caller may see, as
         reading the record would be (503 when that cannot be)."""
-        aggregate = self.register._get(row.case_id, row.version)
+        aggregate = self.register._get(row.aggregate_id, row.version)
         org = aggregate.recorded_by["org"] if isinstance(aggregate, Exchange) else aggregate.org
         if not access.owns(key, org):
             raise (ExchangeNotFound if isinstance(aggregate, Exchange) else NegotiationNotFound)(
@@ -258,7 +258,7 @@ class Negotiations:
                 _, versions = self._handover_rows(conn, aggregate.id)
             body = self._exchange_view(aggregate, standing=None, versions=versions)
         else:
-            events = self.register.events.get(row.case_id, gt=row.version - 1, lte=row.version)
+            events = self.register.events.get(row.aggregate_id, gt=row.version - 1, lte=row.version)
             last: Any = next(iter(events))
             if isinstance(last, Negotiation.Opened):
                 body = self.summary(aggregate)
@@ -668,7 +668,7 @@ def _erased_among(conn: Connection, case_ids: set[str]) -> set[str]:
     e, out = tables.erasures, set[str]()
     ordered = sorted(uuid.UUID(c) for c in case_ids)
     for i in range(0, len(ordered), 500):
-        rows = conn.execute(select(e.c.case_id).where(e.c.case_id.in_(ordered[i : i + 500])))
+        rows = conn.execute(select(e.c.key_id).where(e.c.key_id.in_(ordered[i : i + 500])))
         out.update(str(case_id) for case_id in rows.scalars())
     return out
 

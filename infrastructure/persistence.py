@@ -144,6 +144,17 @@ SIDE_POOL, SIDE_OVERFLOW = 2, 4
 MAX_CONNECTIONS = MAIN_POOL + MAIN_OVERFLOW + SIDE_POOL + SIDE_OVERFLOW
 
 
+def plain_engine(settings: Settings) -> Engine:
+    """An engine with the register's connection settings, for work done without the
+    register itself (schema migrations)."""
+    engine = create_engine(settings.url())
+    if engine.dialect.name == "sqlite":
+        _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
+    else:
+        _configure_postgres(engine, settings.pg_lock_timeout_ms)
+    return engine
+
+
 def short_wait_engine(settings: Settings, wait_ms: int, pool_size: int = SIDE_POOL) -> Engine:
     """An engine of its own for short work beside the register's (the read audit, key
     checks): the same durability settings, but it waits at most ``wait_ms`` for a lock,
@@ -171,7 +182,7 @@ def persistence_env(settings: Settings) -> dict[str, str]:
     return {
         "PERSISTENCE_MODULE": "infrastructure.persistence:CasebookFactory",
         "SQLALCHEMY_URL": settings.url(),
-        "CREATE_TABLE": "y",
+        "CREATE_TABLE": "n",  # the schema is the migrations' (infrastructure.migrations)
         "CASEBOOK_SQLITE_BUSY_TIMEOUT_MS": str(settings.sqlite_busy_timeout_ms),
         "CASEBOOK_PG_LOCK_TIMEOUT_MS": str(settings.pg_lock_timeout_ms),
     }

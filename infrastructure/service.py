@@ -249,8 +249,8 @@ class Casebook:
         may see the case now (a share may have ended since; 404 otherwise), and
         recorded in the read audit (503 when that cannot be). Outside the write
         transaction, which recorded nothing."""
-        self._check_visible(first.case_id, key)
-        case = self.register.get_case(first.case_id, version=first.version)
+        self._check_visible(first.aggregate_id, key)
+        case = self.register.get_case(first.aggregate_id, version=first.version)
         view = views.render(case.id, case.state())
         with self.store.read() as conn:
             listed = views.negotiations_of(conn, [case.id], org=access.org_filter(key))
@@ -511,7 +511,7 @@ def remember(
     version: int,
 ) -> None:
     """Keep what a write with an Idempotency-Key recorded, so that a retry can answer
-    the same. The ``case_id`` column holds the id of whatever was written (a case, a
+    the same. The ``aggregate_id`` column holds the id of whatever was written (a case, a
     negotiation or an exchange); no personal data is kept: the request's digest is keyed
     (``Keyring.digest``), so a guessed body cannot be confirmed against it."""
     if idem is None:
@@ -522,7 +522,7 @@ def remember(
             idem_key=idem.key,
             request_hash=_keyed(idem),
             status_code=status_code,
-            case_id=aggregate_id,
+            aggregate_id=aggregate_id,
             version=version,
             created_at=datetime.now(UTC),
         )

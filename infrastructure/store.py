@@ -35,7 +35,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from domain.register import Register
-from infrastructure import chain, checkpoints, readlog, tables
+from infrastructure import chain, checkpoints, migrations, readlog, tables
 from infrastructure.chain import ChainHead
 from infrastructure.checkpoints import Checkpoint, MissingSecret, Signer
 from infrastructure.crypto import Keyring, MissingMasterKey, SealingMapper, load_master_key
@@ -56,6 +56,11 @@ class ChainedRegister(Register):
     """The register as the store runs it: every save happens inside ``Store.write()``
     and its events are chained and counted there, by the store, not by each caller;
     each case event's personal part is sealed with the person's key (``SealingMapper``)."""
+
+    # The application's name names its tables (``casebook_events``): without it, the
+    # library would name them after this class (registers made before December 2026
+    # have ``chainedregister_events``, renamed by migration 0002).
+    name = "casebook"
 
     def __init__(self, keyring: Keyring, env: dict[str, str]):
         self.keyring = keyring
@@ -148,7 +153,7 @@ current_unit: ContextVar[WriteUnit | None] = ContextVar("current_unit", default=
 class Store:
     """The register and its tables on one database."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, require_current: bool = True):
         self.settings = settings
         if settings.is_sqlite:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -178,15 +183,13 @@ class Store:
         self.signer: Signer | None = None  # set by whoever may sign checkpoints
         # The installation's public key when no signer is loaded (a verifier).
         self.public_key: str | None = None
-        tables.metadata.create_all(engine, checkfirst=True)
-        for table in tables.metadata.sorted_tables:  # indexes added since a table was made
-            for index in table.indexes:
-                try:
-                    index.create(engine, checkfirst=True)
-                except sqlalchemy.exc.DatabaseError:
-                    # Another process starting at the same time made it first.
-                    if not sqlalchemy.inspect(engine).has_index(table.name, str(index.name)):
-                        raise
+        # The schema is the migrations' (``infrastructure.migrations``): an empty database
+        # gets today's; an older register is refused until `casebook upgrade` (unless
+        # ``require_current`` is False: verifying a copy reads only the chain's tables).
+        with engine.connect() as conn:
+            found = migrations.check(conn) if require_current else migrations.state(conn)
+        if found == "empty":
+            migrations.create(engine, [tables.metadata, self.events_table])
         self._ensure_head()
 
     def _ensure_head(self) -> None:

@@ -116,7 +116,8 @@ case_periods = Table(
 person_keys = Table(
     "casebook_person_keys",
     metadata,
-    Column("case_id", Uuid, primary_key=True),
+    # A case's id, or a list entry's, or a negotiation record's: whatever the key seals.
+    Column("key_id", Uuid, primary_key=True),
     Column("wrapped", LargeBinary, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("erased_at", DateTime(timezone=True), nullable=True),
@@ -137,7 +138,7 @@ erasures = Table(
     "casebook_erasures",
     metadata,
     Column("id", BIGINT, primary_key=True, autoincrement=True),
-    Column("case_id", Uuid, nullable=False, unique=True),
+    Column("key_id", Uuid, nullable=False, unique=True),  # the key destroyed
     Column("erased_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -174,7 +175,7 @@ idempotency = Table(
     Column("idem_key", String(200), primary_key=True),
     Column("request_hash", String(64), nullable=False),
     Column("status_code", Integer, nullable=False),
-    Column("case_id", Uuid, nullable=False),
+    Column("aggregate_id", Uuid, nullable=False),  # a case, a negotiation, an exchange
     Column("version", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )

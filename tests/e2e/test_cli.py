@@ -16,8 +16,10 @@ from tests.conftest import new_case
 CASEBOOK = str(Path(sys.executable).parent / "casebook")
 
 
-def run(settings: Settings, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "CASEBOOK_DATA_DIR": str(settings.data_dir)}
+def run(
+    settings: Settings, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CASEBOOK_DATA_DIR": str(settings.data_dir), **(env or {})}
     if settings.database_url:
         env["CASEBOOK_DATABASE_URL"] = settings.database_url
     result = subprocess.run([CASEBOOK, *args], env=env, capture_output=True, text=True, timeout=120)

@@ -497,7 +497,7 @@ def test_after_an_erasure_the_store_holds_no_key_and_no_name(
     pk, er, nk, v = tables.person_keys, tables.erasures, tables.case_name_keys, tables.case_views
     try:
         with engine.connect() as conn:
-            row = conn.execute(sqlalchemy.select(pk).where(pk.c.case_id == case_id)).one()
+            row = conn.execute(sqlalchemy.select(pk).where(pk.c.key_id == case_id)).one()
             assert row.wrapped is not None and row.erased_at is None
             assert conn.execute(sqlalchemy.select(nk).where(nk.c.case_id == case_id)).all()
             view = conn.execute(
@@ -506,9 +506,9 @@ def test_after_an_erasure_the_store_holds_no_key_and_no_name(
             assert view.startswith("s1:") and names_in(view) == []  # sealed at rest
         assert erase(client, keys.admin, cid).status_code == 200
         with engine.connect() as conn:
-            row = conn.execute(sqlalchemy.select(pk).where(pk.c.case_id == case_id)).one()
+            row = conn.execute(sqlalchemy.select(pk).where(pk.c.key_id == case_id)).one()
             assert row.wrapped is None and row.erased_at is not None
-            erasures = conn.execute(sqlalchemy.select(er.c.case_id)).scalars().all()
+            erasures = conn.execute(sqlalchemy.select(er.c.key_id)).scalars().all()
             assert erasures == [case_id]
             names = conn.execute(sqlalchemy.select(nk).where(nk.c.case_id == case_id)).all()
             assert names == []
@@ -518,7 +518,7 @@ def test_after_an_erasure_the_store_holds_no_key_and_no_name(
             assert not view.startswith("s1:") and names_in(view) == []
             assert json.loads(view)["person"] == {"nationality": "AM"}
             # the other person is untouched
-            other = conn.execute(sqlalchemy.select(pk).where(pk.c.case_id == kept_id)).one()
+            other = conn.execute(sqlalchemy.select(pk).where(pk.c.key_id == kept_id)).one()
             assert other.wrapped is not None and other.erased_at is None
             assert conn.execute(sqlalchemy.select(nk).where(nk.c.case_id == kept_id)).all()
             # nowhere in any table of the database (the event log's included), in clear
@@ -560,7 +560,7 @@ def wrapped_keys(settings: Settings) -> dict[uuid.UUID, bytes | None]:
     pk = tables.person_keys
     try:
         with engine.connect() as conn:
-            rows = conn.execute(sqlalchemy.select(pk.c.case_id, pk.c.wrapped)).all()
+            rows = conn.execute(sqlalchemy.select(pk.c.key_id, pk.c.wrapped)).all()
     finally:
         engine.dispose()
     return {k: None if w is None else bytes(w) for k, w in rows}

@@ -47,6 +47,14 @@ def make(path: Path) -> None:
     master = new_master_key()
     settings = Settings(data_dir=Path(tempfile.mkdtemp()), master_key=master)
     store = Store(settings)
+    cases, nid = populate(store)
+    dump(store, path, master, cases, nid)
+
+
+def populate(store: Store) -> tuple[dict[str, uuid.UUID], uuid.UUID]:
+    """Write the small register: five invented people, a negotiation, an exchange, an
+    erasure. Returns the cases by name, and the negotiation's id. (Also used, with the
+    code of its day, for ``tests/fixtures/make_old_register.py``.)"""
     keys = KeyStore(store.engine)
     worker, _ = keys.create("golden-desk", "case_worker", "golden-bureau")
     admin, _ = keys.create("golden-admin", "admin", "golden-bureau")
@@ -236,7 +244,14 @@ def make(path: Path) -> None:
     )
     # Narek is erased: his key and his list entry's go; NamesErased on the negotiation.
     casebook.erase(narek, "request 2026/17 under the data protection policy, art. 9", admin)
+    cases = {"aram": aram, "lusine": lusine, "gor": gor, "davit": davit, "narek": narek}
+    return cases, nid
 
+
+def dump(
+    store: Store, path: Path, master: str, cases: dict[str, uuid.UUID], nid: uuid.UUID
+) -> None:
+    """The golden file, with the column names of its day (``case_id`` for a key's id)."""
     with store.engine.connect() as conn:
         events = conn.execute(select(store.events_table).order_by(store.events_table.c.id)).all()
         person_keys = conn.execute(select(tables.person_keys)).all()
@@ -245,13 +260,7 @@ def make(path: Path) -> None:
     out = {
         "made_on": "2026-12-06",
         "master_key": master,
-        "cases": {
-            "aram": str(aram),
-            "lusine": str(lusine),
-            "gor": str(gor),
-            "davit": str(davit),
-            "narek": str(narek),
-        },
+        "cases": {name: str(case_id) for name, case_id in cases.items()},
         "negotiation": str(nid),
         "events": [
             {

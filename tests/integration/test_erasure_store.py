@@ -113,7 +113,7 @@ def stored_key(store: Store, case_id: uuid.UUID) -> tuple[bytes | None, int]:
     """The person's wrapped key as stored, and the count of erasures recorded."""
     with store.read() as conn:
         wrapped = conn.execute(
-            select(tables.person_keys.c.wrapped).where(tables.person_keys.c.case_id == case_id)
+            select(tables.person_keys.c.wrapped).where(tables.person_keys.c.key_id == case_id)
         ).scalar_one()
         erasures = conn.execute(select(func.count()).select_from(tables.erasures)).scalar_one()
     return wrapped, erasures

@@ -48,7 +48,7 @@ def golden(settings: Settings) -> Iterator[Store]:
     ]
     keys = [
         {
-            "case_id": uuid.UUID(k["case_id"]),
+            "key_id": uuid.UUID(k["case_id"]),  # the file keeps the names of its day
             "wrapped": base64.b64decode(k["wrapped"]) if k["wrapped"] else None,
             "created_at": datetime.fromisoformat(k["created_at"]),
             "erased_at": datetime.fromisoformat(k["erased_at"]) if k["erased_at"] else None,
@@ -56,7 +56,7 @@ def golden(settings: Settings) -> Iterator[Store]:
         for k in GOLDEN["person_keys"]
     ]
     erasures = [
-        {"case_id": uuid.UUID(e["case_id"]), "erased_at": datetime.fromisoformat(e["erased_at"])}
+        {"key_id": uuid.UUID(e["case_id"]), "erased_at": datetime.fromisoformat(e["erased_at"])}
         for e in GOLDEN["erasures"]
     ]
     with store.engine.begin() as conn:

@@ -30,7 +30,9 @@ class OnSqliteFile:
         self.settings = Settings(data_dir=tmp_path)
 
     def _factory(self) -> InfrastructureFactory:
-        env = Environment(f"t{uuid.uuid4().hex[:12]}", persistence_env(self.settings))
+        # The register's schema is the migrations'; these tables are the library's own.
+        configured = {**persistence_env(self.settings), "CREATE_TABLE": "y"}
+        env = Environment(f"t{uuid.uuid4().hex[:12]}", configured)
         return InfrastructureFactory.construct(env)
 
 
@@ -95,6 +97,6 @@ class TestNonInterleavingPostgres(OnPostgres, NonInterleavingContract):
 def test_tables_are_named_after_the_application(tmp_path: Path) -> None:
     from domain.register import Register
 
-    app = Register(env=persistence_env(Settings(data_dir=tmp_path)))
+    app = Register(env={**persistence_env(Settings(data_dir=tmp_path)), "CREATE_TABLE": "y"})
     assert app.recorder.events_record_cls.__tablename__ == "casebook_events"  # type: ignore[attr-defined]
     app.close()

@@ -1,0 +1,182 @@
+"""Schema migrations: every revision from nothing gives the schema the code declares; a
+register written by the code before migrations (``tests/fixtures/old_register``, made
+by ``tests/fixtures/make_old_register.py`` at commit e6fda4e) is refused until
+``casebook upgrade``, then answers as it did, and its chain and checkpoint verify."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy
+from alembic import command
+from alembic.config import Config
+from pydantic import SecretStr
+from sqlalchemy import select
+
+from infrastructure import migrations, tables
+from infrastructure.checkpoints import DEV_KEY_FILE, Signer
+from infrastructure.persistence import plain_engine
+from infrastructure.projections import rebuild
+from infrastructure.service import Casebook
+from infrastructure.settings import Settings
+from infrastructure.store import Store
+from tests.e2e.test_cli import run
+
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "old_register"
+MADE = json.loads((FIXTURE / "register.json").read_text())
+
+
+def test_every_revision_from_nothing_gives_the_schema_a_new_register_gets(
+    settings: Settings,
+) -> None:
+    """What ``migrations.create`` makes in one step for a new register is what the
+    revisions make one by one: no drift between the two."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = plain_engine(settings)
+    with engine.begin() as conn:
+        config = Config()
+        config.set_main_option("script_location", str(migrations.HERE))
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+    step_by_step = schema_of(engine)
+    wipe(engine, settings)
+    Store(settings).close()  # a new register: today's schema in one step
+    assert schema_of(engine) == step_by_step
+    engine.dispose()
+
+
+def schema_of(engine: sqlalchemy.Engine) -> dict[str, object]:
+    """Tables, columns (name, type, nullable), keys, indexes and unique constraints."""
+    inspector = sqlalchemy.inspect(engine)
+    out: dict[str, object] = {}
+    for table in sorted(inspector.get_table_names()):
+        columns = [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(table)]
+        indexes = sorted(
+            (i["name"], tuple(i["column_names"]), bool(i["unique"]))
+            for i in inspector.get_indexes(table)
+        )
+        uniques = sorted(tuple(u["column_names"]) for u in inspector.get_unique_constraints(table))
+        key = tuple(inspector.get_pk_constraint(table)["constrained_columns"])
+        out[table] = (sorted(columns), key, indexes, uniques)
+    return out
+
+
+def wipe(engine: sqlalchemy.Engine, settings: Settings) -> None:
+    if settings.is_sqlite:
+        engine.dispose()
+        settings.sqlite_path().unlink()
+        return
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+        conn.exec_driver_sql("CREATE SCHEMA public")
+
+
+def load_old_register(settings: Settings) -> dict[str, str]:
+    """The fixture's register, as the earlier code left it, on this test's store."""
+    store = "sqlite" if settings.is_sqlite else "postgres"
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.is_sqlite:
+        shutil.copy(FIXTURE / "register.sqlite", settings.sqlite_path())
+    else:
+        engine = sqlalchemy.create_engine(str(settings.database_url))
+        with engine.begin() as conn:
+            conn.exec_driver_sql((FIXTURE / "register.postgres.sql").read_text())
+        engine.dispose()
+    shutil.copy(FIXTURE / f"signing-key.{store}.pem", settings.data_dir / DEV_KEY_FILE)
+    ids: dict[str, str] = MADE[store]
+    return ids
+
+
+def old(settings: Settings) -> Settings:
+    return settings.model_copy(update={"master_key": SecretStr(MADE["master_key"])})
+
+
+def test_an_old_register_is_refused_until_upgraded_then_answers_as_before(
+    settings: Settings,
+) -> None:
+    settings = old(settings)
+    ids = load_old_register(settings)
+    with pytest.raises(migrations.UpgradeNeeded, match="casebook upgrade"):
+        Store(settings)
+    env = {"CASEBOOK_MASTER_KEY": MADE["master_key"]}
+    refused = run(settings, "serve", "--port", "0", check=False, env=env)
+    assert refused.returncode != 0 and "run `casebook upgrade`" in refused.stderr
+    before = stored_views(settings)
+
+    upgraded = run(settings, "upgrade", env=env)
+    assert "applied 1 migrations: 0002" in upgraded.stdout
+    assert "up to date" in run(settings, "upgrade", env=env).stdout
+
+    store = Store(settings)
+    store.public_key = Signer.installed_public_key(settings)
+    try:
+        assert stored_views(settings) == before  # not a byte of a view changed
+        casebook = Casebook(store)
+        views = {
+            name: json.loads(casebook.view_json(uuid.UUID(i))[1])
+            for name, i in ids.items()
+            if name != "negotiation"
+        }
+        assert views["aram"]["status"] == "repatriated"
+        assert views["aram"]["person"]["given_names"] == "Aram"
+        assert views["aram"]["negotiations"] == [ids["negotiation"]]
+        assert views["narek"]["person"] == {"nationality": "AM"}  # erased, and stays so
+        verified = casebook.verify()
+        assert verified.ok and verified.checkpoints == 1
+        rebuild(store)  # the views the code of today projects from the old log
+        again = {
+            name: json.loads(casebook.view_json(uuid.UUID(i))[1])
+            for name, i in ids.items()
+            if name != "negotiation"
+        }
+        assert again == views
+        worker = next(k for k in store_keys(store) if k.role == "case_worker")
+        note = {"type": "note", "text": "after the upgrade", "source": {"kind": "ngo"}}
+        written = casebook.record_fact(uuid.UUID(ids["aram"]), note, worker)
+        assert written.view["person"]["family_name"] == "Goldenyan"
+        assert casebook.verify().ok
+    finally:
+        store.close()
+
+
+def views_of(casebook: Casebook, ids: dict[str, str]) -> dict[str, dict[str, object]]:
+    cases = {name: uuid.UUID(i) for name, i in ids.items() if name != "negotiation"}
+    return {name: json.loads(casebook.view_json(case_id)[1]) for name, case_id in cases.items()}
+
+
+def stored_views(settings: Settings) -> dict[str, str]:
+    """The case views as stored (sealed), by case."""
+    engine = plain_engine(settings)
+    t = tables.case_views
+    with engine.connect() as conn:
+        rows = conn.execute(select(t.c.case_id, t.c.view)).all()
+    engine.dispose()
+    return {str(case_id): view for case_id, view in rows}
+
+
+def store_keys(store: Store) -> list:  # type: ignore[type-arg]
+    from infrastructure.keys import KeyStore
+
+    return KeyStore(store.engine).list()
+
+
+def test_a_register_made_by_a_newer_casebook_is_refused(settings: Settings) -> None:
+    Store(settings).close()
+    engine = plain_engine(settings)
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text(f"UPDATE {migrations.VERSION_TABLE} SET version_num = '9999'"))
+    engine.dispose()
+    with pytest.raises(migrations.UpgradeNeeded, match="newer version"):
+        Store(settings)
+
+
+def test_the_sqlite_fixture_was_written_before_migrations() -> None:
+    """It has the earlier names and no version table: what `upgrade` must handle."""
+    with sqlite3.connect(FIXTURE / "register.sqlite") as conn:
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "chainedregister_events" in names and migrations.VERSION_TABLE not in names

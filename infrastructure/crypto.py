@@ -189,7 +189,10 @@ class Keyring:
     def refresh(self, conn: Connection) -> None:
         """Forget every cached key if anyone was erased since the last look (the newest
         erasure's id changed)."""
-        epoch = conn.execute(select(func.max(tables.erasures.c.id))).scalar() or 0
+        self.refresh_to(conn.execute(select(func.max(tables.erasures.c.id))).scalar() or 0)
+
+    def refresh_to(self, epoch: int) -> None:
+        """``refresh``, with the newest erasure's id read by the caller."""
         if epoch != self._epoch:
             with self._lock:
                 self._cache.clear()

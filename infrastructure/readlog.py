@@ -3,24 +3,29 @@ case, when, and through which route, before the answer leaves. If the record can
 written the read is refused (``ReadNotRecorded``, answered 503): a read nobody can
 account for does not happen.
 
-Each record is its own short transaction, on an engine of its own that waits at most
+Records are written by one thread per process (``ReadAudit``), in batches: the reads
+that arrive while a batch is being committed go together into the next one, so many
+reads share one durable commit (with ``synchronous=FULL`` on SQLite, one fsync) instead
+of each paying its own, and each read still waits until its own record is committed.
+The batches are written on an engine of their own that waits at most
 ``CASEBOOK_READ_AUDIT_WAIT_MS`` for a lock, a statement or a pooled connection, outside
-the register's write lock (it writes no event). So reads never wait for the lock a long
-exchange holds, except on SQLite, where every writer takes the one database lock for
-the insert itself; there, and whenever a lock is held on the audit's table, a read waits
-that long at most and is then refused (503, Retry-After), never holding a worker thread
-for the length of someone else's transaction.
+the register's write lock (they write no event), and a read waits that long at most
+for its batch: a lock held on the audit's table, or a long write holding SQLite's one
+write lock, refuses the read (503, Retry-After) rather than holding a worker thread for
+the length of someone else's transaction. A batch committed after its waiters gave up
+records reads that were refused: the audit may over-report, never under-report.
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-import sqlalchemy.exc
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection, Engine
 
@@ -40,14 +45,10 @@ class Reader:
     route: str
 
 
-def record(engine: Engine, reader: Reader | None, case_ids: Iterable[UUID]) -> None:
-    """Record that ``reader`` read these cases' personal data; raise if it cannot be."""
-    ids = list(dict.fromkeys(case_ids))
-    if reader is None or not ids:
-        return
-    now = datetime.now(UTC)
-    key = reader.key
-    rows = [
+def rows_of(reader: Reader, case_ids: Iterable[UUID]) -> list[dict[str, Any]]:
+    """The audit's rows for ``reader`` having read these cases (each once)."""
+    now, key = datetime.now(UTC), reader.key
+    return [
         {
             "read_at": now,
             "case_id": case_id,
@@ -56,13 +57,112 @@ def record(engine: Engine, reader: Reader | None, case_ids: Iterable[UUID]) -> N
             "role": key.role,
             "route": reader.route,
         }
-        for case_id in ids
+        for case_id in dict.fromkeys(case_ids)
     ]
-    try:
-        with engine.begin() as conn:
-            conn.execute(insert(tables.access_log), rows)
-    except sqlalchemy.exc.SQLAlchemyError as e:
-        raise ReadNotRecorded() from e
+
+
+class _Batch:
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.committed = threading.Event()
+        self.error: BaseException | None = None
+        self.awaiting: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    def done(self, error: BaseException | None) -> None:
+        self.error = error
+        self.committed.set()
+        for loop, future in self.awaiting:
+            loop.call_soon_threadsafe(_settle, future, error)
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():  # its reader gave up waiting
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(ReadNotRecorded())
+
+
+class ReadAudit:
+    """The read audit's writer: one thread, started on the first read, committing the
+    records of the reads that wait for it in batches (see the module)."""
+
+    def __init__(self, engine: Engine, wait_seconds: float):
+        self.engine, self.wait = engine, wait_seconds
+        self._ready = threading.Condition()
+        self._next = _Batch()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def record(self, reader: Reader | None, case_ids: Iterable[UUID]) -> None:
+        """Record that ``reader`` read these cases' personal data, durably, before this
+        returns; ``ReadNotRecorded`` if that cannot be done within the wait."""
+        batch = self._enqueue(rows_of(reader, case_ids) if reader is not None else [])
+        if batch is None:
+            return
+        if not batch.committed.wait(self.wait + 0.5):
+            raise ReadNotRecorded()
+        if batch.error is not None:
+            raise ReadNotRecorded() from batch.error
+
+    async def recorded(self, reader: Reader | None, case_ids: Iterable[UUID]) -> None:
+        """``record`` for a caller on the event loop: it waits for the batch without
+        holding a thread."""
+        future = asyncio.get_running_loop().create_future()
+        rows = rows_of(reader, case_ids) if reader is not None else []
+        if self._enqueue(rows, (asyncio.get_running_loop(), future)) is None:
+            return
+        try:
+            await asyncio.wait_for(future, self.wait + 0.5)
+        except TimeoutError:
+            raise ReadNotRecorded() from None
+
+    def _enqueue(
+        self,
+        rows: list[dict[str, Any]],
+        awaiting: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None,
+    ) -> _Batch | None:
+        if not rows:
+            return None
+        with self._ready:
+            if self._closed:
+                raise ReadNotRecorded()
+            batch = self._next
+            batch.rows += rows
+            if awaiting is not None:
+                batch.awaiting.append(awaiting)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._write, name="casebook-read-audit", daemon=True
+                )
+                self._thread.start()
+            self._ready.notify()
+        return batch
+
+    def _write(self) -> None:
+        while True:
+            with self._ready:
+                while not self._next.rows and not self._closed:
+                    self._ready.wait()
+                if self._closed and not self._next.rows:
+                    return
+                batch, self._next = self._next, _Batch()
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(insert(tables.access_log), batch.rows)
+            except Exception as e:  # every read of the batch is refused
+                batch.done(e)
+            else:
+                batch.done(None)
+
+    def close(self) -> None:
+        """Commit what is waiting, then stop the thread."""
+        with self._ready:
+            self._closed = True
+            self._ready.notify()
+        if self._thread is not None:
+            self._thread.join(timeout=self.wait + 1)
 
 
 def listed(

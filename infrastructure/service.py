@@ -263,21 +263,31 @@ class Casebook:
     def view_json(
         self, case_id: uuid.UUID, key: ApiKey | None = None, reader: Reader | None = None
     ) -> tuple[int, str]:
-        """The live view, as stored JSON text (no re-encoding on the hot path)."""
-        with self.store.read() as session:
-            if not access.can_see(session, key, case_id):
-                raise CaseNotFound(case_id)
-            found = views.read_view(session, self.store.keyring, case_id)
-            if found is None:
-                raise CaseNotFound(case_id)
-            org = access.org_filter(key)
-            listed = views.negotiations_of(session, [case_id], org=org).get(case_id)
+        """The live view, as stored JSON text, recorded in the read audit."""
+        found = self.read_view(case_id, key)
         self.store.record_read(reader, [case_id])
-        if listed:  # rare next to plain reads: only then is the stored JSON re-encoded
-            view = json.loads(found[1])
-            view["negotiations"] = listed
-            return found[0], views.dumps(view)
         return found
+
+    def read_view(self, case_id: uuid.UUID, key: ApiKey | None = None) -> tuple[int, str]:
+        """The live view, as stored JSON text (no re-encoding on the hot path), for a
+        caller who may see the case (``CaseNotFound`` otherwise), and its version; the
+        caller records the read (``GET /cases/{id}`` awaits its batch on the event
+        loop). One statement, and a second only for a case that negotiations name."""
+        org = access.org_filter(key)
+        with self.store.engine.connect() as conn:
+            row = conn.execute(views.ONE_VIEW, {"case_id": case_id, "org": org}).first()
+            if row is None or not (org is None or row.visible):
+                raise CaseNotFound(case_id)
+            self.store.keyring.refresh_to(row.epoch or 0)
+            text = views.open_texts(self.store.keyring, [(case_id, row.view)])[case_id]
+            listed = (
+                views.negotiations_of(conn, [case_id], org=org).get(case_id) if row.named else None
+            )
+        if listed:  # rare next to plain reads: only then is the stored JSON re-encoded
+            view = json.loads(text)
+            view["negotiations"] = listed
+            return row.version, views.dumps(view)
+        return row.version, text
 
     def view_at(
         self,

@@ -180,6 +180,7 @@ class Store:
             if settings.is_sqlite
             else self.side_engine
         )
+        self.read_audit = readlog.ReadAudit(self.side_engine, wait / 1000)
         self.signer: Signer | None = None  # set by whoever may sign checkpoints
         # The installation's public key when no signer is loaded (a verifier).
         self.public_key: str | None = None
@@ -442,9 +443,10 @@ class Store:
     def record_read(self, reader: Reader | None, case_ids: Iterable[UUID]) -> None:
         """Record in the read audit that ``reader`` was shown these cases' personal
         data; ``ReadNotRecorded`` (503) if that cannot be done within a short wait."""
-        readlog.record(self.side_engine, reader, case_ids)
+        self.read_audit.record(reader, case_ids)
 
     def close(self) -> None:
+        self.read_audit.close()
         self.register.close()
         self.engine.dispose()
         self.side_engine.dispose()

@@ -15,7 +15,7 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, exists, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -125,6 +125,18 @@ def chunks(items: list[Any], size: int = 500) -> Iterator[list[Any]]:
     """``items`` in lists of at most ``size`` (for IN clauses)."""
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+_V, _A, _N = tables.case_views, tables.case_access, tables.negotiation_cases
+# One statement for a case's view: the row, whether the caller's organisation may see it,
+# whether any negotiation names it, and the newest erasure (for the keyring's cache).
+ONE_VIEW = select(
+    _V.c.version,
+    _V.c.view,
+    exists().where(_A.c.case_id == _V.c.case_id, _A.c.org == bindparam("org")).label("visible"),
+    exists().where(_N.c.case_id == _V.c.case_id).label("named"),
+    select(func.max(tables.erasures.c.id)).scalar_subquery().label("epoch"),
+).where(_V.c.case_id == bindparam("case_id"))
 
 
 def read_view(session: Connection, keyring: Keyring, case_id: UUID) -> tuple[int, str] | None:

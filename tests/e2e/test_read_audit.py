@@ -3,6 +3,9 @@ case, which route) before it leaves; a read that cannot be recorded is refused."
 
 from __future__ import annotations
 
+import uuid
+
+import pytest
 import sqlalchemy
 from fastapi.testclient import TestClient
 
@@ -75,3 +78,43 @@ def test_a_read_that_cannot_be_recorded_is_refused(
     assert "Testyan" not in r.text and r.headers["Retry-After"] == "1"
     r = client.get("/cases", headers=keys.worker)
     assert r.status_code == 503 and "Testyan" not in r.text
+
+
+def test_reads_at_once_share_durable_commits_and_each_is_recorded(
+    settings: Settings, keys: Keys
+) -> None:
+    """Group commit: forty reads at once, each answered only after its record is
+    committed, in fewer commits than reads."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from sqlalchemy import event, func, select
+
+    from infrastructure import tables
+    from infrastructure.keys import KeyStore
+    from infrastructure.readlog import Reader, ReadNotRecorded
+    from infrastructure.store import Store
+
+    store = Store(settings)
+    try:
+        key = KeyStore(store.engine).list()[0]
+        commits: list[int] = []
+        event.listen(store.side_engine, "commit", lambda conn: commits.append(1))
+        start = Barrier(40)
+        cases = [uuid.uuid4() for _ in range(40)]
+
+        def read(case_id: uuid.UUID) -> None:
+            start.wait()
+            store.record_read(Reader(key, "GET /cases/{case_id}"), [case_id])
+
+        with ThreadPoolExecutor(40) as pool:
+            list(pool.map(read, cases))
+        t = tables.access_log
+        with store.engine.connect() as conn:
+            recorded = conn.execute(select(func.count()).select_from(t)).scalar_one()
+        assert recorded == 40 and 1 <= len(commits) < 40
+        store.read_audit.close()  # a read after the writer stopped is refused, not lost
+        with pytest.raises(ReadNotRecorded):
+            store.record_read(Reader(key, "GET /cases/{case_id}"), [cases[0]])
+    finally:
+        store.close()

@@ -94,7 +94,9 @@ class KeyCheck:
     def _read(self, task: asyncio.Future[int]) -> None:
         reading, self.reading = self.reading, None
         assert reading is not None
-        if task.exception() is not None:
+        if task.cancelled():  # the service is stopping
+            reading.cancel()
+        elif task.exception() is not None:
             reading.set_exception(task.exception())  # type: ignore[arg-type]
         else:
             reading.set_result(task.result())

@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.casebook = Casebook(store)
         app.state.negotiations = Negotiations(store)
         app.state.key_check = KeyCheck(
-            KeyStore(store.key_engine),
+            KeyStore(store.quick_engine),
             on_loop=store.dialect == "sqlite",
             limiter=anyio.CapacityLimiter(KEY_CHECK_THREADS),
         )

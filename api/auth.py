@@ -67,8 +67,11 @@ class KeyCheck:
         known = self.known.get(digest)
         if known is not None and known.is_valid(datetime.now(UTC)):
             return known
+        seen = self.revoked
         key = await self._lookup(token)
-        if key is not None:
+        # Remembered only if no revocation was seen while it was looked up: a lookup
+        # that read the row before a revocation committed must not outlive it.
+        if key is not None and self.revoked == seen:
             self.known[digest] = key
         return key
 

@@ -51,7 +51,7 @@ import os
 import threading
 from base64 import b64decode
 from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -258,15 +258,19 @@ class Keyring:
             raise NoKeyRow(f"no data key for {key_id}")
         return found[key_id]
 
-    def load(self, key_ids: Iterable[UUID]) -> dict[UUID, AESGCM | None]:
-        """Read many keys at once (a page of a list, an exchange, a long list), on the
-        write in progress if there is one, else on a connection of the keyring's own."""
+    def load(
+        self, key_ids: Iterable[UUID], on: Connection | None = None
+    ) -> dict[UUID, AESGCM | None]:
+        """Read many keys at once (a page of a list, an exchange, a long list): on
+        ``on`` if given (a read that holds one), else on the write in progress if there
+        is one, else on a connection of the keyring's own."""
         missing = [k for k in key_ids if k not in self._cache]
         if not missing:
             return {}
         t, found = tables.person_keys, {}
         generation = self._generation
-        with self.connect() as (conn, in_write):
+        given = nullcontext((on, False)) if on is not None else None
+        with given or self.connect() as (conn, in_write):
             for i in range(0, len(missing), 500):
                 rows = conn.execute(
                     select(t.c.key_id, t.c.wrapped).where(t.c.key_id.in_(missing[i : i + 500]))
@@ -343,7 +347,9 @@ class NoKeys(Keyring):
     def key(self, key_id: UUID) -> AESGCM | None:
         return None
 
-    def load(self, key_ids: Iterable[UUID]) -> dict[UUID, AESGCM | None]:
+    def load(
+        self, key_ids: Iterable[UUID], on: Connection | None = None
+    ) -> dict[UUID, AESGCM | None]:
         return {}
 
 

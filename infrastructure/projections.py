@@ -412,14 +412,21 @@ def rebuild(store: Store, progress: Callable[[int, int], None] | None = None) ->
 
 
 def _rebuild_case(session: Session, keyring: Keyring, case: Case, seq: int) -> None:
+    """The case's rows from its last state; its periods and handover rows as each of
+    its writes left them (the facts one write saved share its ``recorded_at``)."""
     every_kind = {case.id: {OPENED, *(f.type for f in case.facts)}}
     case_rows(session, keyring, [case], {case.id: case.state()}, {case.id: seq}, every_kind)
     periods: list[Period] = []
     standing: set[int] = set()
-    for version in range(1, len(case.facts) + 1):
-        prefix = case.facts[:version]
+    facts, kinds = case.facts, set[str]()
+    for version in range(1, len(facts) + 1):
+        kinds.add(facts[version - 1].type)
+        if version < len(facts) and facts[version].recorded_at == facts[version - 1].recorded_at:
+            continue  # the same write: its rows as that write left them, once
+        prefix = facts[:version]
         item = [(case.id, prefix, prefix[-1].recorded_at)]
-        changed = item if prefix[-1].type in HANDOVER_CHANGING else []
+        changed = item if kinds & HANDOVER_CHANGING else []
+        kinds = set()
         now_periods, now_standing = case_history(
             session, item, changed, {case.id: periods}, {case.id: standing}
         )

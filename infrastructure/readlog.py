@@ -19,6 +19,7 @@ records reads that were refused: the audit may over-report, never under-report.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -61,6 +62,11 @@ def rows_of(reader: Reader, case_ids: Iterable[UUID]) -> list[dict[str, Any]]:
     ]
 
 
+# Records waiting for the next batch beyond which reads are refused at once: the writer
+# is stuck (a database that does not answer), and waiting would only pile them up.
+MAX_WAITING_ROWS = 100_000
+
+
 class _Batch:
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
@@ -72,7 +78,9 @@ class _Batch:
         self.error = error
         self.committed.set()
         for loop, future in self.awaiting:
-            loop.call_soon_threadsafe(_settle, future, error)
+            # RuntimeError: its event loop has closed, nobody waits any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, future, error)
 
 
 def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
@@ -126,13 +134,13 @@ class ReadAudit:
         if not rows:
             return None
         with self._ready:
-            if self._closed:
-                raise ReadNotRecorded()
+            if self._closed or len(self._next.rows) >= MAX_WAITING_ROWS:
+                raise ReadNotRecorded()  # stopped, or stuck: refuse rather than pile up
             batch = self._next
             batch.rows += rows
             if awaiting is not None:
                 batch.awaiting.append(awaiting)
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._write, name="casebook-read-audit", daemon=True
                 )
@@ -155,6 +163,7 @@ class ReadAudit:
                 batch.done(e)
             else:
                 batch.done(None)
+            # (``done`` never raises: the thread lives on for the next batch.)
 
     def close(self) -> None:
         """Commit what is waiting, then stop the thread."""

@@ -274,12 +274,14 @@ class Casebook:
         caller records the read (``GET /cases/{id}`` awaits its batch on the event
         loop). One statement, and a second only for a case that negotiations name."""
         org = access.org_filter(key)
-        with self.store.engine.connect() as conn:
+        # The quick engine: on SQLite one connection of its own, used only on the event
+        # loop, which a busy pool of worker threads can never make it wait for.
+        with self.store.quick_engine.connect() as conn:
             row = conn.execute(views.ONE_VIEW, {"case_id": case_id, "org": org}).first()
             if row is None or not (org is None or row.visible):
                 raise CaseNotFound(case_id)
             self.store.keyring.refresh_to(row.epoch or 0)
-            text = views.open_texts(self.store.keyring, [(case_id, row.view)])[case_id]
+            text = views.open_texts(self.store.keyring, [(case_id, row.view)], conn)[case_id]
             listed = (
                 views.negotiations_of(conn, [case_id], org=org).get(case_id) if row.named else None
             )

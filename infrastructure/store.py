@@ -170,12 +170,13 @@ class Store:
         self.events_table: Table = recorder.events_record_cls.__table__
         self.dialect = engine.dialect.name
         # Short work beside the register's, on engines that wait only briefly: the read
-        # audit (readlog), and the key check of every request (api.auth). On SQLite the
-        # key check runs on the event loop, one at a time: one connection of its own,
-        # which nothing else can hold. On PostgreSQL it runs in threads, on the side pool.
+        # audit (readlog), and the quick reads of every request (the key check, the case
+        # view). On SQLite those run on the event loop, one at a time: one connection of
+        # their own, which no worker thread can hold. On PostgreSQL they run in threads,
+        # on the side pool.
         wait = settings.read_audit_wait_ms
         self.side_engine = short_wait_engine(settings, wait)
-        self.key_engine = (
+        self.quick_engine = (
             short_wait_engine(settings, wait, pool_size=1)
             if settings.is_sqlite
             else self.side_engine
@@ -189,6 +190,8 @@ class Store:
         # ``require_current`` is False: verifying a copy reads only the chain's tables).
         with engine.connect() as conn:
             found = migrations.check(conn) if require_current else migrations.state(conn)
+            if found == "behind":  # a verifier on an older register: the log's old name
+                self.events_table = migrations.events_table_of(conn, self.events_table)
         if found == "empty":
             migrations.create(engine, [tables.metadata, self.events_table])
         self._ensure_head()
@@ -450,4 +453,4 @@ class Store:
         self.register.close()
         self.engine.dispose()
         self.side_engine.dispose()
-        self.key_engine.dispose()  # the side engine again on PostgreSQL: no harm
+        self.quick_engine.dispose()  # the side engine again on PostgreSQL: no harm

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import fields
 from datetime import date, datetime
 from typing import Any
@@ -60,11 +61,13 @@ def dumps(view: dict[str, Any]) -> str:
     return json.dumps(view, ensure_ascii=False, separators=(",", ":"))
 
 
-def open_texts(keyring: Keyring, rows: list[tuple[UUID, str]]) -> dict[UUID, str]:
-    """View rows' JSON text, opened: the keys read at once. A person erased between the
-    read of their row and the read of their key has the row read again: the erasure
-    rewrote it in clear in the transaction that destroyed the key."""
-    keyring.load(case_id for case_id, _ in rows)
+def open_texts(
+    keyring: Keyring, rows: list[tuple[UUID, str]], on: Connection | None = None
+) -> dict[UUID, str]:
+    """View rows' JSON text, opened: the keys read at once (on ``on`` if given). A
+    person erased between the read of their row and the read of their key has the row
+    read again: the erasure rewrote it in clear in the transaction that destroyed it."""
+    keyring.load((case_id for case_id, _ in rows), on)
     out, again = {}, []
     for case_id, stored in rows:
         text = keyring.open_text(case_id, stored)
@@ -74,7 +77,8 @@ def open_texts(keyring: Keyring, rows: list[tuple[UUID, str]]) -> dict[UUID, str
             out[case_id] = text
     if again:
         t = tables.case_views
-        with keyring.connect() as (conn, _):
+        given = nullcontext((on, False)) if on is not None else None
+        with given or keyring.connect() as (conn, _):
             fresh = conn.execute(select(t.c.case_id, t.c.view).where(t.c.case_id.in_(again)))
             for case_id, stored in fresh:
                 if stored.startswith(SEALED_TEXT):

@@ -11,8 +11,10 @@ is at in ``casebook_schema_version``. When a store is opened:
   ``UpgradeNeeded``, whose message says to run ``casebook upgrade``; so is one made by
   a newer casebook than this.
 
-``upgrade`` (``casebook upgrade``) stamps a register made before migrations with the
-baseline, applies every newer revision in one transaction under the register's write
+``upgrade`` (``casebook upgrade``) brings a register made before migrations to the
+baseline (adding any table or index it lacks: the code then added them at each start,
+so one last opened by an older release may miss some) and stamps it so, applies every
+newer revision in one transaction under the register's write
 lock, and says whether one of them asked for the projections to be rebuilt
 (``REBUILD_VIEWS`` in its module): the command then rebuilds them.
 """
@@ -80,6 +82,20 @@ def state(conn: Connection) -> State:
     return "behind" if current in known else "ahead"
 
 
+# What the event log was called before revision 0002 (after the class that ran it).
+OLD_EVENTS_TABLE = "chainedregister_events"
+
+
+def events_table_of(conn: Connection, today: Table) -> Table:
+    """The event log's table in a register not yet upgraded: today's, or the same
+    columns under the name it had before 0002 (for ``casebook verify`` of an old copy;
+    its columns' types are today's, so ids read back as ids)."""
+    names = set(sqlalchemy.inspect(conn).get_table_names())
+    if today.name in names or OLD_EVENTS_TABLE not in names:
+        return today
+    return today.to_metadata(MetaData(), name=OLD_EVENTS_TABLE)
+
+
 def check(conn: Connection) -> State:
     """``state``, refusing (``UpgradeNeeded``) a register this code cannot work on."""
     found = state(conn)
@@ -137,7 +153,8 @@ def upgrade(engine: Engine) -> list[str]:
             return []
         context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
         start = context.get_current_revision()
-        if start is None:  # made before migrations: it has the baseline's tables
+        if start is None:  # made before migrations: brought to the baseline, stamped
+            scripts().get_revision(BASELINE).module.complete(conn)
             context.stamp(scripts(), BASELINE)
             start = BASELINE
         applied = [

@@ -227,3 +227,24 @@ def test_history_marks_only_standing_retractions(store: Store, worker: ApiKey):
     events = casebook.history(case.case_id)["events"]
     assert [e["retracted"] for e in events] == [False, False, True, False]
     assert "retracted_by" not in events[1] and events[2]["retracted_by"] == 4
+
+
+def test_a_rebuild_after_writes_of_several_facts_each_keeps_the_same_periods(
+    store: Store,
+) -> None:
+    """A bulk write saves a case with all its facts at once: the rebuild must leave
+    the bitemporal rows that write left, not one per fact."""
+    from bench.common import generate
+
+    key = KeyStore(store.engine).create("bulk", "case_worker", "org-a")[0]
+    generate(store, key, cases=3, events_per_case=6)
+    p = tables.case_periods
+    columns = [c for c in p.c if c.name != "id"]
+
+    def periods() -> list[tuple[object, ...]]:
+        with store.read() as conn:
+            return sorted(tuple(r) for r in conn.execute(select(*columns)))
+
+    live = periods()
+    rebuild(store)
+    assert periods() == live and len(live) >= 3

@@ -85,3 +85,33 @@ def test_requests_that_wait_together_share_one_read_of_the_revocations() -> None
     found = asyncio.run(scenario())
     assert found == [keys.key] * 50
     assert keys.reads <= 2  # not 50: those who came during a read wait for the next one
+
+
+def test_a_key_looked_up_across_a_revocation_is_not_remembered() -> None:
+    """Request A reads the key row just before its revocation commits; request B sees
+    the revocation while A's lookup is still running. A is answered (it came first),
+    but the key is not remembered: C, after the revocation, is refused."""
+    keys = Keys()
+    looked_up = threading.Event()
+    go_on = threading.Event()
+    real = keys.authenticate
+
+    def slow(secret: str) -> ApiKey | None:
+        found = real(secret)  # read while still valid
+        looked_up.set()
+        go_on.wait(5)
+        return found
+
+    async def scenario() -> tuple[ApiKey | None, ApiKey | None]:
+        checked = check(keys, on_loop=False)
+        keys.authenticate = slow  # type: ignore[method-assign]
+        a = asyncio.create_task(checked.key("cbk_good"))
+        await asyncio.to_thread(looked_up.wait, 5)
+        keys.revoked = 1  # the revocation commits
+        keys.authenticate = real  # type: ignore[method-assign]
+        await checked.key("cbk_other")  # B reads the new count
+        go_on.set()
+        return await a, await checked.key("cbk_good")
+
+    first, later = asyncio.run(scenario())
+    assert first == keys.key and later is None

@@ -71,7 +71,7 @@ def upgrade() -> None:
     migration asks for it. A register already up to date is left as it is."""
     from infrastructure import migrations
     from infrastructure.persistence import plain_engine
-    from infrastructure.projections import rebuild
+    from infrastructure.rebuild import rebuild
 
     settings = Settings()
     if settings.is_sqlite and not settings.sqlite_path().exists():
@@ -174,7 +174,7 @@ def views() -> None:
 @click.option("--measure-memory", is_flag=True, help="print the peak memory the rebuild took")
 def views_rebuild(measure_memory: bool) -> None:
     """Rebuild the views from the event log (writers wait until it is done)."""
-    from infrastructure.projections import rebuild
+    from infrastructure.rebuild import rebuild
 
     store = _store()
     tty = sys.stderr.isatty()

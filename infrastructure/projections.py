@@ -12,21 +12,21 @@ save), so no command projects anything by hand and nothing saved can miss its ro
 - an exchange's row, and the cases it names in its negotiation.
 
 Many cases saved at once (an exchange of 2,000 people, a bulk load) are projected in a
-handful of statements, not several per case. ``rebuild`` runs the same code over the
-whole log.
+handful of statements, not several per case. ``infrastructure.rebuild`` runs the same
+code over the whole log.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from eventsourcing.persistence import Recording, StoredEvent
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from eventsourcing.persistence import Recording
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from domain.case import Case
@@ -39,7 +39,7 @@ from infrastructure.crypto import Keyring
 from infrastructure.views import PERIOD_COLUMNS, chunks, dumps, render
 
 if TYPE_CHECKING:
-    from infrastructure.store import Store
+    pass
 
 # Facts of these types may change a case's names, who sees it, or its standing handovers.
 NAME_CHANGING = frozenset({OPENED, "identity_updated", "retracted", "erased"})
@@ -362,103 +362,3 @@ def _name_cases(
         session.execute(
             insert(t), [{"negotiation_id": negotiation_id, "case_id": c, "via": via} for c in added]
         )
-
-
-# ---- the rebuild ---------------------------------------------------------------------
-
-# Every table ``project`` writes: the rebuild empties them and fills them again.
-PROJECTED = (
-    tables.case_views,
-    tables.case_name_keys,
-    tables.case_periods,
-    tables.case_access,
-    tables.handovers,
-    tables.negotiations,
-    tables.negotiation_cases,
-    tables.negotiation_mentions,
-    tables.exchanges,
-)
-
-
-def rebuild(store: Store, progress: Callable[[int, int], None] | None = None) -> int:
-    """Rebuild every projected row from the log in one transaction; return events read.
-
-    Streams the log in (aggregate, version) order, so memory holds one aggregate at a
-    time however large the register. Each aggregate is projected by the code that
-    projects a write: a negotiation or exchange as if saved whole; a case's rows from
-    its last state, and its bitemporal periods and handover rows as each of its writes
-    left them, from its facts' record times. Writers wait for the rebuild (they queue
-    on the write lock), so the rebuilt rows and the tracked position match the log.
-    """
-    done = 0
-    with store.write() as unit:
-        session = unit.session
-        events = store.events_table
-        total = session.execute(select(func.count()).select_from(events)).scalar_one()
-        head = session.execute(select(func.max(events.c.id))).scalar_one() or 0
-        for table in PROJECTED:
-            session.execute(delete(table))
-        for aggregate, seq, count in _aggregates_from_log(store, session):
-            if isinstance(aggregate, Case):
-                _rebuild_case(session, unit.keyring, aggregate, seq)
-            else:
-                opened, kinds = {aggregate.id: seq}, {aggregate.id: {OPENED}}
-                project_aggregates(session, unit.keyring, [aggregate], opened, kinds)
-            done += count
-            if progress is not None:
-                progress(done, total)
-        unit.position = head  # exactly the log's head, even if it was behind or ahead
-    return done
-
-
-def _rebuild_case(session: Session, keyring: Keyring, case: Case, seq: int) -> None:
-    """The case's rows from its last state; its periods and handover rows as each of
-    its writes left them (the facts one write saved share its ``recorded_at``)."""
-    every_kind = {case.id: {OPENED, *(f.type for f in case.facts)}}
-    case_rows(session, keyring, [case], {case.id: case.state()}, {case.id: seq}, every_kind)
-    periods: list[Period] = []
-    standing: set[int] = set()
-    facts, kinds = case.facts, set[str]()
-    for version in range(1, len(facts) + 1):
-        kinds.add(facts[version - 1].type)
-        if version < len(facts) and facts[version].recorded_at == facts[version - 1].recorded_at:
-            continue  # the same write: its rows as that write left them, once
-        prefix = facts[:version]
-        item = [(case.id, prefix, prefix[-1].recorded_at)]
-        changed = item if kinds & HANDOVER_CHANGING else []
-        kinds = set()
-        now_periods, now_standing = case_history(
-            session, item, changed, {case.id: periods}, {case.id: standing}
-        )
-        periods = now_periods[case.id]
-        standing = now_standing.get(case.id, standing)
-
-
-def _aggregates_from_log(store: Store, session: Session) -> Iterator[tuple[Any, int, int]]:
-    """Each aggregate, built from its events; the log position of its first; how many."""
-    events = store.events_table
-    query = (
-        select(
-            events.c.id,
-            events.c.originator_id,
-            events.c.originator_version,
-            events.c.topic,
-            events.c.state,
-        )
-        .order_by(events.c.originator_id, events.c.originator_version)
-        .execution_options(yield_per=1000)
-    )
-    mapper = store.register.mapper
-    current: Any = None
-    seq = count = 0
-    for row in session.execute(query):
-        stored = StoredEvent(row.originator_id, row.originator_version, row.topic, bytes(row.state))
-        domain_event: Any = mapper.to_domain_event(stored)
-        if row.originator_version == 1:
-            if current is not None:
-                yield current, seq, count
-            current, seq, count = None, row.id, 0
-        current = domain_event.mutate(current)
-        count += 1
-    if current is not None:
-        yield current, seq, count

@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from api.problems import Problem
 from api.schemas import Health, Ready, problems
 from infrastructure.faults import classify
+from infrastructure.readiness import unready
 from infrastructure.store import Store
 
 router = APIRouter(tags=["health"])
@@ -36,7 +37,7 @@ async def ready(request: Request) -> dict[str, str]:
 
 
 class Readiness:
-    """``Store.unready``, checked at most once per ``ttl`` seconds whatever the number
+    """``readiness.unready``, checked at most once per ``ttl`` seconds whatever the number
     of probes (they need no key, so they must cost little), in one worker thread at a
     time: a check that has not returned after ``timeout`` seconds is answered as not
     ready, and no other is started until it returns (a hung database must not take a
@@ -67,7 +68,7 @@ class Readiness:
 
     async def _in_thread(self) -> str | None:
         try:
-            return await run_in_threadpool(self.store.unready)
+            return await run_in_threadpool(unready, self.store)
         except Exception as e:
             fault = classify(e)
             return f"the database cannot be used ({fault.slug if fault else type(e).__name__})"

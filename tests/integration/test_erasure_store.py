@@ -18,7 +18,7 @@ from domain.rules import InvalidTransition
 from infrastructure import service, tables
 from infrastructure.crypto import SEALED_TEXT
 from infrastructure.keys import ApiKey, KeyStore
-from infrastructure.projections import rebuild
+from infrastructure.rebuild import rebuild
 from infrastructure.service import Casebook
 from infrastructure.settings import Settings
 from infrastructure.store import Store

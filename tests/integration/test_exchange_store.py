@@ -13,7 +13,7 @@ from domain.exchange import ExchangeRefused
 from infrastructure import tables
 from infrastructure.keys import ApiKey, KeyStore
 from infrastructure.negotiations import Negotiations
-from infrastructure.projections import rebuild
+from infrastructure.rebuild import rebuild
 from infrastructure.service import Casebook
 from infrastructure.settings import Settings
 from infrastructure.store import Store

@@ -29,7 +29,8 @@ from sqlalchemy import insert
 from domain.case import Case
 from domain.exchange import Exchange
 from domain.negotiation import Negotiation
-from infrastructure import projections, tables
+from infrastructure import tables
+from infrastructure.rebuild import rebuild
 from infrastructure.service import Casebook
 from infrastructure.settings import Settings
 from infrastructure.store import Store
@@ -120,7 +121,7 @@ def test_the_negotiation_and_exchange_replay(golden: Store) -> None:
 
 
 def test_the_views_rebuilt_from_them_answer_as_recorded(golden: Store) -> None:
-    projections.rebuild(golden)
+    rebuild(golden)
     casebook = Casebook(golden)
     _, text = casebook.view_json(CASES["aram"])
     view = json.loads(text)

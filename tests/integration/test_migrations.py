@@ -21,7 +21,7 @@ from sqlalchemy import select
 from infrastructure import migrations, tables
 from infrastructure.checkpoints import DEV_KEY_FILE, Signer
 from infrastructure.persistence import plain_engine
-from infrastructure.projections import rebuild
+from infrastructure.rebuild import rebuild
 from infrastructure.service import Casebook
 from infrastructure.settings import Settings
 from infrastructure.store import Store

@@ -13,7 +13,7 @@ from domain.register import CaseNotFound, VersionConflict
 from domain.rules import InvalidTransition
 from infrastructure import tables
 from infrastructure.keys import ApiKey, KeyStore
-from infrastructure.projections import rebuild
+from infrastructure.rebuild import rebuild
 from infrastructure.service import Casebook, Idempotency, IdempotencyMismatch
 from infrastructure.settings import Settings
 from infrastructure.store import Store

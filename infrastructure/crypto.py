@@ -180,8 +180,13 @@ class Keyring:
         return hmac.new(self._digest_key, text.encode(), hashlib.sha256).hexdigest()
 
     # -- keys ------------------------------------------------------------------------
-    def connect(self) -> AbstractContextManager[tuple[Connection, bool]]:
-        """The write in progress in this context, else a new connection; and which."""
+    def connect(
+        self, on: Connection | None = None
+    ) -> AbstractContextManager[tuple[Connection, bool]]:
+        """``on`` if given (a read that holds one), else the write in progress in this
+        context, else a new connection; and whether it is the write."""
+        if on is not None:
+            return nullcontext((on, False))
         if self.connection is None:
             raise RuntimeError("the keyring is not bound to a store")
         return self.connection()
@@ -269,8 +274,7 @@ class Keyring:
             return {}
         t, found = tables.person_keys, {}
         generation = self._generation
-        given = nullcontext((on, False)) if on is not None else None
-        with given or self.connect() as (conn, in_write):
+        with self.connect(on) as (conn, in_write):
             for i in range(0, len(missing), 500):
                 rows = conn.execute(
                     select(t.c.key_id, t.c.wrapped).where(t.c.key_id.in_(missing[i : i + 500]))

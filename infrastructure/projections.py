@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from eventsourcing.persistence import Recording
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from domain.case import Case
 from domain.exchange import Exchange
@@ -233,17 +234,7 @@ def _write_periods_many(
             if p not in before
         ]
         out[case_id] = periods
-    if closed:
-        session.execute(
-            update(t).where(
-                t.c.case_id == bindparam("b_case_id"),
-                t.c.valid_from == bindparam("b_valid_from"),
-                t.c.recorded_to.is_(None),
-            ),
-            closed,
-        )
-    if added:
-        session.execute(insert(t), added)
+    _close_and_add(session, t, t.c.valid_from == bindparam("b_valid_from"), closed, added)
     return out
 
 
@@ -271,18 +262,24 @@ def _write_handovers_many(
         ]
         added += [_handover_row(case_id, standing[v], at) for v in sorted(set(standing) - before)]
         out[case_id] = set(standing)
+    _close_and_add(session, t, t.c.version == bindparam("b_version"), closed, added)
+    return out
+
+
+def _close_and_add(
+    session: Session,
+    t: Table,
+    which: ColumnElement[bool],
+    closed: list[dict[str, Any]],
+    added: list[dict[str, Any]],
+) -> None:
+    """Close the current rows that no longer hold (``which`` of the case, with its
+    ``recorded_to``) and insert the new ones, each in one statement for many cases."""
     if closed:
-        session.execute(
-            update(t).where(
-                t.c.case_id == bindparam("b_case_id"),
-                t.c.version == bindparam("b_version"),
-                t.c.recorded_to.is_(None),
-            ),
-            closed,
-        )
+        current = (t.c.case_id == bindparam("b_case_id"), which, t.c.recorded_to.is_(None))
+        session.execute(update(t).where(*current), closed)
     if added:
         session.execute(insert(t), added)
-    return out
 
 
 def _handover_row(case_id: UUID, fact: Fact, at: datetime) -> dict[str, Any]:

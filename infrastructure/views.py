@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import nullcontext
 from dataclasses import fields
 from datetime import date, datetime
 from typing import Any
@@ -77,8 +76,7 @@ def open_texts(
             out[case_id] = text
     if again:
         t = tables.case_views
-        given = nullcontext((on, False)) if on is not None else None
-        with given or keyring.connect() as (conn, _):
+        with keyring.connect(on) as (conn, _):
             fresh = conn.execute(select(t.c.case_id, t.c.view).where(t.c.case_id.in_(again)))
             for case_id, stored in fresh:
                 if stored.startswith(SEALED_TEXT):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Literal
 
@@ -58,7 +59,9 @@ def _config(connection: Connection | None = None) -> Config:
     return config
 
 
+@cache
 def scripts() -> ScriptDirectory:
+    """The revisions, read from ``versions/`` once per process."""
     return ScriptDirectory.from_config(_config())
 
 

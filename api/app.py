@@ -1,4 +1,4 @@
-"""The app factory: one store and one casebook per process, routers, errors, middleware."""
+"""The app factory: one store and its read side per process, routers, errors, middleware."""
 
 from __future__ import annotations
 
@@ -16,10 +16,12 @@ from api import problems
 from api.auth import KEY_CHECK_THREADS, Authenticate, KeyCheck
 from api.middleware import BodyLimit, InFlightLimit, RequestLog, WriteGate
 from api.routers import audit, cases, exchanges, health, negotiations, reports
+from infrastructure.auditing import AuditReads
+from infrastructure.cases import CaseReads
 from infrastructure.checkpoints import Signer
+from infrastructure.exchanges import ExchangeReads
 from infrastructure.keys import KeyStore
-from infrastructure.negotiations import Negotiations
-from infrastructure.service import Casebook
+from infrastructure.negotiations import NegotiationReads
 from infrastructure.settings import Settings
 from infrastructure.store import Store
 
@@ -50,8 +52,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store = Store(settings)  # one per process: it owns the connection pool
         store.signer = signer
         app.state.store = store
-        app.state.casebook = Casebook(store)
-        app.state.negotiations = Negotiations(store)
+        app.state.cases = CaseReads(store)
+        app.state.negotiations = NegotiationReads(store)
+        app.state.exchanges = ExchangeReads(store)
+        app.state.audit = AuditReads(store)
         app.state.key_check = KeyCheck(
             KeyStore(store.quick_engine),
             on_loop=store.dialect == "sqlite",

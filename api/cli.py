@@ -205,12 +205,12 @@ def views_rebuild(measure_memory: bool) -> None:
 @click.argument("case_id", type=click.UUID)
 def replay(case_id: UUID) -> None:
     """Print a case's timeline, in the order it was recorded, for an auditor."""
-    from domain.register import CaseNotFound
-    from infrastructure.service import Casebook
+    from domain.errors import CaseNotFound
+    from infrastructure.cases import CaseReads
 
     store = _store()
     try:
-        history = Casebook(store).history(case_id)
+        history = CaseReads(store).history(case_id)
     except CaseNotFound:
         raise click.ClickException("no such case") from None
     finally:
@@ -263,7 +263,7 @@ def verify(kept: Path | None, export_file: Path | None, replay_case: UUID | None
 
 
 def _verify_store(kept: Path | None) -> Verification:
-    from infrastructure.service import Casebook
+    from infrastructure.auditing import AuditReads
 
     settings = Settings()
     # An auditor may verify a register not yet upgraded (a copy, a replica): the chain's
@@ -271,7 +271,7 @@ def _verify_store(kept: Path | None) -> Verification:
     store = Store(settings, require_current=False)
     store.public_key = Signer.installed_public_key(settings)
     try:
-        return Casebook(store).verify(_kept(kept))
+        return AuditReads(store).verify(_kept(kept))
     finally:
         store.close()
 
@@ -283,7 +283,7 @@ def _kept(path: Path | None) -> list[Checkpoint]:
 
 def _verify_export(path: Path, replay_case: UUID | None, kept: Path | None) -> Verification:
     from infrastructure.exports import Export, replay_from_export, verify_export
-    from infrastructure.service import history_of
+    from infrastructure.history import history_of
 
     with path.open() as f:
         export = Export.read(f)
@@ -307,13 +307,13 @@ def _verify_export(path: Path, replay_case: UUID | None, kept: Path | None) -> V
 )
 def export_command(case_id: UUID | None, output: Path | None) -> None:
     """Write the log (or one case) as JSON Lines with its chain and latest checkpoint."""
-    from domain.register import CaseNotFound
-    from infrastructure.service import Casebook
+    from domain.errors import CaseNotFound
+    from infrastructure.cases import CaseReads
 
     store = _store()
     try:
         with output.open("w") if output else nullcontext(sys.stdout) as out:
-            for line in Casebook(store).export(case_id):
+            for line in CaseReads(store).export(case_id):
                 out.write(line)
     except CaseNotFound:
         raise click.ClickException("no such case") from None

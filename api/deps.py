@@ -1,4 +1,5 @@
-"""Dependencies declared once: the casebook, the calling key and its permission."""
+"""Dependencies declared once: the register, its read side, the calling key and its
+permission."""
 
 from __future__ import annotations
 
@@ -11,24 +12,49 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.permissions import PERMISSIONS
 from api.problems import Problem
+from domain.register import Register
+from infrastructure.auditing import AuditReads
+from infrastructure.cases import CaseReads
+from infrastructure.exchanges import ExchangeReads
 from infrastructure.keys import ApiKey
-from infrastructure.negotiations import Negotiations
+from infrastructure.negotiations import NegotiationReads
 from infrastructure.readlog import Reader
-from infrastructure.service import Casebook
+from infrastructure.store import Store
 
 bearer = HTTPBearer(auto_error=False, description="an API key made by `casebook keys create`")
 
 
 # Dependencies that do no I/O are ``async def``: FastAPI runs a sync dependency in the
 # thread pool, one thread hop each, which costs more than the work.
-async def get_casebook(request: Request) -> Casebook:
-    casebook: Casebook = request.app.state.casebook
-    return casebook
+async def get_register(request: Request) -> Register:
+    """The register's use cases (the write side)."""
+    register: Register = request.app.state.store.register
+    return register
 
 
-async def get_negotiations(request: Request) -> Negotiations:
-    negotiations: Negotiations = request.app.state.negotiations
+async def get_store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+async def get_cases(request: Request) -> CaseReads:
+    cases: CaseReads = request.app.state.cases
+    return cases
+
+
+async def get_negotiations(request: Request) -> NegotiationReads:
+    negotiations: NegotiationReads = request.app.state.negotiations
     return negotiations
+
+
+async def get_exchanges(request: Request) -> ExchangeReads:
+    exchanges: ExchangeReads = request.app.state.exchanges
+    return exchanges
+
+
+async def get_audit(request: Request) -> AuditReads:
+    audit: AuditReads = request.app.state.audit
+    return audit
 
 
 P = ParamSpec("P")
@@ -80,7 +106,11 @@ async def get_reader(request: Request, key: Annotated[ApiKey, Depends(get_caller
     return Reader(key, f"{request.method} {getattr(route, 'path', '')}")
 
 
-CasebookDep = Annotated[Casebook, Depends(get_casebook)]
-NegotiationsDep = Annotated[Negotiations, Depends(get_negotiations)]
+RegisterDep = Annotated[Register, Depends(get_register)]
+StoreDep = Annotated[Store, Depends(get_store)]
+CasesDep = Annotated[CaseReads, Depends(get_cases)]
+NegotiationsDep = Annotated[NegotiationReads, Depends(get_negotiations)]
+ExchangesDep = Annotated[ExchangeReads, Depends(get_exchanges)]
+AuditDep = Annotated[AuditReads, Depends(get_audit)]
 Caller = Annotated[ApiKey, Depends(get_caller)]
 ReaderDep = Annotated[Reader, Depends(get_reader)]

@@ -12,15 +12,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from domain.errors import NotFound, NotOwner, VersionConflict
 from domain.exchange import ExchangeRefused
 from domain.facts import FACT_TYPES, FactError
 from domain.identity import IdentityError
 from domain.negotiation import NegotiationError
-from domain.register import NotFound, NotOwner, VersionConflict
 from domain.rules import InvalidTransition
 from infrastructure.faults import StorageFault
+from infrastructure.idempotency import IdempotencyMismatch
+from infrastructure.querying import BadCursor
 from infrastructure.readlog import ReadNotRecorded
-from infrastructure.service import BadCursor, IdempotencyMismatch
 
 MEDIA_TYPE = "application/problem+json"
 

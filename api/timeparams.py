@@ -10,7 +10,7 @@ from pydantic import WithJsonSchema
 
 from api.problems import Problem
 from api.schemas import Day
-from infrastructure.service import When
+from infrastructure.querying import When
 
 # A date-time with its zone, as RFC 3339 writes it (no Unix seconds, no bare dates).
 INSTANT = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$"

@@ -10,7 +10,8 @@ from fastapi.responses import JSONResponse
 
 from api.problems import Problem
 from api.schemas import problems
-from infrastructure.service import Idempotency, Written, request_hash
+from domain.ports import Written
+from infrastructure.idempotency import Idempotency, request_hash
 
 WRITE_ERRORS = problems(
     (400, "the body is not JSON"),
@@ -66,10 +67,10 @@ def idempotency(key: str | None, *parts: Any) -> Idempotency | None:
     return None if key is None else Idempotency(key, request_hash(*parts))
 
 
-def answer(written: Written, location: str) -> JSONResponse:
+def answer(body: Any, written: Written, location: str) -> JSONResponse:
     """A write's answer: its body, Location, and the written record's version as ETag."""
     return JSONResponse(
-        written.view,
+        body,
         status_code=written.status_code,
         headers={"Location": f"{location}/{written.id}", "ETag": f'"{written.version}"'},
     )

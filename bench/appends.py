@@ -22,8 +22,8 @@ from sqlalchemy import select
 from bench.common import Deadline, Result, count_events, fact, log, new_store, open_cases
 from infrastructure.keys import ApiKey
 from infrastructure.persistence import SQLITE_SYNCHRONOUS
-from infrastructure.service import Casebook
 from infrastructure.store import Store
+from tests.book import Book as Casebook
 
 TOPIC = "domain.case:Case.Held"
 

@@ -25,7 +25,7 @@ from bench.common import Result, generate, log, new_store, sqlite_path
 from infrastructure import chain as hash_chain
 from infrastructure import tables
 from infrastructure.chain import ChainHead
-from infrastructure.service import Casebook
+from tests.book import Book as Casebook
 
 EVENTS_PER_CASE = 10
 

@@ -15,9 +15,9 @@ from typing import Any
 from domain.case import Case, Stamp
 from domain.input import parse_fact, parse_opening
 from infrastructure.keys import ApiKey, KeyStore
-from infrastructure.service import Casebook
 from infrastructure.settings import Settings
 from infrastructure.store import Store
+from tests.book import Book as Casebook
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent

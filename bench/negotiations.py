@@ -52,10 +52,10 @@ from domain.negotiation import CANDIDATES, MATCHED, UNMATCHED
 from infrastructure import names
 from infrastructure.keys import ApiKey
 from infrastructure.matching import NameEntry, RegisterIndex, match_names
-from infrastructure.negotiations import Negotiations
 from infrastructure.persistence import SQLITE_SYNCHRONOUS
-from infrastructure.service import Casebook
 from infrastructure.store import Store
+from tests.book import Book as Casebook
+from tests.book import Talks as Negotiations
 
 TOPIC = "domain.case:Case.HandedOver"
 WAR_STARTS, WAR_DAYS = date(2020, 9, 27), 45

@@ -39,8 +39,8 @@ from bench.common import (
     server_env,
     settings_for,
 )
-from infrastructure.service import Casebook
 from infrastructure.store import Store
+from tests.book import Book as Casebook
 
 HOST = "127.0.0.1"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

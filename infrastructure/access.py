@@ -18,18 +18,18 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
+from domain.ports import Caller
 from infrastructure import tables
-from infrastructure.keys import ApiKey
 
 SEES_ALL = frozenset({"auditor"})
 
 
-def sees_all(key: ApiKey | None) -> bool:
+def sees_all(key: Caller | None) -> bool:
     """No key (the command line, the service itself) or an auditor's: no filter."""
     return key is None or key.role in SEES_ALL
 
 
-def visible_ids(key: ApiKey | None) -> Select[Any] | None:
+def visible_ids(key: Caller | None) -> Select[Any] | None:
     """A subquery of the case ids the caller may see, or None for all."""
     if sees_all(key):
         return None
@@ -38,7 +38,7 @@ def visible_ids(key: ApiKey | None) -> Select[Any] | None:
     return select(t.c.case_id).where(t.c.org == key.org)
 
 
-def can_see(conn: Connection | Session, key: ApiKey | None, case_id: UUID) -> bool:
+def can_see(conn: Connection | Session, key: Caller | None, case_id: UUID) -> bool:
     if sees_all(key):
         return True
     assert key is not None
@@ -50,7 +50,7 @@ def can_see(conn: Connection | Session, key: ApiKey | None, case_id: UUID) -> bo
 
 
 def hidden_among(
-    conn: Connection | Session, key: ApiKey | None, case_ids: Iterable[UUID]
+    conn: Connection | Session, key: Caller | None, case_ids: Iterable[UUID]
 ) -> set[UUID]:
     """The ones of ``case_ids`` the caller may not see (unknown ids included)."""
     ids = sorted(set(case_ids))
@@ -68,7 +68,7 @@ def hidden_among(
     return set(ids) - seen
 
 
-def org_filter(key: ApiKey | None) -> str | None:
+def org_filter(key: Caller | None) -> str | None:
     """The organisation whose negotiations and exchanges the caller may see, or None
     for all of them."""
     if sees_all(key):
@@ -77,12 +77,12 @@ def org_filter(key: ApiKey | None) -> str | None:
     return key.org
 
 
-def owns(key: ApiKey | None, org: str) -> bool:
+def owns(key: Caller | None, org: str) -> bool:
     """Whether the caller may see a negotiation or exchange of ``org``."""
     return sees_all(key) or (key is not None and key.org == org)
 
 
-def unseen_talks(conn: Connection | Session, key: ApiKey | None, ids: Iterable[str]) -> set[str]:
+def unseen_talks(conn: Connection | Session, key: Caller | None, ids: Iterable[str]) -> set[str]:
     """The ones of these ids that are another organisation's negotiations or exchanges,
     which the caller may not see. A case's facts name the negotiations and exchanges
     it took part in; a case shared with another organisation must not tell it which

@@ -31,10 +31,13 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from domain.facts import FactError
 from domain.identity import Identity
 from domain.negotiation import CANDIDATES, MATCHED, UNMATCHED
-from infrastructure import names, tables
+from domain.ports import Caller
+from infrastructure import access, names, tables
 from infrastructure.crypto import Keyring
+from infrastructure.querying import CHUNK
 from infrastructure.views import load_views
 
 MAX_CANDIDATES = 10
@@ -204,3 +207,43 @@ class RegisterIndex:
                     person.nationality,
                 )
         return out
+
+
+def match_entries(
+    conn: Connection, keyring: Keyring, entries: list[dict[str, Any]], key: Caller
+) -> list[dict[str, Any]]:
+    """The list's entries, each with its match: by case id (which must exist and be one
+    the caller may see, ``FactError`` naming each that does not), or by name, against
+    the cases the caller may see. Run on a snapshot before the write lock is taken: a
+    long list takes seconds, and cases are never deleted, so whatever it finds still
+    exists when the list is recorded."""
+    missing = {}
+    matched = [dict(e) for e in entries]
+    by_id = [(i, e) for i, e in enumerate(matched) if "case_id" in e]
+    ids = [UUID(e["case_id"]) for _, e in by_id]
+    hidden = {str(c) for c in access.hidden_among(conn, key, ids)}
+    known = _existing_cases(conn, ids) - hidden
+    for i, entry in by_id:
+        if entry["case_id"] not in known:
+            missing[f"entries[{i}].case_id"] = "no such case"
+        entry["match"] = {"result": MATCHED, "case_id": entry["case_id"], "by": "case_id"}
+    if missing:
+        raise FactError(missing)
+    named = [e for e in matched if "name" in e]
+    results = match_names(
+        [NameEntry(e["name"], e.get("date_of_birth"), e.get("nationality")) for e in named],
+        RegisterIndex(conn, keyring, None if access.sees_all(key) else key.org),
+    )
+    for entry, result in zip(named, results, strict=True):
+        entry["match"] = result
+    return matched
+
+
+def _existing_cases(conn: Connection, case_ids: list[UUID]) -> set[str]:
+    v = tables.case_views
+    found: set[str] = set()
+    for i in range(0, len(case_ids), CHUNK):
+        chunk = case_ids[i : i + CHUNK]
+        query = select(v.c.case_id).where(v.c.case_id.in_(chunk))
+        found.update(str(c) for c in conn.execute(query).scalars())
+    return found

@@ -30,12 +30,15 @@ from sqlalchemy import Table, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
+from domain.case import Stamp
+from domain.ports import Caller, Written
 from domain.register import Register
-from infrastructure import chain, checkpoints, migrations, readlog, tables
+from infrastructure import access, chain, checkpoints, idempotency, migrations, readlog, tables
 from infrastructure.chain import ChainHead
 from infrastructure.checkpoints import Checkpoint, MissingSecret, Signer
 from infrastructure.crypto import Keyring, MissingMasterKey, SealingMapper, load_master_key
 from infrastructure.faults import classify
+from infrastructure.idempotency import Idempotency
 from infrastructure.persistence import persistence_env, short_wait_engine, writing
 from infrastructure.projections import project
 from infrastructure.readlog import Reader
@@ -121,15 +124,63 @@ class ChainedRegister(Register):
 @dataclass
 class WriteUnit:
     """One write transaction: its session, its time stamp, the log position the views
-    will have reached when it commits, and the head of the hash chain."""
+    will have reached when it commits, and the head of the hash chain.
+
+    It is the use cases' ``domain.ports.Transaction``: who is acting (``key``), the
+    first answer to a retried request (``first``), the access checks, erasure's keys,
+    and the idempotency record kept with the answer (``done``), all on this
+    transaction's session."""
 
     session: Session
     recorded_at: datetime
     position: int
     chain: ChainHead
     keyring: Keyring
+    key: Caller | None = None
+    retry_key: Idempotency | None = None
+    first: Written | None = None
     # The views of the cases saved in this write, as projected (a write's answer).
     views: dict[UUID, dict[str, Any]] = field(default_factory=dict)
+    erased: bool = False  # keys were destroyed: scrub the files once committed
+
+    @property
+    def stamp(self) -> Stamp:
+        if self.key is None:
+            raise RuntimeError("a write records facts only for a caller")
+        return Stamp(self.recorded_at, self.key.name, self.key.org)
+
+    def can_see(self, case_id: UUID) -> bool:
+        return access.can_see(self.session, self.key, case_id)
+
+    def hidden_among(self, case_ids: Iterable[UUID]) -> set[UUID]:
+        return access.hidden_among(self.session, self.key, case_ids)
+
+    def owns(self, org: str) -> bool:
+        return access.owns(self.key, org)
+
+    def org_exists(self, org: str) -> bool:
+        k = tables.api_keys
+        return self.session.execute(select(k.c.id).where(k.c.org == org)).first() is not None
+
+    def negotiations_naming(self, case_id: UUID) -> list[UUID]:
+        m = tables.negotiation_mentions
+        query = select(m.c.negotiation_id).where(m.c.case_id == case_id)
+        return sorted(self.session.execute(query).scalars())
+
+    def destroy_keys(self, key_ids: Iterable[UUID]) -> None:
+        conn = self.session.connection()
+        for key_id in key_ids:
+            self.keyring.destroy(conn, key_id, self.recorded_at)
+        self.erased = True
+
+    def done(self, status_code: int, aggregate: Any, *others: Any) -> Written:
+        view = self.views.get(aggregate.id)
+        written = Written(
+            status_code, aggregate.id, aggregate.version, False, aggregate, view, others
+        )
+        if self.key is not None:
+            idempotency.remember(self.session, self.keyring, self.key.id, self.retry_key, written)
+        return written
 
     def logged(self, recordings: Sequence[Recording[Any]]) -> None:
         """Chain the events just stored and note that the views now include them."""
@@ -152,6 +203,7 @@ class Store:
         self.keyring = Keyring(load_master_key(settings))  # production: refuses without
         self.keyring.connection = self._key_connection
         self.register = ChainedRegister(self.keyring, persistence_env(settings))
+        self.register.writes = self  # the use cases' writes are this store's
         recorder = self.register.recorder
         assert isinstance(recorder, SQLAlchemyApplicationRecorder)
         self.recorder = recorder
@@ -269,8 +321,13 @@ class Store:
                 yield connection
 
     @contextmanager
-    def write(self) -> Iterator[WriteUnit]:
+    def write(
+        self, caller: Caller | None = None, retry_key: Idempotency | None = None
+    ) -> Iterator[WriteUnit]:
+        """One write for ``caller`` (None: the service's own, such as a rebuild), its
+        retry answered from the idempotency record of ``retry_key`` (``unit.first``)."""
         token = writing.set(True)
+        unit: WriteUnit | None = None
         unit_token = None
         checkpoint_due = False
         keys_mark = self.keyring.mark()
@@ -287,7 +344,11 @@ class Store:
                     head.position,
                     ChainHead(head.chain_position, head.chain_hash),
                     self.keyring,
+                    caller,
+                    retry_key,
                 )
+                if caller is not None:
+                    unit.first = idempotency.remembered(session, self.keyring, caller.id, retry_key)
                 unit_token = current_unit.set(unit)
                 yield unit
                 session.execute(
@@ -313,8 +374,16 @@ class Store:
             if unit_token is not None:
                 current_unit.reset(unit_token)
             writing.reset(token)
+        if unit is not None and unit.erased:  # committed: the key is gone; now the files
+            self._scrub_quietly()
         if checkpoint_due:  # committed: sign the new head, every so many events
             self.auto_checkpoint()
+
+    def _scrub_quietly(self) -> None:
+        try:
+            self.scrub()
+        except Exception as e:  # the files catch up at the next erasure
+            log.warning("erasure: scrubbing the database files failed: %s", type(e).__name__)
 
     def scrub(self) -> None:
         """After an erasure: push what it overwrote out of the database's files.

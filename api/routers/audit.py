@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints, WithJsonSchema
 
-from api.deps import Caller, CasebookDep
+from api.deps import AuditDep, Caller, StoreDep
 from api.problems import Problem
 from api.schemas import LINE_PATTERN, Strict, problems
 from api.writes import NoIfMatch
@@ -61,10 +61,10 @@ class KeptCheckpoints(Strict):
     response_model_exclude_none=True,
     responses=problems(401, 403),
 )
-async def verify(key: Caller, casebook: CasebookDep) -> dict[str, Any]:
+async def verify(key: Caller, audit: AuditDep) -> dict[str, Any]:
     """Check the whole log's hash chain and the stored checkpoints; ok false names the
     first broken position."""
-    return (await run_in_threadpool(casebook.verify)).as_dict()
+    return (await run_in_threadpool(audit.verify)).as_dict()
 
 
 @router.post(
@@ -73,12 +73,10 @@ async def verify(key: Caller, casebook: CasebookDep) -> dict[str, Any]:
     response_model_exclude_none=True,
     responses=problems((400, "the body is not JSON"), 401, 403, 422),
 )
-async def verify_against(
-    body: KeptCheckpoints, key: Caller, casebook: CasebookDep
-) -> dict[str, Any]:
+async def verify_against(body: KeptCheckpoints, key: Caller, audit: AuditDep) -> dict[str, Any]:
     """The same, also against checkpoints an auditor kept: finds a full rewrite."""
     kept = [Checkpoint.from_dict(c.model_dump()) for c in body.checkpoints]
-    return (await run_in_threadpool(casebook.verify, kept)).as_dict()
+    return (await run_in_threadpool(audit.verify, kept)).as_dict()
 
 
 @router.get(
@@ -86,12 +84,12 @@ async def verify_against(
 )
 def list_checkpoints(
     key: Caller,
-    casebook: CasebookDep,
+    audit: AuditDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
     """Signed checkpoints, newest first."""
-    items, next_cursor = casebook.checkpoints_page(limit, cursor)
+    items, next_cursor = audit.checkpoints_page(limit, cursor)
     return {"items": items, "next_cursor": next_cursor}
 
 
@@ -102,9 +100,9 @@ def list_checkpoints(
     responses=problems(401, 403, 422),
     dependencies=[NoIfMatch],
 )
-def make_checkpoint(key: Caller, casebook: CasebookDep) -> dict[str, Any]:
+def make_checkpoint(key: Caller, store: StoreDep) -> dict[str, Any]:
     """Sign the chain's head now."""
-    return casebook.store.checkpoint().as_dict()
+    return store.checkpoint().as_dict()
 
 
 class PublicKey(BaseModel):
@@ -113,10 +111,10 @@ class PublicKey(BaseModel):
 
 
 @router.get("/key", response_model=PublicKey, responses=problems(401, 403, 404))
-def public_key(key: Caller, casebook: CasebookDep) -> dict[str, str]:
+def public_key(key: Caller, store: StoreDep) -> dict[str, str]:
     """The installation's checkpoint-signing public key: keep it with your checkpoints,
     and trust checkpoints signed with it only."""
-    signer = casebook.store.signer
+    signer = store.signer
     if signer is None:
         raise Problem(404, "not-found", "this service signs no checkpoints")
     return {"public_key": signer.public_key, "key_id": signer.key_id}
@@ -143,7 +141,7 @@ class AccessPublic(BaseModel):
 )
 def access_log(
     key: Caller,
-    casebook: CasebookDep,
+    audit: AuditDep,
     case_id: UUID,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
@@ -151,5 +149,5 @@ def access_log(
     """Who read the case's personal data, when, and through which route (key name and
     organisation), oldest first: every answer that carries it is recorded before it
     leaves."""
-    items, next_cursor = casebook.reads_of(case_id, limit, cursor)
+    items, next_cursor = audit.reads_of(case_id, limit, cursor)
     return {"items": items, "next_cursor": next_cursor}

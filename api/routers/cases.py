@@ -13,7 +13,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from api.deps import Caller, CasebookDep, ReaderDep, quick
+from api import commands
+from api.deps import Caller, CasesDep, ReaderDep, RegisterDep, quick
 from api.schemas import (
     CaseCreate,
     CasePublic,
@@ -36,7 +37,8 @@ from api.writes import (
     expected_version,
     idempotency,
 )
-from infrastructure.service import Written
+from domain.cases import EndShare, EraseCase, ShareCase
+from domain.ports import Written
 
 router = APIRouter(prefix="/cases", tags=["cases"])
 
@@ -45,8 +47,8 @@ ORG = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$"  # as infrastructure.keys names them
 LIST_ERRORS = problems(401, 403, 422, (400, "a cursor this list did not give out"))
 
 
-def answer_case(written: Written) -> JSONResponse:
-    return answer(written, "/cases")
+def answer_case(view: dict[str, Any], written: Written) -> JSONResponse:
+    return answer(view, written, "/cases")
 
 
 @router.post(
@@ -60,13 +62,15 @@ def open_case(
     body: CaseCreate,
     key: Caller,
     reader: ReaderDep,
-    casebook: CasebookDep,
+    register: RegisterDep,
+    cases: CasesDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Open a case for one person."""
     payload = body.model_dump(exclude_none=True)
     idem = idempotency(idempotency_key, "open", payload)
-    return answer_case(casebook.open_case(payload, key, idem, reader))
+    written = register.open_case(commands.open_case(payload), key, idem)
+    return answer_case(cases.answer(written, key, reader), written)
 
 
 @router.post(
@@ -77,7 +81,8 @@ def record_event(
     body: Annotated[FactCreate, Body()],
     key: Caller,
     reader: ReaderDep,
-    casebook: CasebookDep,
+    register: RegisterDep,
+    cases: CasesDep,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
@@ -85,7 +90,8 @@ def record_event(
     payload = body.model_dump(exclude_none=True)
     expected = expected_version(if_match, payload.pop("expected_version", None))
     idem = idempotency(idempotency_key, "event", str(case_id), payload, expected)
-    return answer_case(casebook.record_fact(case_id, payload, key, expected, idem, reader))
+    written = register.record_fact(commands.record_fact(case_id, payload, expected), key, idem)
+    return answer_case(cases.answer(written, key, reader), written)
 
 
 @router.get("/{case_id}", response_model=CasePublic, responses=ERRORS)
@@ -94,7 +100,7 @@ async def get_case(
     case_id: UUID,
     key: Caller,
     reader: ReaderDep,
-    casebook: CasebookDep,
+    cases: CasesDep,
     when: WhenDep,
 ) -> Response:
     """The case view; with as_of and/or known_at, as it stood then. The read is
@@ -102,14 +108,12 @@ async def get_case(
     if when is None:
         # On SQLite on the event loop (a WAL read never waits for a writer); the read
         # audit's batch is awaited without holding a thread.
-        version, text = await quick(request, casebook.read_view, case_id, key)
-        await casebook.store.read_audit.recorded(reader, [case_id])
+        version, text = await quick(request, cases.read_view, case_id, key)
+        await cases.store.read_audit.recorded(reader, [case_id])
         return Response(text, media_type="application/json", headers={"ETag": f'"{version}"'})
     # A replay of the case's log: may take milliseconds, so not on the event loop. No
     # ETag: a past view's version is not one a write could be conditional on.
-    view = await run_in_threadpool(
-        casebook.view_at, case_id, when.as_of, when.known_at, key, reader
-    )
+    view = await run_in_threadpool(cases.view_at, case_id, when.as_of, when.known_at, key, reader)
     return JSONResponse(view)
 
 
@@ -117,7 +121,7 @@ async def get_case(
 def list_cases(
     key: Caller,
     reader: ReaderDep,
-    casebook: CasebookDep,
+    cases: CasesDep,
     status: Literal[
         "unknown",
         "held",
@@ -151,14 +155,14 @@ def list_cases(
         "category": category,
         "disputed": disputed,
     }
-    items, next_cursor = casebook.list_cases(filters, q, limit, cursor, when, key, reader)
+    items, next_cursor = cases.list_cases(filters, q, limit, cursor, when, key, reader)
     return {"items": items, "next_cursor": next_cursor}
 
 
 @router.get("/{case_id}/history", response_model=HistoryPublic, responses=ERRORS)
-def history(case_id: UUID, key: Caller, reader: ReaderDep, casebook: CasebookDep) -> dict[str, Any]:
+def history(case_id: UUID, key: Caller, reader: ReaderDep, cases: CasesDep) -> dict[str, Any]:
     """Every event of the case in order, oldest first, for auditors."""
-    return casebook.history(case_id, key, reader)
+    return cases.history(case_id, key, reader)
 
 
 @router.get(
@@ -166,14 +170,14 @@ def history(case_id: UUID, key: Caller, reader: ReaderDep, casebook: CasebookDep
     responses={200: {"content": {"application/x-ndjson": {}}}, **ERRORS},
     response_class=StreamingResponse,
 )
-def export_case(case_id: UUID, key: Caller, reader: ReaderDep, casebook: CasebookDep) -> Response:
+def export_case(case_id: UUID, key: Caller, reader: ReaderDep, cases: CasesDep) -> Response:
     """One case file: the case's events with their chain links, the head and the latest
     checkpoint, as JSON Lines (verify it with `casebook verify --export FILE`). For
     auditors and the organisation that owns the case: it carries the stored events
     whole, with the ids of the owner's negotiations and exchanges (403 for an
     organisation the case is shared with)."""
     return SpooledResponse(
-        spooled(casebook.export(case_id, key, reader)),  # CaseNotFound (404) first
+        spooled(cases.export(case_id, key, reader)),  # CaseNotFound (404) first
         media_type="application/x-ndjson",
         headers={"Content-Disposition": f'attachment; filename="case-{case_id}.jsonl"'},
     )
@@ -220,7 +224,8 @@ def share_case(
     body: ShareCreate,
     key: Caller,
     reader: ReaderDep,
-    casebook: CasebookDep,
+    register: RegisterDep,
+    cases: CasesDep,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
@@ -231,8 +236,8 @@ def share_case(
     # If-Match was taken here still match their first request.
     condition = [] if expected is None else [expected]
     idem = idempotency(idempotency_key, "share", str(case_id), body.org, body.purpose, *condition)
-    written = casebook.share(case_id, body.org, key, body.purpose, idem, expected, reader)
-    return answer_case(written)
+    written = register.share_case(ShareCase(case_id, body.org, body.purpose, expected), key, idem)
+    return answer_case(cases.answer(written, key, reader), written)
 
 
 @router.delete(
@@ -242,12 +247,16 @@ def end_share(
     case_id: UUID,
     org: Annotated[str, Path(min_length=1, max_length=100, pattern=ORG)],
     key: Caller,
-    casebook: CasebookDep,
+    register: RegisterDep,
+    cases: CasesDep,
     if_match: IfMatch = None,
 ) -> JSONResponse:
     """End the case's share with an organisation (recorded as a fact of the case)."""
-    written = casebook.share(case_id, org, key, expected=expected_version(if_match, None))
-    return JSONResponse(written.view, headers={"ETag": f'"{written.version}"'})
+    written = register.end_share(
+        EndShare(case_id, org, None, expected_version(if_match, None)), key
+    )
+    view = cases.answer(written, key)
+    return JSONResponse(view, headers={"ETag": f'"{written.version}"'})
 
 
 @router.post("/{case_id}/erase", status_code=200, response_model=CasePublic, responses=WRITE_ERRORS)
@@ -256,7 +265,8 @@ def erase_person(
     body: EraseCreate,
     key: Caller,
     reader: ReaderDep,
-    casebook: CasebookDep,
+    register: RegisterDep,
+    cases: CasesDep,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
@@ -270,4 +280,5 @@ def erase_person(
     encryption existed (see the README's data protection section)."""
     expected = expected_version(if_match, None)
     idem = idempotency(idempotency_key, "erase", str(case_id), body.reason, expected)
-    return answer_case(casebook.erase(case_id, body.reason, key, expected, idem, reader))
+    written = register.erase_case(EraseCase(case_id, body.reason, expected), key, idem)
+    return answer_case(cases.answer(written, key, reader), written)

@@ -3,6 +3,7 @@ reconciliation that says who is still outstanding."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -10,7 +11,8 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from api.deps import Caller, NegotiationsDep, ReaderDep
+from api import commands
+from api.deps import Caller, NegotiationsDep, ReaderDep, RegisterDep, StoreDep
 from api.schemas import (
     AgreementCreate,
     ListCreate,
@@ -31,6 +33,8 @@ from api.writes import (
     expected_version,
     idempotency,
 )
+from domain.ports import Written
+from infrastructure.matching import match_entries
 
 router = APIRouter(prefix="/negotiations", tags=["negotiations"])
 
@@ -38,8 +42,8 @@ ERRORS = problems(401, 403, 404, 422)
 LIST_ERRORS = problems(401, 403, 422, (400, "a cursor this list did not give out"))
 
 
-def _answer(written: Any) -> JSONResponse:
-    return answer(written, "/negotiations")
+def _answer(body: dict[str, Any], written: Written) -> JSONResponse:
+    return answer(body, written, "/negotiations")
 
 
 @router.post(
@@ -53,13 +57,15 @@ def open_negotiation(
     body: NegotiationCreate,
     key: Caller,
     reader: ReaderDep,
+    register: RegisterDep,
     negotiations: NegotiationsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Open a negotiation: its parties, mediators and the principle it works under."""
     payload = body.model_dump(mode="json")
     idem = idempotency(idempotency_key, "negotiation", payload)
-    return _answer(negotiations.open(payload, key, idem, reader))
+    written = register.open_negotiation(commands.open_negotiation(payload), key, idem)
+    return _answer(negotiations.written(written, key, reader), written)
 
 
 @router.get("", response_model=NegotiationsPublic, responses=LIST_ERRORS)
@@ -100,7 +106,9 @@ def submit_list(
     body: ListCreate,
     key: Caller,
     reader: ReaderDep,
+    register: RegisterDep,
     negotiations: NegotiationsDep,
+    store: StoreDep,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
@@ -111,8 +119,12 @@ def submit_list(
     payload["entries"] = [e.model_dump(mode="json", exclude_none=True) for e in body.entries]
     expected = expected_version(if_match, payload.pop("expected_version", None))
     idem = idempotency(idempotency_key, "list", str(negotiation_id), payload, expected)
-    written = negotiations.submit_list(negotiation_id, payload, key, expected, idem, reader)
-    return _answer(written)
+    command = commands.submit_list(negotiation_id, payload, expected)
+    negotiations.visible(negotiation_id, key)  # 404 before any matching
+    with store.snapshot() as conn:  # before the write lock: matching takes seconds
+        entries = match_entries(conn, store.keyring, command.entries, key)
+    written = register.submit_list(replace(command, entries=entries), key, idem)
+    return _answer(negotiations.written(written, key, reader, command.party), written)
 
 
 @router.post(
@@ -126,6 +138,7 @@ def confirm_match(
     body: MatchConfirm,
     key: Caller,
     reader: ReaderDep,
+    register: RegisterDep,
     negotiations: NegotiationsDep,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
@@ -140,8 +153,10 @@ def confirm_match(
     idem = idempotency(
         idempotency_key, "match", str(negotiation_id), body.model_dump(mode="json"), *condition
     )
-    written = negotiations.confirm(negotiation_id, payload, key, idem, expected, reader)
-    return _answer(written)
+    command = commands.confirm_match(negotiation_id, payload, expected)
+    written = register.confirm_match(command, key, idem)
+    body_out = negotiations.written(written, key, reader, command.party, command.list_version)
+    return _answer(body_out, written)
 
 
 @router.post(
@@ -155,6 +170,7 @@ def record_agreement(
     body: AgreementCreate,
     key: Caller,
     reader: ReaderDep,
+    register: RegisterDep,
     negotiations: NegotiationsDep,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
@@ -164,4 +180,5 @@ def record_agreement(
     payload = body.model_dump(mode="json", exclude_none=True)
     expected = expected_version(if_match, payload.pop("expected_version", None))
     idem = idempotency(idempotency_key, "agreement", str(negotiation_id), payload, expected)
-    return _answer(negotiations.agree(negotiation_id, payload, key, expected, idem, reader))
+    written = register.agree(commands.agree(negotiation_id, payload, expected), key, idem)
+    return _answer(negotiations.written(written, key, reader, agreement=True), written)

@@ -287,7 +287,7 @@ def test_an_unexpected_error_is_a_500_problem_that_logs_no_data(client, keys, ca
     def broken(*args: object) -> None:
         raise RuntimeError("choked on Zzyzxian Testyan")
 
-    monkeypatch.setattr(client.app.state.casebook, "read_view", broken)
+    monkeypatch.setattr(client.app.state.cases, "read_view", broken)
     caplog.clear()
     response = client.get(f"/cases/{case['id']}", headers=keys.worker)
     assert response.status_code == 500 and response.headers["content-type"] == PROBLEM

@@ -23,9 +23,9 @@ from api.app import create_app
 from infrastructure import tables
 from infrastructure.exports import Export, replay_from_export, verify_export
 from infrastructure.keys import KeyStore
-from infrastructure.service import Casebook
 from infrastructure.settings import Settings
 from infrastructure.store import Store
+from tests.book import Book as Casebook
 from tests.conftest import Keys, record
 from tests.e2e.test_negotiations import negotiation
 

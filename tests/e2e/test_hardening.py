@@ -364,10 +364,10 @@ def test_an_export_holds_no_database_connection_while_it_is_sent(
     snapshot it was read from is closed before the first byte goes out."""
     cid = held(client, keys)["id"]
     store: Store = client.app.state.store  # type: ignore[attr-defined]
-    casebook = client.app.state.casebook  # type: ignore[attr-defined]
+    cases = client.app.state.cases  # type: ignore[attr-defined]
     pool = store.engine.pool
     held_before = pool.checkedout()  # type: ignore[attr-defined]
-    unread = spooled(casebook.export(uuid.UUID(cid)))
+    unread = spooled(cases.export(uuid.UUID(cid)))
     assert pool.checkedout() == held_before  # type: ignore[attr-defined]
     lines = b"".join(unread).decode().splitlines()
     assert json.loads(lines[0])["kind"] == "header" and len(lines) >= 4

@@ -23,10 +23,10 @@ from sqlalchemy import select
 from infrastructure import tables
 from infrastructure.crypto import new_master_key
 from infrastructure.keys import KeyStore
-from infrastructure.negotiations import Negotiations
-from infrastructure.service import Casebook
 from infrastructure.settings import Settings
 from infrastructure.store import Store
+from tests.book import Book as Casebook
+from tests.book import Talks as Negotiations
 
 SOURCE = {
     "kind": "icrc",

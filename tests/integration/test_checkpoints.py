@@ -12,9 +12,9 @@ from sqlalchemy import delete, select, update
 from infrastructure import tables
 from infrastructure.checkpoints import MissingSecret, Signer
 from infrastructure.keys import KeyStore
-from infrastructure.service import Casebook
 from infrastructure.settings import Settings
 from infrastructure.store import Store
+from tests.book import Book as Casebook
 from tests.conftest import populate, relink, seen
 
 

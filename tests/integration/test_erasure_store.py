@@ -15,13 +15,13 @@ import pytest
 from sqlalchemy import func, select
 
 from domain.rules import InvalidTransition
-from infrastructure import service, tables
+from infrastructure import idempotency, tables
 from infrastructure.crypto import SEALED_TEXT
 from infrastructure.keys import ApiKey, KeyStore
 from infrastructure.rebuild import rebuild
-from infrastructure.service import Casebook
 from infrastructure.settings import Settings
 from infrastructure.store import Store
+from tests.book import Book as Casebook
 
 # An invented person whose names appear nowhere else, and one who is not erased.
 FAMILY = "Qwzorthiennyk"
@@ -292,7 +292,7 @@ def test_an_erasure_that_fails_after_destroying_the_key_leaves_the_person_as_the
         raise Boom()
 
     with monkeypatch.context() as m:
-        m.setattr(service, "remember", fail)  # after the key is destroyed, in the same write
+        m.setattr(idempotency, "remember", fail)  # after the key is destroyed, in the same write
         with pytest.raises(Boom):
             one.erase(case_id, REASON, keys.admin)
     wrapped, erasures = stored_key(first, case_id)

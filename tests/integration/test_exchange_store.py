@@ -12,11 +12,11 @@ from sqlalchemy import select
 from domain.exchange import ExchangeRefused
 from infrastructure import tables
 from infrastructure.keys import ApiKey, KeyStore
-from infrastructure.negotiations import Negotiations
 from infrastructure.rebuild import rebuild
-from infrastructure.service import Casebook
 from infrastructure.settings import Settings
 from infrastructure.store import Store
+from tests.book import Book as Casebook
+from tests.book import Talks as Negotiations
 from tests.integration.test_processes import spawn, url_of
 from tests.integration.test_store import snapshot_views
 

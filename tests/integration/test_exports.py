@@ -11,9 +11,9 @@ import pytest
 from infrastructure.checkpoints import Signer
 from infrastructure.exports import Export, replay_from_export, verify_export
 from infrastructure.keys import KeyStore
-from infrastructure.service import Casebook
 from infrastructure.settings import Settings
 from infrastructure.store import Store
+from tests.book import Book as Casebook
 from tests.conftest import populate
 
 

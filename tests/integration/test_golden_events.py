@@ -31,9 +31,9 @@ from domain.exchange import Exchange
 from domain.negotiation import Negotiation
 from infrastructure import tables
 from infrastructure.rebuild import rebuild
-from infrastructure.service import Casebook
 from infrastructure.settings import Settings
 from infrastructure.store import Store
+from tests.book import Book as Casebook
 
 GOLDEN = json.loads((Path(__file__).parents[1] / "golden" / "stored_events.json").read_text())
 CASES = {name: uuid.UUID(value) for name, value in GOLDEN["cases"].items()}

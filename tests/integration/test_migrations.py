@@ -22,9 +22,9 @@ from infrastructure import migrations, tables
 from infrastructure.checkpoints import DEV_KEY_FILE, Signer
 from infrastructure.persistence import plain_engine
 from infrastructure.rebuild import rebuild
-from infrastructure.service import Casebook
 from infrastructure.settings import Settings
 from infrastructure.store import Store
+from tests.book import Book as Casebook
 from tests.e2e.test_cli import run
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "old_register"

@@ -18,9 +18,9 @@ from sqlalchemy import func, select
 
 from infrastructure import tables
 from infrastructure.keys import KeyStore
-from infrastructure.service import Casebook
 from infrastructure.settings import Settings
 from infrastructure.store import Store
+from tests.book import Book as Casebook
 
 ROOT = Path(__file__).resolve().parents[2]
 

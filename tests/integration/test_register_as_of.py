@@ -12,8 +12,9 @@ import pytest
 
 from domain.state import derive
 from infrastructure.keys import ApiKey, KeyStore
-from infrastructure.service import Casebook, When
+from infrastructure.querying import When
 from infrastructure.store import Store
+from tests.book import Book as Casebook
 from tests.integration.test_store import generate_register
 
 

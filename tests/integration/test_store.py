@@ -9,15 +9,16 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select, text
 
-from domain.register import CaseNotFound, VersionConflict
+from domain.errors import CaseNotFound, VersionConflict
 from domain.rules import InvalidTransition
 from infrastructure import tables
+from infrastructure.idempotency import Idempotency, IdempotencyMismatch
 from infrastructure.keys import ApiKey, KeyStore
 from infrastructure.rebuild import rebuild
-from infrastructure.service import Casebook, Idempotency, IdempotencyMismatch
 from infrastructure.settings import Settings
 from infrastructure.store import Store
 from infrastructure.views import load_views
+from tests.book import Book as Casebook
 
 
 @pytest.fixture

@@ -14,13 +14,13 @@ import sys
 import time
 import uuid
 
+from domain.errors import VersionConflict
 from domain.exchange import ExchangeRefused
-from domain.register import VersionConflict
 from infrastructure.keys import KeyStore
-from infrastructure.negotiations import Negotiations
-from infrastructure.service import Casebook
 from infrastructure.settings import Settings
 from infrastructure.store import Store
+from tests.book import Book as Casebook
+from tests.book import Talks as Negotiations
 
 
 def _key(store: Store, name: str):

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 
 from domain.case import Case, NewFact, Stamp
+from domain.cases import OpenCase, RecordFact
+from domain.errors import VersionConflict
 from domain.facts import FactError
 from domain.identity import Identity, IdentityError
 from domain.input import parse_fact, parse_opening
-from domain.register import Register, VersionConflict
+from domain.register import Register
 from domain.rules import InvalidTransition
 
 TODAY = date(2026, 11, 27)
@@ -184,29 +187,34 @@ def test_every_identity_field_may_be_unknown_or_withheld_but_a_name_is_needed():
         )
 
 
+@dataclass(frozen=True)
+class Worker:
+    """A caller, as the use cases see one (``domain.ports.Caller``)."""
+
+    id: UUID = field(default_factory=uuid4)
+    name: str = "worker-1"
+    org: str = "org-a"
+    role: str = "case_worker"
+
+
 def test_stale_expected_version_is_a_conflict_and_records_nothing():
-    register = Register(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
-    case, _ = register.open_case(
-        uuid4(), "prisoner_of_war", Identity(family_name="Testyan"), {"kind": "family"}, stamp()
-    )
-    register.record_fact(case.id, fact("seen", "2021-01-01"), stamp(1), expected_version=1)
+    register = Register(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})  # in memory
+    opening = OpenCase("prisoner_of_war", Identity(family_name="Testyan"), {"kind": "family"})
+    case_id = register.open_case(opening, Worker()).id
+    register.record_fact(RecordFact(case_id, fact("seen", "2021-01-01"), 1), Worker())
     with pytest.raises(VersionConflict) as conflict:
-        register.record_fact(case.id, fact("seen", "2021-01-02"), stamp(2), expected_version=1)
+        register.record_fact(RecordFact(case_id, fact("seen", "2021-01-02"), 1), Worker())
     assert conflict.value.current == 2
-    assert register.get_case(case.id).version == 2
+    assert register.get_case(case_id).version == 2
 
 
 def test_identity_updates_add_aliases_and_survive_replay():
-    register = Register(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
-    case, _ = register.open_case(
-        uuid4(), "prisoner_of_war", Identity(family_name="Setrakyan"), {"kind": "family"}, stamp()
-    )
-    register.record_fact(
-        case.id,
-        fact("identity_updated", "2021-02-01", aliases=["Sedrakyan"], rank="private"),
-        stamp(1),
-    )
-    person = register.get_case(case.id).state().person
+    register = Register(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})  # in memory
+    opening = OpenCase("prisoner_of_war", Identity(family_name="Setrakyan"), {"kind": "family"})
+    case_id = register.open_case(opening, Worker()).id
+    update = fact("identity_updated", "2021-02-01", aliases=["Sedrakyan"], rank="private")
+    register.record_fact(RecordFact(case_id, update), Worker())
+    person = register.get_case(case_id).state().person
     assert person.aliases == ("Sedrakyan",) and person.rank == "private"
     assert person.names() == ["Setrakyan", "Sedrakyan"]
 

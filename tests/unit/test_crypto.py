@@ -34,9 +34,9 @@ from infrastructure.crypto import (
     new_master_key,
 )
 from infrastructure.keys import ApiKey, KeyStore
-from infrastructure.service import Casebook
 from infrastructure.settings import Settings
 from infrastructure.store import Store
+from tests.book import Book as Casebook
 
 # An invented person whose names appear nowhere else, so that finding one of them in
 # stored bytes means it is theirs.

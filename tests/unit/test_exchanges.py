@@ -17,14 +17,8 @@ from domain.case import Case, Stamp
 from domain.exchange import Handover, NewExchange, check_handover, record_on_case
 from domain.identity import Identity
 from domain.input import parse_fact
-from domain.negotiation import (
-    CaseRow,
-    HandoverRow,
-    Negotiation,
-    NegotiationError,
-    listed_case,
-    reconcile,
-)
+from domain.negotiation import Negotiation, NegotiationError, listed_case
+from domain.reconciliation import CaseRow, HandoverRow, reconcile
 from domain.state import derive
 
 TODAY = date(2026, 11, 27)

@@ -14,7 +14,7 @@ import sqlalchemy
 import sqlalchemy.exc
 from eventsourcing.persistence import OperationalError as LibraryOperationalError
 
-from domain.register import VersionConflict
+from domain.errors import VersionConflict
 from infrastructure.faults import StoreBusy, StoreFull, StoreUnavailable, classify
 
 

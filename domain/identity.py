@@ -5,7 +5,7 @@ GC III Arts. 17 and 122(4) and GC IV Art. 138 list what an information bureau re
 every field holds a value, ``"unknown"`` or ``"withheld"`` (or is absent, which means
 the same as unknown). ``Identity`` is the one value object that carries these fields;
 the per-person encryption of identifying data hooks in where it is serialised (see
-``domain.register.IdentityAsDict``), nowhere else.
+``domain.application.IdentityAsDict``), nowhere else.
 """
 
 from __future__ import annotations

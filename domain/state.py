@@ -170,15 +170,33 @@ class Period:
     disputed: bool
 
 
-def timeline(facts: Sequence[Fact]) -> list[Period]:
+# Facts that can change every period of a case, whatever their date: what a retraction
+# undoes may be dated anywhere; identity (nationality) and erasure are not dated.
+UNDATED_EFFECT = frozenset({"retracted", "identity_updated", "erased", OPENED})
+
+
+def timeline(
+    facts: Sequence[Fact], since: date | None = None, before: Sequence[Period] = ()
+) -> list[Period]:
     """The case's world timeline as the facts tell it now: a period from the dawn of
     time, then a new one at each day on which something changes. Each period is
     ``derive`` as of its first day, so it can never disagree with a case's as-of view.
-    Costs one ``derive`` per distinct day of the case's facts."""
+    Costs one ``derive`` per distinct day of the case's facts.
+
+    ``before``: the timeline before facts dated ``since`` or later were added (none of
+    them of a type in ``UNDATED_EFFECT``). A world day earlier than every new fact reads
+    the same with or without them, so the periods that begin before ``since`` are kept
+    and only the days from ``since`` on are derived: a write to a long case costs a
+    few ``derive`` instead of one per day of its history."""
     active = active_facts(facts)
     days = sorted({f.occurred_on for f in active})
     periods: list[Period] = []
-    for day in [date.min, *days]:
+    starts = [date.min, *days]
+    kept = sorted((p for p in before if since is not None and p.valid_from < since), key=_start)
+    if kept:
+        periods = [*kept[:-1], replace(kept[-1], valid_to=None)]
+        starts = [day for day in days if since is not None and day >= since]
+    for day in starts:
         state = derive(facts, as_of=day)
         period = Period(
             day,
@@ -195,6 +213,10 @@ def timeline(facts: Sequence[Fact]) -> list[Period]:
             periods[-1] = replace(periods[-1], valid_to=day)
         periods.append(period)
     return periods
+
+
+def _start(period: Period) -> date:
+    return period.valid_from
 
 
 def _same_columns(a: Period, b: Period) -> bool:

@@ -28,7 +28,8 @@ from domain.register import Register
 from infrastructure import checkpoints, tables
 from infrastructure.chain import GENESIS, Verification, link_hash
 from infrastructure.checkpoints import Checkpoint
-from infrastructure.crypto import NoKeys, SealingMapper
+from infrastructure.crypto import NoKeys
+from infrastructure.sealing import SealingMapper
 
 FORMAT = "casebook-export"
 FORMAT_VERSION = 1

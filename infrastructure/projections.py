@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -34,7 +34,7 @@ from domain.case import Case
 from domain.exchange import Exchange
 from domain.facts import HANDOVER_TYPES, OPENED, Fact
 from domain.negotiation import Negotiation
-from domain.state import CaseState, Period, active_facts, timeline
+from domain.state import UNDATED_EFFECT, CaseState, Period, active_facts, timeline
 from infrastructure import names, tables
 from infrastructure.crypto import Keyring
 from infrastructure.views import PERIOD_COLUMNS, chunks, dumps, render
@@ -104,8 +104,19 @@ def _project_cases(
         [(c.id, c.facts, c.facts[-1].recorded_at) for c in changed],
         periods_now={case_id: [] for case_id in new},
         standing_now={case_id: set() for case_id in new},
+        since={c.id: day for c in cases if (day := _earliest_new_day(c.facts)) is not None},
     )
     return views
+
+
+def _earliest_new_day(facts: list[Fact]) -> date | None:
+    """The earliest world day of the facts this write added (they share its time
+    stamp), or None when one of them can change every period (``UNDATED_EFFECT``)."""
+    at = facts[-1].recorded_at
+    added = [f for f in reversed(facts) if f.recorded_at == at]
+    if any(f.type in UNDATED_EFFECT for f in added):
+        return None
+    return min(f.occurred_on for f in added)
 
 
 def case_rows(
@@ -188,13 +199,16 @@ def case_history(
     handovers: History,
     periods_now: dict[UUID, list[Period]] | None = None,
     standing_now: dict[UUID, set[int]] | None = None,
+    since: dict[UUID, date] | None = None,
 ) -> tuple[dict[UUID, list[Period]], dict[UUID, set[int]]]:
     """Bring each case's current periods, and the standing handover rows of those in
     ``handovers``, to its facts: rows that no longer hold are closed (recorded_to =
     the write's time) and new ones added. What stands now per case may be given (a new
-    case has none; a rebuild knows) instead of read. Returns what stands after."""
+    case has none; a rebuild knows) instead of read. ``since``: for each case, the
+    earliest day of the facts just added, when the periods before it stand as they are
+    (``domain.state.timeline``). Returns what stands after."""
     return (
-        _write_periods_many(session, periods, periods_now or {}),
+        _write_periods_many(session, periods, periods_now or {}, since or {}),
         _write_handovers_many(session, handovers, standing_now or {}) if handovers else {},
     )
 
@@ -216,13 +230,17 @@ def _current_periods(
 
 
 def _write_periods_many(
-    session: Session, items: History, known: dict[UUID, list[Period]]
+    session: Session,
+    items: History,
+    known: dict[UUID, list[Period]],
+    since: dict[UUID, date],
 ) -> dict[UUID, list[Period]]:
     t = tables.case_periods
     current = _current_periods(session, [case_id for case_id, _, _ in items], known)
     closed, added, out = [], [], {}
     for case_id, facts, at in items:
-        periods, before = timeline(facts), current[case_id]
+        before = current[case_id]
+        periods = timeline(facts, since.get(case_id), before)
         closed += [
             {"b_case_id": case_id, "b_valid_from": p.valid_from, "recorded_to": at}
             for p in before

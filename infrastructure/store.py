@@ -9,7 +9,6 @@ position and the idempotency record together or not at all.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -20,28 +19,36 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import sqlalchemy
-import sqlalchemy.exc
 from eventsourcing.application import LRUCache
 from eventsourcing.persistence import Mapper, Recording, StoredEvent
 from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
-from sqlalchemy import Table, insert, select, text, update
+from sqlalchemy import Table, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from domain.case import Stamp
 from domain.ports import Caller, Written
 from domain.register import Register
-from infrastructure import access, chain, checkpoints, idempotency, migrations, readlog, tables
+from infrastructure import (
+    access,
+    chain,
+    checkpoints,
+    idempotency,
+    migrations,
+    readlog,
+    startup,
+    tables,
+)
 from infrastructure.chain import ChainHead
 from infrastructure.checkpoints import Checkpoint, MissingSecret, Signer
-from infrastructure.crypto import Keyring, MissingMasterKey, SealingMapper, load_master_key
+from infrastructure.crypto import Keyring, load_master_key
 from infrastructure.faults import classify
 from infrastructure.idempotency import Idempotency
 from infrastructure.persistence import persistence_env, short_wait_engine, writing
 from infrastructure.projections import project
 from infrastructure.readlog import Reader
+from infrastructure.sealing import SealingMapper
 from infrastructure.settings import Settings
 
 log = logging.getLogger("casebook")
@@ -238,57 +245,7 @@ class Store:
                 self.events_table = migrations.events_table_of(conn, self.events_table)
         if found == "empty":
             migrations.create(engine, [tables.metadata, self.events_table])
-        self._ensure_head()
-
-    def _ensure_head(self) -> None:
-        """The head row, the master key's check value and the access rows, each
-        written only when missing, so that a read-only store (a replica, a copy being
-        verified) opens without writing."""
-        with self.engine.connect() as conn:
-            has_head = conn.execute(select(tables.register_head.c.id)).first() is not None
-        if not has_head:
-            try:
-                with self.engine.begin() as conn:
-                    conn.execute(insert(tables.register_head).values(id=1, position=0))
-            except sqlalchemy.exc.IntegrityError:
-                pass  # another process starting at the same time made it
-        self._check_master_key()
-        self._backfill_access()
-
-    def _check_master_key(self) -> None:
-        """Refuse a master key other than the one this register's keys are wrapped
-        with; the first start records which one that is."""
-        t, value = tables.master_check, self.keyring.check_value
-        with self.engine.connect() as conn:
-            recorded = conn.execute(select(t.c.check_value)).scalar()
-        if recorded is None:
-            try:
-                with self.engine.begin() as conn:
-                    conn.execute(insert(t).values(id=1, check_value=value))
-            except sqlalchemy.exc.IntegrityError:
-                pass  # another process starting at the same time recorded it
-            with self.engine.connect() as conn:
-                recorded = conn.execute(select(t.c.check_value)).scalar_one()
-        if not hmac.compare_digest(recorded, value):
-            raise MissingMasterKey(
-                "this is not the master key the register's data keys are wrapped with"
-            )
-
-    def _backfill_access(self) -> None:
-        """Cases recorded before organisations were enforced have no access rows: give
-        each its owner's (shares did not exist then). A no-op once done."""
-        v, a = tables.case_views, tables.case_access
-        missing = select(v.c.case_id, v.c.org, text("'owner'")).where(
-            ~select(a.c.case_id).where(a.c.case_id == v.c.case_id).exists()
-        )
-        with self.engine.connect() as conn:  # read first: a read-only store opens too
-            if conn.execute(missing.limit(1)).first() is None:
-                return
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(insert(a).from_select(["case_id", "org", "via"], missing))
-        except sqlalchemy.exc.IntegrityError:
-            pass  # another process starting at the same time did it
+        startup.prepare(self.engine, self.keyring)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

@@ -16,6 +16,7 @@ from domain.identity import Identity, IdentityError
 from domain.input import parse_fact, parse_opening
 from domain.register import Register
 from domain.rules import InvalidTransition
+from domain.state import timeline
 
 TODAY = date(2026, 11, 27)
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -285,3 +286,28 @@ def test_control_characters_are_refused_in_text_but_notes_keep_their_lines():
         {"type": "note", "text": "line one\nline two", "source": {"kind": "other"}}, TODAY
     )
     assert note.data["text"] == "line one\nline two"
+
+
+def test_a_write_derives_only_the_days_from_its_earliest_fact_and_gets_the_full_timeline():
+    """The periods behind as-of lists and counts are kept per write from the earliest
+    day the write touched (``timeline(facts, since, before)``); at every step they
+    must be the timeline derived afresh from all the facts, even when a fact arrives
+    dated before others (late news), or changes what held on a later day."""
+    case = open_case()
+    steps = [
+        fact("captured", "2021-01-05", by_party="AZ"),
+        fact("held", "2021-01-10", by_party="AZ", place="Camp A"),
+        fact("transferred", "2021-03-01", by_party="AZ", to_party="RU"),
+        fact("seen", "2021-02-01"),  # late news, dated inside an earlier period
+        fact("classified", "2021-01-20", by_party="AM", classification="prisoner_of_war"),
+        fact("classified", "2021-02-15", by_party="AZ", classification="criminal_detainee"),
+        fact("released", "2021-06-01", by_party="RU", to_party="AM"),
+        fact("held", "2021-04-01", by_party="RU", place="Camp B"),
+    ]
+    for minutes, new in enumerate(steps, start=1):
+        before = timeline(case.facts)
+        case.record(new, stamp(minutes))
+        since = case.facts[-1].occurred_on
+        assert timeline(case.facts, since, before) == timeline(case.facts)
+    # A period from before the first fact's day is derived once and kept, not again.
+    assert timeline(case.facts, date(2021, 6, 1), timeline(case.facts))[0].valid_from == date.min

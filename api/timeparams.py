@@ -22,7 +22,7 @@ def _invalid(name: str, message: str) -> Problem:
     )
 
 
-def get_when(
+async def get_when(  # async: no I/O, so no hop to a worker thread
     as_of: Annotated[
         Day | None, Query(description="the world as of the end of this day (occurred_on)")
     ] = None,

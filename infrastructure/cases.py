@@ -37,23 +37,20 @@ class CaseReads:
 
     def answer(self, written: Written, key: Caller, reader: Reader | None = None) -> dict[str, Any]:
         """The answer to a write to a case: its view as the write projected it, with the
-        negotiations the caller may see that name it (a new case has none). For a retry
+        negotiations the caller may see that name it (``WriteUnit.done``). For a retry
         (``written.replayed``), the first answer rendered again from the log: a read of
         the case, given only to a caller who may see it now (a share may have ended
         since: 404 otherwise) and recorded in the read audit (503 when it cannot be)."""
-        if written.replayed:
-            self._check_visible(written.id, key)
-            case = self.register.get_case(written.id, version=written.version)
-            view = views.render(case.id, case.state())
-        else:
+        if not written.replayed:
             assert written.view is not None
-            view = written.view
-        if written.replayed or written.version > 1:  # a case just opened is in none
-            with self.store.read() as conn:
-                listed = views.negotiations_of(conn, [written.id], org=access.org_filter(key))
-            view["negotiations"] = listed.get(written.id, [])
-        if written.replayed:
-            self.store.record_read(reader, [written.id])
+            return written.view
+        self._check_visible(written.id, key)
+        case = self.register.get_case(written.id, version=written.version)
+        view = views.render(case.id, case.state())
+        with self.store.read() as conn:
+            listed = views.negotiations_of(conn, [written.id], org=access.org_filter(key))
+        view["negotiations"] = listed.get(written.id, [])
+        self.store.record_read(reader, [written.id])
         return view
 
     # ---- one case -------------------------------------------------------------------

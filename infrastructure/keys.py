@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
 
 from infrastructure import tables
@@ -56,6 +56,9 @@ class ApiKey:
 
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+REVOCATIONS = f"SELECT count(*) FROM {tables.api_keys.name} WHERE revoked_at IS NOT NULL"
 
 
 def hash_key(secret: str) -> str:
@@ -136,10 +139,17 @@ class KeyStore:
     def revocations(self) -> int:
         """How many keys were ever revoked: when it changes, keys remembered as valid
         must be looked up again (``api.auth.KeyCheck``)."""
-        t = tables.api_keys
-        with self.engine.connect() as conn:
-            query = select(func.count()).select_from(t).where(t.c.revoked_at.is_not(None))
-            return int(conn.execute(query).scalar_one())
+        # Read before every request: through the driver on a pooled connection, which
+        # costs a tenth of a SQLAlchemy Connection and statement (same answer).
+        raw = self.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute(REVOCATIONS)
+            (count,) = cursor.fetchone()  # type: ignore[misc]
+            cursor.close()
+            return int(count)
+        finally:
+            raw.close()  # back to the pool, which ends the read (its reset on return)
 
     def authenticate(self, secret: str) -> ApiKey | None:
         """The valid key with this secret, or None (unknown, revoked or expired)."""

@@ -39,6 +39,7 @@ from infrastructure import (
     readlog,
     startup,
     tables,
+    views,
 )
 from infrastructure.chain import ChainHead
 from infrastructure.checkpoints import Checkpoint, MissingSecret, Signer
@@ -181,7 +182,14 @@ class WriteUnit:
         self.erased = True
 
     def done(self, status_code: int, aggregate: Any, *others: Any) -> Written:
+        """The answer, with the view of the case written as the caller may see it: as
+        projected, with the negotiations of the caller's organisation that name the
+        case (read here, in the transaction, not on a connection of its own after)."""
         view = self.views.get(aggregate.id)
+        if view is not None and aggregate.version > 1:  # a case just opened is in none
+            org = access.org_filter(self.key)
+            listed = views.negotiations_of(self.session, [aggregate.id], org=org)
+            view["negotiations"] = listed.get(aggregate.id, [])
         written = Written(
             status_code, aggregate.id, aggregate.version, False, aggregate, view, others
         )

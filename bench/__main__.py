@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     profile_text = ""
     try:
         if "appends" in chosen:
-            results.append(appends.measure(workdir, plan.append_seconds, plan.append_cases))
+            results.extend(appends.measure(workdir, plan.append_seconds, plan.append_cases))
         if "http" in chosen:
             results.extend(
                 web.measure(

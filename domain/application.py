@@ -21,7 +21,7 @@ from domain.errors import CaseNotFound, ExchangeNotFound, NegotiationNotFound, V
 from domain.exchange import Exchange
 from domain.identity import Identity
 from domain.negotiation import Negotiation
-from domain.ports import MemoryWrites, Writes
+from domain.ports import Unwired, Writes
 
 
 class DateAsISO(Transcoding):
@@ -60,10 +60,11 @@ def project_case(case: Any, events: Any) -> Any:
 class RegisterBase(Application[UUID]):
     """Loading and saving the register's aggregates; the writes its use cases open.
 
-    ``writes`` is where a use case's write happens (``domain.ports.Writes``): in memory
-    by default, the store's write transaction once ``infrastructure.store`` sets it."""
+    ``writes`` is where a use case's write happens (``domain.ports.Writes``): the
+    store's write transaction once ``infrastructure.store`` sets it, ``MemoryWrites``
+    in unit tests; none by default (``Unwired`` refuses)."""
 
-    writes: Writes = MemoryWrites()
+    writes: Writes = Unwired()
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)

@@ -93,6 +93,7 @@ class NegotiationUseCases(RegisterBase):
             if tx.first is not None:
                 return tx.first
             negotiation = self._negotiation_for(tx, command.negotiation_id)
+            _check_matches_visible(tx, command.entries)
             self._at_version(negotiation, command.expected_version)
             stamp = tx.stamp
             negotiation.submit_list(
@@ -182,3 +183,27 @@ class NegotiationUseCases(RegisterBase):
         if not tx.owns(negotiation.org):
             raise NegotiationNotFound(negotiation_id)
         return negotiation
+
+
+def _check_matches_visible(tx: Transaction, entries: list[dict[str, Any]]) -> None:
+    """Every case the entries' matches name is one the caller may see now. Matching ran
+    before the write (it takes seconds for a long list); a share that ended meanwhile
+    must not let the list name a case its caller can no longer see."""
+    named = {i: _cases_named(entry.get("match") or {}) for i, entry in enumerate(entries)}
+    hidden = {str(c) for c in tx.hidden_among(UUID(c) for ids in named.values() for c in ids)}
+    errors = {}
+    for i, ids in named.items():
+        if ids & hidden:
+            by_id = "case_id" in entries[i]
+            errors[f"entries[{i}].{'case_id' if by_id else 'name'}"] = (
+                "no such case" if by_id else "matched a case you can no longer see: submit again"
+            )
+    if errors:
+        raise FactError(errors)
+
+
+def _cases_named(match: dict[str, Any]) -> set[str]:
+    named = {str(c["case_id"]) for c in match.get("candidates") or ()}
+    if match.get("case_id"):
+        named.add(str(match["case_id"]))
+    return named

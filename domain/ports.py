@@ -15,7 +15,8 @@ reaches it, through ``Transaction``:
 ``infrastructure.store`` implements them on the database, in the same transaction as
 the events, their chain links and every projection. ``MemoryWrites`` below is the
 whole of it for a register kept in memory (unit tests): everyone sees everything and
-nothing is remembered.
+nothing is remembered, so it is never the default: a register wired to neither
+refuses every write (``Unwired``).
 """
 
 from __future__ import annotations
@@ -155,3 +156,11 @@ class MemoryWrites:
         if caller is None:
             raise RuntimeError("a write records facts only for a caller")
         yield MemoryTransaction(Stamp(datetime.now(UTC), caller.name, caller.org))
+
+
+class Unwired:
+    """The default ``Writes``: refuses, so that a register not wired to a store (or,
+    in unit tests, to ``MemoryWrites``) never writes without access checks."""
+
+    def write(self, caller: Caller | None = None, retry_key: Any = None) -> Any:
+        raise RuntimeError("this register writes only through a store (infrastructure.store)")

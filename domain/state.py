@@ -170,9 +170,34 @@ class Period:
     disputed: bool
 
 
-# Facts that can change every period of a case, whatever their date: what a retraction
-# undoes may be dated anywhere; identity (nationality) and erasure are not dated.
+# Facts whose effect on a case's periods starts on the day they occurred: a period that
+# began before that day reads the same with or without them. An allow-list: a fact type
+# in neither set makes every write derive the whole timeline again (and a unit test
+# fails until the new type is placed in one of them).
+DATED_EFFECT = frozenset(
+    {
+        "captured", "held", "transferred", "hospitalised", "visited",
+        "holding_acknowledged", "holding_denied", "classified", "charged", "sentenced",
+        "willingness_verified", "released", "repatriated", "escaped", "recaptured",
+        "died", "remains_returned", "seen", "family_informed", "transmitted", "note",
+        "closed", "reopened", "handed_over", "handover_refused", "handover_absent",
+        "shared", "share_ended",
+    }
+)  # fmt: skip
+# Facts that can change every period, whatever their date: what a retraction undoes may
+# be dated anywhere; identity (nationality) and erasure are not dated.
 UNDATED_EFFECT = frozenset({"retracted", "identity_updated", "erased", OPENED})
+
+
+def earliest_new_day(facts: Sequence[Fact]) -> date | None:
+    """The earliest world day of the facts the last write added (one write's facts
+    share its time stamp, and stamps only grow), when every one of them is of a type in
+    ``DATED_EFFECT``; else None (derive the whole timeline)."""
+    at = facts[-1].recorded_at
+    added = [f for f in reversed(facts) if f.recorded_at == at]
+    if any(f.type not in DATED_EFFECT for f in added):
+        return None
+    return min(f.occurred_on for f in added)
 
 
 def timeline(
@@ -183,11 +208,13 @@ def timeline(
     ``derive`` as of its first day, so it can never disagree with a case's as-of view.
     Costs one ``derive`` per distinct day of the case's facts.
 
-    ``before``: the timeline before facts dated ``since`` or later were added (none of
-    them of a type in ``UNDATED_EFFECT``). A world day earlier than every new fact reads
-    the same with or without them, so the periods that begin before ``since`` are kept
-    and only the days from ``since`` on are derived: a write to a long case costs a
-    few ``derive`` instead of one per day of its history."""
+    ``before``: the timeline before facts dated ``since`` or later were added (all of
+    them of a type in ``DATED_EFFECT``, see ``earliest_new_day``). A world day earlier
+    than every new fact reads the same with or without them, so the periods that begin
+    before ``since`` are kept and only the days from ``since`` on are derived: a write
+    to a long case costs a few ``derive`` instead of one per day of its history. A
+    change to the rules of ``derive`` therefore needs ``casebook views rebuild`` (a
+    migration that changes them says so)."""
     active = active_facts(facts)
     days = sorted({f.occurred_on for f in active})
     periods: list[Period] = []

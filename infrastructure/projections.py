@@ -34,7 +34,7 @@ from domain.case import Case
 from domain.exchange import Exchange
 from domain.facts import HANDOVER_TYPES, OPENED, Fact
 from domain.negotiation import Negotiation
-from domain.state import UNDATED_EFFECT, CaseState, Period, active_facts, timeline
+from domain.state import CaseState, Period, active_facts, earliest_new_day, timeline
 from infrastructure import names, tables
 from infrastructure.crypto import Keyring
 from infrastructure.views import PERIOD_COLUMNS, chunks, dumps, render
@@ -104,19 +104,9 @@ def _project_cases(
         [(c.id, c.facts, c.facts[-1].recorded_at) for c in changed],
         periods_now={case_id: [] for case_id in new},
         standing_now={case_id: set() for case_id in new},
-        since={c.id: day for c in cases if (day := _earliest_new_day(c.facts)) is not None},
+        since={c.id: day for c in cases if (day := earliest_new_day(c.facts)) is not None},
     )
     return views
-
-
-def _earliest_new_day(facts: list[Fact]) -> date | None:
-    """The earliest world day of the facts this write added (they share its time
-    stamp), or None when one of them can change every period (``UNDATED_EFFECT``)."""
-    at = facts[-1].recorded_at
-    added = [f for f in reversed(facts) if f.recorded_at == at]
-    if any(f.type in UNDATED_EFFECT for f in added):
-        return None
-    return min(f.occurred_on for f in added)
 
 
 def case_rows(

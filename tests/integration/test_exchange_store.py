@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import replace
+from datetime import date
 
 import pytest
 from sqlalchemy import select
 
 from domain.exchange import ExchangeRefused
+from domain.facts import FactError
+from domain.negotiations import SubmitList
 from infrastructure import tables
 from infrastructure.keys import ApiKey, KeyStore
+from infrastructure.matching import match_entries
 from infrastructure.rebuild import rebuild
 from infrastructure.settings import Settings
 from infrastructure.store import Store
@@ -184,3 +189,31 @@ def test_cases_recorded_before_organisations_get_their_owner_at_start(
     with store.read() as conn:
         rows = conn.execute(select(tables.case_access)).all()
     assert [(str(r.case_id), r.org, r.via) for r in rows] == [(case_id, "org-a", "owner")]
+
+
+def test_a_list_matched_before_a_share_ended_cannot_name_the_case_after(store: Store):
+    """Matching runs before the write lock; when the share that let the caller see a
+    case ends meanwhile, the list is refused naming the entry, and nothing is written."""
+    keys = KeyStore(store.engine)
+    owner = keys.create("owner", "case_worker", "org-a")[0]
+    other = keys.create("other", "case_worker", "org-b")[0]
+    casebook, talks = Casebook(store), Negotiations(store)
+    case_id = held_cases(store, owner, 1)[0]
+    casebook.share(uuid.UUID(case_id), "org-b", owner, "tracing")
+    negotiation = talks.open(
+        {
+            "title": "Talks",
+            "parties": ["AM", "AZ"],
+            "principle": "all_for_all",
+            "opened_on": "2021-06-01",
+        },
+        other,
+    )
+    listed = SubmitList(negotiation.id, "AM", date(2021, 6, 2), [{"case_id": case_id}])
+    with store.snapshot() as conn:  # matched while org-b could see the case
+        entries = match_entries(conn, store.keyring, listed.entries, other)
+    casebook.share(uuid.UUID(case_id), "org-b", owner)  # the share ends
+    with pytest.raises(FactError) as refused:
+        store.register.submit_list(replace(listed, entries=entries), other)
+    assert refused.value.errors == {"entries[0].case_id": "no such case"}
+    assert store.register.get_negotiation(negotiation.id).version == 1

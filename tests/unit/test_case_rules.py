@@ -14,6 +14,7 @@ from domain.errors import VersionConflict
 from domain.facts import FactError
 from domain.identity import Identity, IdentityError
 from domain.input import parse_fact, parse_opening
+from domain.ports import MemoryWrites
 from domain.register import Register
 from domain.rules import InvalidTransition
 from domain.state import timeline
@@ -200,6 +201,7 @@ class Worker:
 
 def test_stale_expected_version_is_a_conflict_and_records_nothing():
     register = Register(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})  # in memory
+    register.writes = MemoryWrites()
     opening = OpenCase("prisoner_of_war", Identity(family_name="Testyan"), {"kind": "family"})
     case_id = register.open_case(opening, Worker()).id
     register.record_fact(RecordFact(case_id, fact("seen", "2021-01-01"), 1), Worker())
@@ -211,6 +213,7 @@ def test_stale_expected_version_is_a_conflict_and_records_nothing():
 
 def test_identity_updates_add_aliases_and_survive_replay():
     register = Register(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})  # in memory
+    register.writes = MemoryWrites()
     opening = OpenCase("prisoner_of_war", Identity(family_name="Setrakyan"), {"kind": "family"})
     case_id = register.open_case(opening, Worker()).id
     update = fact("identity_updated", "2021-02-01", aliases=["Sedrakyan"], rank="private")
@@ -311,3 +314,13 @@ def test_a_write_derives_only_the_days_from_its_earliest_fact_and_gets_the_full_
         assert timeline(case.facts, since, before) == timeline(case.facts)
     # A period from before the first fact's day is derived once and kept, not again.
     assert timeline(case.facts, date(2021, 6, 1), timeline(case.facts))[0].valid_from == date.min
+
+
+def test_a_register_wired_to_no_store_refuses_to_write():
+    """Without a store (or, in a unit test, MemoryWrites) there are no access checks,
+    no retries and no key store: such a register records nothing rather than that."""
+    register = Register(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    opening = OpenCase("prisoner_of_war", Identity(family_name="Testyan"), {"kind": "family"})
+    with pytest.raises(RuntimeError, match="only through a store"):
+        register.open_case(opening, Worker())
+    assert list(register.notification_log.select(1, 10)) == []

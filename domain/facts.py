@@ -281,7 +281,31 @@ def parse_occurred_on(value: Any, fact_type: FactType, today: date) -> date | No
 
 
 def parse_fields(fact_type: FactType, data: dict[str, Any]) -> dict[str, Any]:
-    """Check the type-specific fields of a fact; raise ``FactError`` naming every bad one."""
+    """Check the type-specific fields of a fact, as they came (no schema before: each
+    field's kind, then ``fact_fields``); raise ``FactError`` naming every bad one."""
+    errors: dict[str, str] = {}
+    checked = dict(data)
+    for name in fact_type.fields:
+        if data.get(name) is None:
+            continue
+        try:
+            checked[name] = _check(FIELD_KINDS[name], data[name])
+        except ValueError as e:
+            errors[name] = str(e)
+    try:
+        values = fact_fields(fact_type, checked)
+    except FactError as e:
+        errors = {**e.errors, **errors}
+        values = {}
+    if errors:
+        raise FactError(errors)
+    return values
+
+
+def fact_fields(fact_type: FactType, data: dict[str, Any]) -> dict[str, Any]:
+    """The type-specific fields of a fact whose kinds are checked already (by the API's
+    schema, built from this table, or by ``parse_fields``): only the rules a schema
+    cannot say: required fields, one of several, and dates that exist."""
     errors: dict[str, str] = {}
     values: dict[str, Any] = {}
     for name in fact_type.fields:
@@ -290,10 +314,13 @@ def parse_fields(fact_type: FactType, data: dict[str, Any]) -> dict[str, Any]:
             if name in fact_type.required:
                 errors[name] = "required"
             continue
-        try:
-            values[name] = _check(FIELD_KINDS[name], value)
-        except ValueError as e:
-            errors[name] = str(e)
+        if FIELD_KINDS[name] == DATE:
+            try:
+                parse_day(value)
+            except ValueError as e:
+                errors[name] = str(e)
+                continue
+        values[name] = value
     if fact_type.one_of and not any(n in values for n in fact_type.one_of):
         errors[fact_type.one_of[0]] = f"give at least one of {', '.join(fact_type.one_of)}"
     if errors:

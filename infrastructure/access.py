@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
@@ -42,11 +42,15 @@ def can_see(conn: Connection | Session, key: Caller | None, case_id: UUID) -> bo
     if sees_all(key):
         return True
     assert key is not None
-    t = tables.case_access
-    found = conn.execute(
-        select(t.c.case_id).where(t.c.org == key.org, t.c.case_id == case_id)
-    ).first()
+    found = conn.execute(_CAN_SEE, {"org": key.org, "case_id": case_id}).first()
     return found is not None
+
+
+# Built once: checked on every write and read of one case.
+_CAN_SEE = select(tables.case_access.c.case_id).where(
+    tables.case_access.c.org == bindparam("org"),
+    tables.case_access.c.case_id == bindparam("case_id"),
+)
 
 
 def hidden_among(

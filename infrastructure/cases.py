@@ -77,9 +77,7 @@ class CaseReads:
                 raise CaseNotFound(case_id)
             self.store.keyring.refresh_to(row.epoch or 0)
             text = views.open_texts(self.store.keyring, [(case_id, row.view)], conn)[case_id]
-            listed = (
-                views.negotiations_of(conn, [case_id], org=org).get(case_id) if row.named else None
-            )
+            listed = views.negotiations_naming(conn, case_id, org) if row.named else None
         if listed:  # rare next to plain reads: only then is the stored JSON re-encoded
             view = json.loads(text)
             view["negotiations"] = listed

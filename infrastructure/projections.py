@@ -135,8 +135,13 @@ def case_rows(
         if kinds[case.id] & ACCESS_CHANGING:
             write_access(session, case.id, state)
     if updates:
-        session.execute(update(t).where(t.c.case_id == bindparam("b_case_id")), updates)
+        session.execute(_UPDATE_VIEW, updates)
     return views
+
+
+_UPDATE_VIEW = update(tables.case_views).where(
+    tables.case_views.c.case_id == bindparam("b_case_id")
+)
 
 
 def _view_columns(
@@ -210,6 +215,10 @@ def _current_periods(
     current = {case_id: list(known.get(case_id, [])) for case_id in case_ids}
     unknown = [case_id for case_id in case_ids if case_id not in known]
     columns = [t.c[f] for f in PERIOD_COLUMNS]
+    if len(unknown) == 1:  # one case written: a statement built once
+        rows = session.execute(_CURRENT_PERIODS, {"case_id": unknown[0]})
+        current[unknown[0]] += [Period(*values) for _, *values in rows]
+        return current
     for chunk in chunks(unknown):
         rows = session.execute(
             select(t.c.case_id, *columns).where(t.c.case_id.in_(chunk), t.c.recorded_to.is_(None))
@@ -217,6 +226,12 @@ def _current_periods(
         for case_id, *values in rows:
             current[case_id].append(Period(*values))
     return current
+
+
+_P = tables.case_periods
+_CURRENT_PERIODS = select(_P.c.case_id, *[_P.c[f] for f in PERIOD_COLUMNS]).where(
+    _P.c.case_id == bindparam("case_id"), _P.c.recorded_to.is_(None)
+)
 
 
 def _write_periods_many(

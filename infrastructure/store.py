@@ -23,7 +23,7 @@ from eventsourcing.application import LRUCache
 from eventsourcing.persistence import Mapper, Recording, StoredEvent
 from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
-from sqlalchemy import Table, select, text, update
+from sqlalchemy import Table, func, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
@@ -188,8 +188,7 @@ class WriteUnit:
         view = self.views.get(aggregate.id)
         if view is not None and aggregate.version > 1:  # a case just opened is in none
             org = access.org_filter(self.key)
-            listed = views.negotiations_of(self.session, [aggregate.id], org=org)
-            view["negotiations"] = listed.get(aggregate.id, [])
+            view["negotiations"] = views.negotiations_naming(self.session, aggregate.id, org)
         written = Written(
             status_code, aggregate.id, aggregate.version, False, aggregate, view, others
         )
@@ -203,6 +202,15 @@ class WriteUnit:
         self.chain = chain.append(self.session, self.chain, notifications)
         self.position = max(self.position, *(n.id for n in notifications))
 
+
+# The head of the register and the newest erasure (for the keyring's cache), in the one
+# statement every write begins with.
+HEAD_AND_EPOCH = select(
+    tables.register_head,
+    select(func.max(tables.erasures.c.id)).scalar_subquery().label("epoch"),
+)
+
+HEAD_UPDATE = update(tables.register_head)  # values bound at each write's end
 
 # The write transaction in progress in this context, which the register's saves join.
 current_unit: ContextVar[WriteUnit | None] = ContextVar("current_unit", default=None)
@@ -301,8 +309,8 @@ class Store:
                 session.connection()  # begin now, IMMEDIATE on SQLite
                 if self.dialect == "postgresql":
                     session.execute(text(f"LOCK TABLE {self.events_table.name} IN EXCLUSIVE MODE"))
-                head = session.execute(select(tables.register_head)).one()
-                self.keyring.refresh(session.connection())
+                head = session.execute(HEAD_AND_EPOCH).one()
+                self.keyring.refresh_to(head.epoch or 0)  # erasures by other processes
                 unit = WriteUnit(
                     session,
                     self._stamp_time(head.recorded_at),
@@ -317,12 +325,13 @@ class Store:
                 unit_token = current_unit.set(unit)
                 yield unit
                 session.execute(
-                    update(tables.register_head).values(
-                        recorded_at=unit.recorded_at,
-                        position=unit.position,
-                        chain_position=unit.chain.position,
-                        chain_hash=unit.chain.hash,
-                    )
+                    HEAD_UPDATE,
+                    {
+                        "recorded_at": unit.recorded_at,
+                        "position": unit.position,
+                        "chain_position": unit.chain.position,
+                        "chain_hash": unit.chain.hash,
+                    },
                 )
                 every = self.settings.checkpoint_every
                 checkpoint_due = unit.chain.position // every > head.chain_position // every

@@ -104,6 +104,40 @@ def test_bad_input_names_every_bad_field_and_writes_nothing(client, keys):
     assert client.get("/cases", headers=keys.worker).json()["items"] == [case]
 
 
+def test_what_a_fact_schema_cannot_say_is_refused_by_the_domain_and_writes_nothing(client, keys):
+    """The schema checks each field's kind once; the rules it cannot express (a date that
+    is not in the calendar, one field or another, a future day, a closure dated at all)
+    are the domain's, and each names its field."""
+    case = new_case(client, keys.worker)
+    tomorrow_but_one = (datetime.now(UTC) + timedelta(days=3)).date().isoformat()
+    refusals = {
+        "sentence_ends_on": {
+            "type": "sentenced",
+            "occurred_on": "2021-03-01",
+            "by_party": "AZ",
+            "charge": "invented charge",
+            "sentence_ends_on": "2031-02-30",
+        },
+        "to_place": {"type": "transferred", "occurred_on": "2021-03-01", "by_party": "AZ"},
+        "occurred_on": {"type": "seen", "occurred_on": tomorrow_but_one},
+        "source.reported_on": {
+            "type": "seen",
+            "occurred_on": "2021-03-01",
+            "source": {"kind": "icrc", "reported_on": "2021-13-01"},
+        },
+    }
+    for field, fact in refusals.items():
+        refused = record(client, keys.worker, case["id"], **fact)
+        assert refused.status_code == 422, field
+        assert field in {e["field"] for e in refused.json()["errors"]}, refused.json()
+    closed = record(
+        client, keys.worker, case["id"], type="closed", occurred_on="2021-03-01", reason="done"
+    )
+    assert closed.status_code == 422
+    assert {e["field"] for e in closed.json()["errors"]} == {"occurred_on"}
+    assert client.get(f"/cases/{case['id']}", headers=keys.worker).json()["version"] == 1
+
+
 def test_a_stale_if_match_or_expected_version_is_a_409_version_conflict(client, keys):
     case = new_case(client, keys.worker)
     ok = client.post(

@@ -189,6 +189,14 @@ class Keyring:
                 self._generation += 1
                 self._epoch = epoch
 
+    def forget(self) -> None:
+        """Empty the cache of opened keys; each is read again when next needed. For work
+        that opens every key once, such as the views rebuild, whose memory then stays
+        flat however many people the register holds."""
+        with self._lock:
+            self._cache.clear()
+            self._generation += 1
+
     def refresh_now(self) -> None:
         with self.connect() as (conn, _):
             self.refresh(conn)

@@ -148,6 +148,12 @@ class KeyStore:
             (count,) = cursor.fetchone()  # type: ignore[misc]
             cursor.close()
             return int(count)
+        except Exception as e:
+            # What SQLAlchemy does for its own statements: a connection the server
+            # dropped is thrown away, not handed back to the pool to fail its reset.
+            if self.engine.dialect.is_disconnect(e, raw.dbapi_connection, None):  # type: ignore[arg-type]
+                raw.invalidate(e)
+            raise
         finally:
             raw.close()  # back to the pool, which ends the read (its reset on return)
 

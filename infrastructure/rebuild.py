@@ -39,6 +39,9 @@ PROJECTED = (
 )
 
 
+FORGET_KEYS_EVERY = 1000  # aggregates
+
+
 def rebuild(store: Store, progress: Callable[[int, int], None] | None = None) -> int:
     """Rebuild every projected row from the log in one transaction; return events read.
 
@@ -57,7 +60,9 @@ def rebuild(store: Store, progress: Callable[[int, int], None] | None = None) ->
         head = session.execute(select(func.max(events.c.id))).scalar_one() or 0
         for table in PROJECTED:
             session.execute(delete(table))
-        for aggregate, seq, count in _aggregates_from_log(store, session):
+        for n, (aggregate, seq, count) in enumerate(_aggregates_from_log(store, session)):
+            if n % FORGET_KEYS_EVERY == 0:
+                unit.keyring.forget()  # each person's key is opened once: keep none
             if isinstance(aggregate, Case):
                 _rebuild_case(session, unit.keyring, aggregate, seq)
             else:

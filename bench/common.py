@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from domain.case import Case, Stamp
+from domain.cases import NewPerson, OpenCase
 from domain.input import parse_fact, parse_opening
 from infrastructure.keys import ApiKey, KeyStore
 from infrastructure.settings import Settings
@@ -139,13 +139,6 @@ def open_cases(casebook: Casebook, key: ApiKey, count: int) -> list[uuid.UUID]:
     return [casebook.open_case(opening(i), key).case_id for i in range(count)]
 
 
-def save_opened(store: Store, made: list[Case]) -> list[uuid.UUID]:
-    """Save new cases (each with all its events) in the open write, which projects
-    them as any save does; their ids."""
-    store.register.save(*made)
-    return [c.id for c in made]
-
-
 def generate(
     store: Store,
     key: ApiKey,
@@ -155,35 +148,17 @@ def generate(
     progress: Callable[[int], None] | None = None,
 ) -> list[uuid.UUID]:
     """Write ``cases`` cases of ``events_per_case`` events each, quickly: many cases per
-    ``Store.write()`` transaction, each case saved once with all its events, and its view
-    projected in the same transaction (the views then match the log, as after a rebuild).
-    """
+    write, through the register's bulk opening (``Register.open_cases``: the same rules,
+    sealing, chain and projections as single writes)."""
     today = datetime.now(UTC).date()
-    facts = [parse_fact(fact(j), today) for j in range(max(events_per_case - 1, 0))]
-    openings = [parse_opening(opening(i)) for i in range(len(FAMILY) * len(GIVEN))]
+    facts = tuple(parse_fact(fact(j), today) for j in range(max(events_per_case - 1, 0)))
+    openings = [OpenCase(*parse_opening(opening(i))) for i in range(len(FAMILY) * len(GIVEN))]
     per_batch = max(1, batch_events // events_per_case)
     ids: list[uuid.UUID] = []
     while len(ids) < cases:
-        with store.write() as unit:
-            stamp = Stamp(unit.recorded_at, key.name, key.org)
-            made: list[Case] = []
-            for i in range(len(ids), min(cases, len(ids) + per_batch)):
-                category, person, source = openings[i % len(openings)]
-                # Case._create is what Register.open_case does, without its save: the case
-                # and its facts are saved once, below, with the other cases of the batch.
-                case = Case._create(
-                    Case.Opened,
-                    id=uuid.uuid4(),
-                    category=category,
-                    person=person,
-                    source=source,
-                    recorded_at=stamp.recorded_at,
-                    recorded_by=stamp.recorded_by,
-                )
-                for new_fact in facts:
-                    case.record(new_fact, stamp)
-                made.append(case)
-            ids.extend(save_opened(store, made))
+        batch = range(len(ids), min(cases, len(ids) + per_batch))
+        people = [NewPerson(openings[i % len(openings)], facts) for i in batch]
+        ids.extend(store.register.open_cases(people, key))
         if progress is not None:
             progress(len(ids) * events_per_case)
     return ids

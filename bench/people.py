@@ -22,8 +22,8 @@ from datetime import UTC, date, datetime, timedelta
 from itertools import accumulate
 from typing import Any
 
-from bench.common import save_opened
-from domain.case import Case, NewFact, Stamp
+from domain.case import NewFact
+from domain.cases import NewPerson, OpenCase
 from domain.identity import Identity
 from infrastructure.keys import ApiKey
 from infrastructure.store import Store
@@ -283,27 +283,19 @@ def write_people(
     progress: Callable[[int], None] | None = None,
 ) -> list[uuid.UUID]:
     """Open a case for each person (with ``facts(i, person)`` recorded on it), many cases
-    per ``Store.write()`` transaction and each saved once, its view, name keys and
-    periods projected in the same transaction, as ``bench.common.generate`` does."""
+    per write, through the register's bulk opening (``Register.open_cases``), as
+    ``bench.common.generate`` does."""
     ids: list[uuid.UUID] = []
     while len(ids) < len(people):
-        with store.write() as unit:
-            stamp = Stamp(unit.recorded_at, key.name, key.org)
-            made: list[Case] = []
-            for i in range(len(ids), min(len(people), len(ids) + batch)):
-                case = Case._create(
-                    Case.Opened,
-                    id=uuid.uuid4(),
-                    category=CATEGORY,
-                    person=people[i].identity(),
-                    source=OPENING_SOURCE,
-                    recorded_at=stamp.recorded_at,
-                    recorded_by=stamp.recorded_by,
-                )
-                for fact in facts(i, people[i]) if facts is not None else ():
-                    case.record(fact, stamp)
-                made.append(case)
-            ids.extend(save_opened(store, made))
+        chunk = range(len(ids), min(len(people), len(ids) + batch))
+        batch_of = [
+            NewPerson(
+                OpenCase(CATEGORY, people[i].identity(), OPENING_SOURCE),
+                tuple(facts(i, people[i])) if facts is not None else (),
+            )
+            for i in chunk
+        ]
+        ids.extend(store.register.open_cases(batch_of, key))
         if progress is not None:
             progress(len(ids))
     return ids

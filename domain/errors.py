@@ -50,3 +50,12 @@ class VersionConflict(Exception):
         super().__init__(f"the case is at version {current}, not {expected}")
         self.current = current
         self.expected = expected
+
+
+class BulkRefused(Exception):
+    """Some people of a bulk opening cannot be recorded as given, so nothing of the
+    batch was. ``problems``: each such person's position in the batch, and why."""
+
+    def __init__(self, problems: dict[int, str]):
+        super().__init__(f"{len(problems)} of the people cannot be recorded as given")
+        self.problems = problems

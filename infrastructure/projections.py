@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import asdict
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -118,25 +119,55 @@ def case_rows(
     kinds: dict[UUID, set[str]],
 ) -> dict[UUID, dict[str, Any]]:
     """The cases' view rows (inserted for a new case, at the log position of its first
-    event; one UPDATE for all the others), their name keys and who may see them."""
-    t = tables.case_views
-    views, updates = {}, []
+    event; updated for the others), their name keys and who may see them: one
+    statement per table for the whole save, however many cases it holds."""
+    views, inserts, updates = {}, [], []
+    name_keys: dict[UUID, list[dict[str, Any]]] = {}
+    access: dict[UUID, list[dict[str, Any]]] = {}
     for case in cases:
         state = states[case.id]
         view = views[case.id] = render(case.id, state)
         values = _view_columns(keyring, case.id, state, view)
         if case.id in opened:
-            row = {"case_id": case.id, "seq": opened[case.id], "org": state.org, **values}
-            session.execute(insert(t).values(**row))
+            inserts.append({"case_id": case.id, "seq": opened[case.id], "org": state.org, **values})
         else:
             updates.append({"b_case_id": case.id, **values})
         if kinds[case.id] & NAME_CHANGING:
-            write_name_keys(session, keyring, case.id, state.person.names())
+            name_keys[case.id] = _name_key_rows(keyring, case.id, state.person.names())
         if kinds[case.id] & ACCESS_CHANGING:
-            write_access(session, case.id, state)
+            access[case.id] = _access_rows(case.id, state)
+    if inserts:
+        session.execute(insert(tables.case_views), inserts)
     if updates:
         session.execute(_UPDATE_VIEW, updates)
+    _replace_rows(session, tables.case_name_keys, name_keys, opened.keys())
+    _replace_rows(session, tables.case_access, access, opened.keys())
     return views
+
+
+def _replace_rows(
+    session: Session, table: Table, rows: dict[UUID, list[dict[str, Any]]], new: AbstractSet[UUID]
+) -> None:
+    """Each case's rows of ``table`` replaced by these (a new case has none to delete)."""
+    for chunk in chunks(sorted(c for c in rows if c not in new)):
+        session.execute(delete(table).where(table.c.case_id.in_(chunk)))
+    every = [row for case_rows in rows.values() for row in case_rows]
+    if every:
+        session.execute(insert(table), every)
+
+
+def _access_rows(case_id: UUID, state: CaseState) -> list[dict[str, Any]]:
+    """The organisations that may see the case: its owner and those it is shared with."""
+    rows = [{"case_id": case_id, "org": state.org, "via": "owner"}]
+    return rows + [{"case_id": case_id, "org": org, "via": "share"} for org in sorted(state.shares)]
+
+
+def _name_key_rows(
+    keyring: Keyring, case_id: UUID, person_names: list[str]
+) -> list[dict[str, Any]]:
+    """The case's rows in the name index: keyed hashes of its names' blocking keys."""
+    keys = sorted({keyring.name_key(k) for n in person_names for k in names.blocking_keys(n)})
+    return [{"key": k, "case_id": case_id} for k in keys]
 
 
 _UPDATE_VIEW = update(tables.case_views).where(
@@ -161,26 +192,6 @@ def _view_columns(
         "disputed": state.disputed,
         "view": text,
     }
-
-
-def write_access(session: Session, case_id: UUID, state: CaseState) -> None:
-    """The organisations that may see the case: its owner and those it is shared with."""
-    t = tables.case_access
-    session.execute(delete(t).where(t.c.case_id == case_id))
-    rows = [{"case_id": case_id, "org": state.org, "via": "owner"}]
-    rows += [{"case_id": case_id, "org": org, "via": "share"} for org in sorted(state.shares)]
-    session.execute(insert(t), rows)
-
-
-def write_name_keys(
-    session: Session, keyring: Keyring, case_id: UUID, person_names: list[str]
-) -> None:
-    """The case's rows in the name index: keyed hashes of its names' blocking keys."""
-    t = tables.case_name_keys
-    session.execute(delete(t).where(t.c.case_id == case_id))
-    keys = sorted({keyring.name_key(k) for n in person_names for k in names.blocking_keys(n)})
-    if keys:
-        session.execute(insert(t), [{"key": k, "case_id": case_id} for k in keys])
 
 
 # ---- the bitemporal tables: periods and standing handovers --------------------------

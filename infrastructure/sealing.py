@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 from base64 import b64decode
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -52,9 +53,17 @@ class SealingMapper(Mapper[UUID]):
     come out redacted (``Fact.redacted``'s shape): the identity's clear fields only,
     and no personal data or source name."""
 
-    def __init__(self, transcoder: Transcoder, keyring: Keyring):
+    def __init__(
+        self,
+        transcoder: Transcoder,
+        keyring: Keyring,
+        key_made: Callable[[UUID], bool] = lambda case_id: False,
+    ):
         super().__init__(transcoder)
         self.keyring = keyring
+        # Whether a new case's key was made already, with others, by the save in
+        # progress (``ChainedRegister._record``): one statement for a bulk opening.
+        self.key_made = key_made
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         if isinstance(domain_event, Snapshot):
@@ -81,7 +90,7 @@ class SealingMapper(Mapper[UUID]):
             state["data"] = {k: v for k, v in data.items() if k not in personal_fields}
         if personal:
             case_id, version = domain_event.originator_id, domain_event.originator_version
-            if isinstance(domain_event, Case.Opened):
+            if isinstance(domain_event, Case.Opened) and not self.key_made(case_id):
                 self.keyring.create([case_id], domain_event.recorded_at)
             plaintext = json.dumps(personal, ensure_ascii=False, separators=(",", ":")).encode()
             blob = self.keyring.seal(case_id, _event_aad(case_id, version), plaintext)

@@ -27,7 +27,7 @@ from sqlalchemy import Table, func, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
-from domain.case import Stamp
+from domain.case import Case, Stamp
 from domain.ports import Caller, Written
 from domain.register import Register
 from infrastructure import (
@@ -70,7 +70,13 @@ class ChainedRegister(Register):
         super().__init__(env=env)
 
     def construct_mapper(self) -> Mapper[UUID]:
-        return SealingMapper(self.construct_transcoder(), self.keyring)
+        return SealingMapper(self.construct_transcoder(), self.keyring, self._key_made)
+
+    @staticmethod
+    def _key_made(case_id: UUID) -> bool:
+        """Whether the write in progress made this new case's key already (``_record``)."""
+        unit = current_unit.get()
+        return unit is not None and case_id in unit.keys_made
 
     def forget_cached(self) -> None:
         """Empty the aggregate cache. A new one: the library's ``LRUCache.clear`` resets
@@ -90,6 +96,11 @@ class ChainedRegister(Register):
         unit = current_unit.get()
         if unit is None:
             raise RuntimeError("events are saved only inside Store.write()")
+        opened = [e for e in processing_event.events if isinstance(e, Case.Opened)]
+        if len(opened) > 1:  # many new cases at once: their keys in one statement
+            made = [e.originator_id for e in opened]
+            self.keyring.create(made, opened[0].recorded_at)
+            unit.keys_made.update(made)
         recordings = super()._record(processing_event)
         unit.logged(recordings)
         aggregates = processing_event.aggregates.values()
@@ -150,6 +161,7 @@ class WriteUnit:
     # The views of the cases saved in this write, as projected (a write's answer).
     views: dict[UUID, dict[str, Any]] = field(default_factory=dict)
     erased: bool = False  # keys were destroyed: scrub the files once committed
+    keys_made: set[UUID] = field(default_factory=set)  # new cases' keys, made in bulk
 
     @property
     def stamp(self) -> Stamp:

@@ -28,10 +28,20 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import appends, chain, negotiations, rebuild, replay, web
+from bench import appends, bulk, chain, negotiations, rebuild, replay, web
 from bench.common import Result, log
 
-MEASURES = ("appends", "http", "replay", "rebuild", "chain", "exchange", "reconcile", "matching")
+MEASURES = (
+    "appends",
+    "http",
+    "replay",
+    "rebuild",
+    "chain",
+    "bulk",
+    "exchange",
+    "reconcile",
+    "matching",
+)
 
 
 @dataclass(frozen=True)
@@ -55,16 +65,17 @@ class Plan:
     reconcile_repeats: int
     matching_cases: int
     matching_names: int
+    bulk_people: int
 
 
 PLANS = {
     "quick": Plan(
         1.5, 200, 2.0, 0.5, 200, 8, 1000, 5, 10_000, 10_000, 2.5, 5,
-        1000, 500, 100, 4_000, 3, 10_000, 1_000,
+        1000, 500, 100, 4_000, 3, 10_000, 1_000, 5_000,
     ),
     "default": Plan(
         9.0, 1000, 10.0, 2.0, 200, 8, 1000, 25, 100_000, 100_000, 15.0, 9,
-        1000, 2000, 1000, 10_000, 5, 100_000, 10_000,
+        1000, 2000, 1000, 10_000, 5, 100_000, 10_000, 20_000,
     ),
 }  # fmt: skip
 
@@ -168,6 +179,12 @@ def notes(results: list[Result]) -> str:
                         "the pace (the server had CPU to spare): the req/s ratio understates "
                         "what the server can do; read the CPU per request instead"
                     )
+        elif r.key == "bulk":
+            lines.append(
+                f"bulk: {d['people']:,} people with two facts each, {d['batch']:,} a write; "
+                f"{d['cpu_ms_per_person']:.2f} ms of CPU a person; baseline: raw sqlite3, "
+                "the same rows in as many transactions"
+            )
         elif r.key == "replay":
             m = d["median_ms"]
             lines.append(
@@ -296,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
             results.extend(replay.measure(workdir, plan.replay_events, plan.replay_repeats))
         if "rebuild" in chosen:
             results.extend(rebuild.measure(workdir, plan.rebuild_events))
+        if "bulk" in chosen:
+            results.extend(bulk.measure(workdir, plan.bulk_people))
         if "chain" in chosen:
             results.extend(
                 chain.measure(

@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
-from dataclasses import asdict
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -263,7 +262,7 @@ def _write_periods_many(
             if p not in periods
         ]
         added += [
-            {"case_id": case_id, "recorded_from": at, **asdict(p)}
+            {"case_id": case_id, "recorded_from": at, **vars(p)}  # flat: no deep copy
             for p in periods
             if p not in before
         ]

@@ -205,6 +205,13 @@ class Keyring:
         """Where a write starts (``rolled_back`` undoes what the keyring did since)."""
         return len(self._created), self._destroyed
 
+    def committed(self, mark: tuple[int, int]) -> None:
+        """The write begun at ``mark`` committed: the keys it made are kept for good, so
+        nothing need remember them for a rollback (a process that opens a million
+        cases would otherwise hold a million ids)."""
+        with self._lock:
+            del self._created[mark[0] :]
+
     def rolled_back(self, mark: tuple[int, int]) -> bool:
         """The write begun at ``mark`` did not commit: forget the keys it made (they
         have no row). Returns whether it destroyed any key (then every aggregate

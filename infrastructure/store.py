@@ -315,12 +315,15 @@ class Store:
         unit: WriteUnit | None = None
         unit_token = None
         checkpoint_due = False
-        keys_mark = self.keyring.mark()
+        keys_mark: tuple[int, int] | None = None
         try:
             with self.recorder.transaction(commit=True) as session:
                 session.connection()  # begin now, IMMEDIATE on SQLite
                 if self.dialect == "postgresql":
                     session.execute(text(f"LOCK TABLE {self.events_table.name} IN EXCLUSIVE MODE"))
+                # Under the write lock: no other write of this process makes or destroys
+                # keys until this one ends, so the mark is this write's alone.
+                keys_mark = self.keyring.mark()
                 head = session.execute(HEAD_AND_EPOCH).one()
                 self.keyring.refresh_to(head.epoch or 0)  # erasures by other processes
                 unit = WriteUnit(
@@ -348,7 +351,7 @@ class Store:
                 every = self.settings.checkpoint_every
                 checkpoint_due = unit.chain.position // every > head.chain_position // every
         except BaseException as e:
-            if self.keyring.rolled_back(keys_mark):
+            if keys_mark is not None and self.keyring.rolled_back(keys_mark):
                 # Aggregates replayed after a key was destroyed in this write read as
                 # erased, and the repository cached them; the write did not happen.
                 self.register.forget_cached()
@@ -360,6 +363,8 @@ class Store:
             if unit_token is not None:
                 current_unit.reset(unit_token)
             writing.reset(token)
+        if keys_mark is not None:
+            self.keyring.committed(keys_mark)
         if unit is not None and unit.erased:  # committed: the key is gone; now the files
             self._scrub_quietly()
         if checkpoint_due:  # committed: sign the new head, every so many events

@@ -76,3 +76,18 @@ def test_a_bulk_opening_with_one_refused_fact_records_no_one(store: Store, worke
     assert store.max_notification_id() == before
     found, _ = Book(store).list_cases({}, None, 50, None, key=worker)
     assert found == []
+
+
+def test_a_process_keeps_no_list_of_the_keys_its_committed_writes_made(
+    store: Store, worker: ApiKey
+):
+    """The keyring remembers the keys a write makes only until the write ends (to forget
+    them if it rolls back): a process that opens a million people must not hold a
+    million ids for it."""
+    store.register.open_cases([person(i, CAPTURED) for i in range(50)], worker)
+    Book(store).open_case(
+        {"category": "missing_person", "person": {"family_name": "Testyan"}, "source": SOURCE},
+        worker,
+    )
+    made_since_start, _ = store.keyring.mark()
+    assert made_since_start == 0

@@ -11,7 +11,6 @@ falls on both.
 from __future__ import annotations
 
 import random
-import sqlite3
 import uuid
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,17 @@ from eventsourcing.domain import Aggregate, event
 from sqlalchemy import event as sqla_event
 from sqlalchemy import select
 
-from bench.common import Deadline, Result, count_events, fact, log, new_store, open_cases
+from bench.common import (
+    RAW_INSERT,
+    Deadline,
+    Result,
+    count_events,
+    fact,
+    log,
+    new_store,
+    open_cases,
+    raw_events,
+)
 from infrastructure.keys import ApiKey
 from infrastructure.persistence import SQLITE_SYNCHRONOUS
 from infrastructure.store import Store
@@ -34,18 +43,7 @@ class RawLog:
     """The baseline: a bare events table, one INSERT per transaction."""
 
     def __init__(self, path: Path, cases: int, state: bytes, seed: int = 2):
-        self.con = sqlite3.connect(path, isolation_level=None)
-        self.con.execute("PRAGMA journal_mode = WAL")
-        self.con.execute(f"PRAGMA synchronous = {SQLITE_SYNCHRONOUS}")
-        self.con.execute(
-            "CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY,"
-            " originator_id BLOB NOT NULL, version INTEGER NOT NULL,"
-            " topic TEXT NOT NULL, state BLOB NOT NULL)"
-        )
-        # Like casebook_events_aggregate_idx: the (case, version) key every append checks.
-        self.con.execute(
-            "CREATE UNIQUE INDEX IF NOT EXISTS events_aggregate ON events (originator_id, version)"
-        )
+        self.con = raw_events(path)
         self.ids = [uuid.uuid4().bytes for _ in range(cases)]
         self.versions = [0] * cases
         self.state = state
@@ -53,7 +51,7 @@ class RawLog:
 
     def run(self, seconds: float) -> tuple[int, float]:
         con, ids, versions, rng, state = self.con, self.ids, self.versions, self.rng, self.state
-        sql = "INSERT INTO events (originator_id, version, topic, state) VALUES (?, ?, ?, ?)"
+        sql = RAW_INSERT
         n = 0
         deadline = Deadline(seconds)
         while deadline.running():

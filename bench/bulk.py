@@ -7,16 +7,14 @@ people a second.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.common import Result, fact, log, new_store, opening
+from bench.common import RAW_INSERT, Result, fact, log, new_store, opening, raw_events
 from domain.cases import NewPerson, OpenCase
 from domain.input import parse_fact, parse_opening
-from infrastructure.persistence import SQLITE_SYNCHRONOUS
 
 BATCH = 1000
 AIM = 3000  # people a second (issue 12)
@@ -26,15 +24,7 @@ STATE = b"x" * 480  # about a stored fact's size (bench.appends measures it)
 def _raw(path: Path, people: int) -> float:
     """Seconds for raw sqlite3 to insert three event rows a person, ``BATCH`` people a
     transaction."""
-    con = sqlite3.connect(path, isolation_level=None)
-    con.execute("PRAGMA journal_mode = WAL")
-    con.execute(f"PRAGMA synchronous = {SQLITE_SYNCHRONOUS}")
-    con.execute(
-        "CREATE TABLE events (id INTEGER PRIMARY KEY, originator_id BLOB NOT NULL,"
-        " version INTEGER NOT NULL, topic TEXT NOT NULL, state BLOB NOT NULL)"
-    )
-    con.execute("CREATE UNIQUE INDEX events_aggregate ON events (originator_id, version)")
-    sql = "INSERT INTO events (originator_id, version, topic, state) VALUES (?, ?, ?, ?)"
+    con = raw_events(path)
     start = time.perf_counter()
     for first in range(0, people, BATCH):
         rows = [
@@ -43,7 +33,7 @@ def _raw(path: Path, people: int) -> float:
             for v in (1, 2, 3)
         ]
         con.execute("BEGIN IMMEDIATE")
-        con.executemany(sql, rows)
+        con.executemany(RAW_INSERT, rows)
         con.execute("COMMIT")
     elapsed = time.perf_counter() - start
     con.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 import time
 import uuid
@@ -15,6 +16,7 @@ from typing import Any
 from domain.cases import NewPerson, OpenCase
 from domain.input import parse_fact, parse_opening
 from infrastructure.keys import ApiKey, KeyStore
+from infrastructure.persistence import SQLITE_SYNCHRONOUS
 from infrastructure.settings import Settings
 from infrastructure.store import Store
 from tests.book import Book as Casebook
@@ -180,3 +182,23 @@ class Deadline:
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
+
+
+RAW_INSERT = "INSERT INTO events (originator_id, version, topic, state) VALUES (?, ?, ?, ?)"
+
+
+def raw_events(path: Path) -> sqlite3.Connection:
+    """The baselines' log: a bare events table in raw sqlite3, with the (case, version)
+    key every append checks, at the register's durability (WAL, same ``synchronous``)."""
+    con = sqlite3.connect(path, isolation_level=None)
+    con.execute("PRAGMA journal_mode = WAL")
+    con.execute(f"PRAGMA synchronous = {SQLITE_SYNCHRONOUS}")
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY,"
+        " originator_id BLOB NOT NULL, version INTEGER NOT NULL,"
+        " topic TEXT NOT NULL, state BLOB NOT NULL)"
+    )
+    con.execute(
+        "CREATE UNIQUE INDEX IF NOT EXISTS events_aggregate ON events (originator_id, version)"
+    )
+    return con

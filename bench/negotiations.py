@@ -44,7 +44,16 @@ from typing import Any
 from sqlalchemy import select
 
 from api.app import create_app
-from bench.common import SOURCE, Result, log, new_store, settings_for, sqlite_path
+from bench.common import (
+    RAW_INSERT,
+    SOURCE,
+    Result,
+    log,
+    new_store,
+    raw_events,
+    settings_for,
+    sqlite_path,
+)
 from bench.people import Person, Population, describe, respell, today, write_people
 from domain.case import NewFact
 from domain.input import parse_fact
@@ -52,7 +61,6 @@ from domain.negotiation import CANDIDATES, MATCHED, UNMATCHED
 from infrastructure import names
 from infrastructure.keys import ApiKey
 from infrastructure.matching import NameEntry, RegisterIndex, match_names
-from infrastructure.persistence import SQLITE_SYNCHRONOUS
 from infrastructure.store import Store
 from tests.book import Book as Casebook
 from tests.book import Talks as Negotiations
@@ -167,16 +175,9 @@ def exchange_payload(
 def _raw_batch(path: Path, rows: int, state: bytes, repeats: int) -> list[float]:
     """The baseline: ``rows`` event rows inserted by raw sqlite3 in one transaction, at
     the same durability; the time of each of ``repeats`` such transactions, in ms."""
-    con = sqlite3.connect(path, isolation_level=None)
+    con = raw_events(path)
     try:
-        con.execute("PRAGMA journal_mode = WAL")
-        con.execute(f"PRAGMA synchronous = {SQLITE_SYNCHRONOUS}")
-        con.execute(
-            "CREATE TABLE events (id INTEGER PRIMARY KEY, originator_id BLOB NOT NULL,"
-            " version INTEGER NOT NULL, topic TEXT NOT NULL, state BLOB NOT NULL)"
-        )
-        con.execute("CREATE UNIQUE INDEX events_aggregate ON events (originator_id, version)")
-        sql = "INSERT INTO events (originator_id, version, topic, state) VALUES (?, ?, ?, ?)"
+        sql = RAW_INSERT
         times = []
         for _ in range(repeats + 1):  # the first is a warm-up
             batch = [(uuid.uuid4().bytes, 3, TOPIC, state) for _ in range(rows)]

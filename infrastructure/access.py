@@ -13,10 +13,11 @@ from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
+from sqlalchemy.sql.elements import ColumnElement
 
 from domain.ports import Caller
 from infrastructure import tables
@@ -36,6 +37,18 @@ def visible_ids(key: Caller | None) -> Select[Any] | None:
     assert key is not None
     t = tables.case_access
     return select(t.c.case_id).where(t.c.org == key.org)
+
+
+def visible(key: Caller | None, case_id: ColumnElement[Any]) -> ColumnElement[bool] | None:
+    """A condition that the caller may see the case in ``case_id`` (a column of the
+    outer query), or None for all. Correlated: checked row by row through the access
+    index, so a page of 50 reads about 50 access rows, not the list of every case the
+    organisation may see (``visible_ids``, which counts need whole)."""
+    if sees_all(key):
+        return None
+    assert key is not None
+    t = tables.case_access
+    return exists().where(t.c.case_id == case_id, t.c.org == key.org)
 
 
 def can_see(conn: Connection | Session, key: Caller | None, case_id: UUID) -> bool:

@@ -166,6 +166,26 @@ class CaseReads:
         """Case views, filtered; with ``when``, the register as of a day and/or as known
         at an instant, selected from the bitemporal periods (no replay to filter), each
         item then rendered as of that time."""
+        query = self.list_query(filters, when, key)
+        org = access.org_filter(key)
+        with self.store.read() as conn:
+            if q is None:
+                page, next_cursor = self._page(conn, query, limit, cursor)
+            else:
+                page, next_cursor = self._search(conn, query, q, limit, cursor)
+            listed = views.negotiations_of(conn, [case_id for case_id, _ in page], org=org)
+        for case_id, view in page:
+            view["negotiations"] = listed.get(case_id, [])
+        if when is not None:
+            page = [(c, self._timed_item(c, view, when, org)) for c, view in page]
+        self.store.record_read(reader, [case_id for case_id, _ in page])
+        return [view for _, view in page], next_cursor
+
+    @staticmethod
+    def list_query(filters: dict[str, Any], when: When | None, key: Caller | None) -> Any:
+        """The cases a list answers, before its page or search: the filters on the live
+        views or (``when``) on the periods standing then, and only cases the caller may
+        see, checked row by row (``access.visible``) so that a page reads a page."""
         v = tables.case_views
         query = select(v.c.seq, v.c.view, v.c.case_id)
         columns = v.c
@@ -186,28 +206,21 @@ class CaseReads:
                     t.c.org == org
                 )
             query = query.where(v.c.case_id.in_(named))
-        visible = access.visible_ids(key)
-        if visible is not None:
-            query = query.where(v.c.case_id.in_(visible))
-        with self.store.read() as conn:
-            if q is None:
-                page, next_cursor = self._page(conn, query, limit, cursor)
-            else:
-                page, next_cursor = self._search(conn, query, q, limit, cursor)
-            listed = views.negotiations_of(conn, [case_id for case_id, _ in page], org=org)
-        for case_id, view in page:
-            view["negotiations"] = listed.get(case_id, [])
-        if when is not None:
-            page = [(c, self._timed_item(c, view, when, org)) for c, view in page]
-        self.store.record_read(reader, [case_id for case_id, _ in page])
-        return [view for _, view in page], next_cursor
+        visible = access.visible(key, v.c.case_id)
+        return query if visible is None else query.where(visible)
+
+    @staticmethod
+    def page_query(query: Any, after: int, limit: int) -> Any:
+        """A page of ``list_query``: ``limit`` rows after position ``after``, and one more
+        to say whether there is another page."""
+        v = tables.case_views
+        return query.where(v.c.seq > after).order_by(v.c.seq).limit(limit + 1)
 
     def _page(
         self, conn: Connection, query: Any, limit: int, cursor: str | None
     ) -> tuple[list[tuple[uuid.UUID, dict[str, Any]]], str | None]:
-        v = tables.case_views
         after = decode_cursor(cursor, "s")
-        rows = conn.execute(query.where(v.c.seq > after).order_by(v.c.seq).limit(limit + 1)).all()
+        rows = conn.execute(self.page_query(query, after, limit)).all()
         opened = views.load_views(self.store.keyring, [(r.case_id, r.view) for r in rows[:limit]])
         page = [(r.case_id, opened[r.case_id]) for r in rows[:limit]]
         more = len(rows) > limit

@@ -28,7 +28,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import appends, bulk, chain, negotiations, rebuild, replay, web
+from bench import appends, bulk, chain, negotiations, rebuild, replay, scale, web
 from bench.common import Result, log
 
 MEASURES = (
@@ -41,6 +41,7 @@ MEASURES = (
     "exchange",
     "reconcile",
     "matching",
+    "scale",
 )
 
 
@@ -66,16 +67,17 @@ class Plan:
     matching_cases: int
     matching_names: int
     bulk_people: int
+    scale_people: int  # and a register ten times smaller
 
 
 PLANS = {
     "quick": Plan(
         1.5, 200, 2.0, 0.5, 200, 8, 1000, 5, 10_000, 10_000, 2.5, 5,
-        1000, 500, 100, 4_000, 3, 10_000, 1_000, 5_000,
+        1000, 500, 100, 4_000, 3, 10_000, 1_000, 5_000, 5_000,
     ),
     "default": Plan(
         9.0, 1000, 10.0, 2.0, 200, 8, 1000, 25, 100_000, 100_000, 15.0, 9,
-        1000, 2000, 1000, 10_000, 5, 100_000, 10_000, 20_000,
+        1000, 2000, 1000, 10_000, 5, 100_000, 10_000, 20_000, 50_000,
     ),
 }  # fmt: skip
 
@@ -315,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
             results.extend(rebuild.measure(workdir, plan.rebuild_events))
         if "bulk" in chosen:
             results.extend(bulk.measure(workdir, plan.bulk_people))
+        if "scale" in chosen:
+            results.extend(scale.measure(workdir, plan.scale_people))
         if "chain" in chosen:
             results.extend(
                 chain.measure(

@@ -20,7 +20,7 @@ from uuid import UUID
 from domain.application import RegisterBase
 from domain.case import Case, NewFact, Stamp
 from domain.errors import BulkRefused, CaseNotFound, NotOwner
-from domain.facts import FactError, Source
+from domain.facts import FACT_TYPES, FactError, Source
 from domain.identity import Identity
 from domain.negotiation import Negotiation
 from domain.ports import Caller, Transaction, Written
@@ -93,18 +93,29 @@ class CaseUseCases(RegisterBase):
         table. All of it or nothing: ``BulkRefused`` names every person (by position)
         whose facts the rules refuse. The ids of the cases, in order.
 
-        For registers written in bulk (the bench) and imports next. A batch takes no
+        The facts are those ``POST /cases/{id}/events`` records (``FACT_TYPES``), built
+        by ``domain.input`` (which applies the text rule and every field's rules); a
+        share, an exchange's handover or an erasure has a write of its own. For
+        registers written in bulk (the bench) and imports next. A batch takes no
         idempotency key: an import will carry its own record of what it loaded."""
         with self.writes.write(caller) as tx:
             made: list[Case] = []
             problems: dict[int, str] = {}
             for i, person in enumerate(people):
-                case = _new_case(person.opening, tx.stamp)
+                recorded_elsewhere = [f.type for f in person.facts if f.type not in FACT_TYPES]
+                if recorded_elsewhere:  # shares, exchanges and erasure have their own writes
+                    problems[i] = f"not a fact recorded this way: {recorded_elsewhere[0]}"
+                    continue
                 try:
+                    case = _new_case(person.opening, tx.stamp)
                     for fact in person.facts:
                         case.record(fact, tx.stamp)
                 except InvalidTransition as e:
                     problems[i] = e.detail
+                    continue
+                except FactError as e:  # the opening itself (a category, say)
+                    problems[i] = "; ".join(f"{k}: {v}" for k, v in e.errors.items())
+                    continue
                 made.append(case)
             if problems:
                 raise BulkRefused(problems)

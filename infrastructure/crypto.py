@@ -147,9 +147,10 @@ class Keyring:
         self._epoch: int | None = None
         self._generation = 0  # bumped when the cache is emptied
         self._lock = threading.Lock()
-        # Keys made and destroyed by this process, committed or not (``mark``).
-        self._created: list[UUID] = []
-        self._destroyed = 0
+        # Told of the keys each write makes: the store keeps them on the write, to be
+        # forgotten if it rolls back (``rolled_back``).
+        self.made: Callable[[list[UUID]], None] | None = None
+        self._destroyed = 0  # keys this process destroyed, committed or not (``mark``)
         # Where keys are read when not cached: set by the store (its write transaction
         # when one is open in this context, else a new connection).
         self.connection: Callable[[], AbstractContextManager[tuple[Connection, bool]]] | None = None
@@ -201,27 +202,19 @@ class Keyring:
         with self.connect() as (conn, _):
             self.refresh(conn)
 
-    def mark(self) -> tuple[int, int]:
-        """Where a write starts (``rolled_back`` undoes what the keyring did since)."""
-        return len(self._created), self._destroyed
+    def mark(self) -> int:
+        """Where a write starts: how many keys this process had destroyed then
+        (``rolled_back`` says whether the write destroyed any)."""
+        return self._destroyed
 
-    def committed(self, mark: tuple[int, int]) -> None:
-        """The write begun at ``mark`` committed: the keys it made are kept for good, so
-        nothing need remember them for a rollback (a process that opens a million
-        cases would otherwise hold a million ids)."""
-        with self._lock:
-            del self._created[mark[0] :]
-
-    def rolled_back(self, mark: tuple[int, int]) -> bool:
-        """The write begun at ``mark`` did not commit: forget the keys it made (they
-        have no row). Returns whether it destroyed any key (then every aggregate
+    def rolled_back(self, mark: int, made: Iterable[UUID]) -> bool:
+        """The write begun at ``mark`` did not commit: forget the keys it made (``made``:
+        they have no row). Returns whether it destroyed any key (then every aggregate
         replayed in it after that read as erased, and must not stay cached)."""
-        created, destroyed = mark
         with self._lock:
-            for key_id in self._created[created:]:
+            for key_id in made:
                 self._cache.pop(key_id, None)
-            del self._created[created:]
-        return self._destroyed != destroyed
+        return self._destroyed != mark
 
     def create(self, key_ids: list[UUID], at: datetime) -> None:
         """New data keys, one per id (a case's, or a list entry's), in one statement of
@@ -239,8 +232,9 @@ class Keyring:
             if not in_write:
                 raise RuntimeError("keys are made only inside Store.write()")
             conn.execute(insert(tables.person_keys), rows)
+        if self.made is not None:
+            self.made(key_ids)  # the write in progress keeps them, to forget on rollback
         with self._lock:
-            self._created += key_ids
             for key_id, aes in made.items():
                 self._remember(key_id, aes)
 

@@ -162,6 +162,7 @@ class WriteUnit:
     views: dict[UUID, dict[str, Any]] = field(default_factory=dict)
     erased: bool = False  # keys were destroyed: scrub the files once committed
     keys_made: set[UUID] = field(default_factory=set)  # new cases' keys, made in bulk
+    keys_created: list[UUID] = field(default_factory=list)  # every key made: forgotten on rollback
 
     @property
     def stamp(self) -> Stamp:
@@ -237,6 +238,7 @@ class Store:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.keyring = Keyring(load_master_key(settings))  # production: refuses without
         self.keyring.connection = self._key_connection
+        self.keyring.made = self._keys_made_in_write
         self.register = ChainedRegister(self.keyring, persistence_env(settings))
         self.register.writes = self  # the use cases' writes are this store's
         recorder = self.register.recorder
@@ -283,6 +285,12 @@ class Store:
             self.keyring.refresh(connection)
             yield connection
 
+    @staticmethod
+    def _keys_made_in_write(key_ids: list[UUID]) -> None:
+        unit = current_unit.get()
+        if unit is not None:  # keys are made only in a write (Keyring.create checks)
+            unit.keys_created.extend(key_ids)
+
     @contextmanager
     def _key_connection(self) -> Iterator[tuple[Connection, bool]]:
         """Where the keyring reads a key it has not cached: the write transaction open
@@ -315,14 +323,14 @@ class Store:
         unit: WriteUnit | None = None
         unit_token = None
         checkpoint_due = False
-        keys_mark: tuple[int, int] | None = None
+        keys_mark: int | None = None
         try:
             with self.recorder.transaction(commit=True) as session:
                 session.connection()  # begin now, IMMEDIATE on SQLite
                 if self.dialect == "postgresql":
                     session.execute(text(f"LOCK TABLE {self.events_table.name} IN EXCLUSIVE MODE"))
-                # Under the write lock: no other write of this process makes or destroys
-                # keys until this one ends, so the mark is this write's alone.
+                # Under the write lock: no other write of this process destroys keys
+                # until this one ends. The keys it makes are kept on the write itself.
                 keys_mark = self.keyring.mark()
                 head = session.execute(HEAD_AND_EPOCH).one()
                 self.keyring.refresh_to(head.epoch or 0)  # erasures by other processes
@@ -351,7 +359,8 @@ class Store:
                 every = self.settings.checkpoint_every
                 checkpoint_due = unit.chain.position // every > head.chain_position // every
         except BaseException as e:
-            if keys_mark is not None and self.keyring.rolled_back(keys_mark):
+            made = unit.keys_created if unit is not None else []
+            if keys_mark is not None and self.keyring.rolled_back(keys_mark, made):
                 # Aggregates replayed after a key was destroyed in this write read as
                 # erased, and the repository cached them; the write did not happen.
                 self.register.forget_cached()
@@ -363,8 +372,6 @@ class Store:
             if unit_token is not None:
                 current_unit.reset(unit_token)
             writing.reset(token)
-        if keys_mark is not None:
-            self.keyring.committed(keys_mark)
         if unit is not None and unit.erased:  # committed: the key is gone; now the files
             self._scrub_quietly()
         if checkpoint_due:  # committed: sign the new head, every so many events

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import bindparam, exists, select
+from sqlalchemy import bindparam, exists, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
@@ -39,14 +39,38 @@ def visible_ids(key: Caller | None) -> Select[Any] | None:
     return select(t.c.case_id).where(t.c.org == key.org)
 
 
-def visible(key: Caller | None, case_id: ColumnElement[Any]) -> ColumnElement[bool] | None:
+# An organisation that may see at most this many cases has them listed whole; one that
+# sees more has each row of a page checked on its own (``visible``).
+FEW = 1000
+
+
+def sees_few(conn: Connection, key: Caller | None) -> bool:
+    """Whether the caller's organisation may see at most ``FEW`` cases (a partner that
+    was shared a handful, say), read from the access index without counting them all."""
+    if sees_all(key):
+        return False
+    assert key is not None
+    t = tables.case_access
+    probe = select(t.c.case_id).where(t.c.org == key.org).limit(FEW + 1).subquery()
+    return int(conn.execute(select(func.count()).select_from(probe)).scalar_one()) <= FEW
+
+
+def visible(
+    key: Caller | None, case_id: ColumnElement[Any], few: bool = False
+) -> ColumnElement[bool] | None:
     """A condition that the caller may see the case in ``case_id`` (a column of the
-    outer query), or None for all. Correlated: checked row by row through the access
-    index, so a page of 50 reads about 50 access rows, not the list of every case the
-    organisation may see (``visible_ids``, which counts need whole)."""
+    outer query), or None for all. For an organisation that sees many cases it is
+    correlated, checked row by row through the access index, so that a page of 50
+    reads about 50 access rows rather than the list of every case it may see; for one
+    that sees ``few`` (``sees_few``) the list, which is short, drives the query, so
+    that a page does not walk the whole register to find its few."""
     if sees_all(key):
         return None
     assert key is not None
+    if few:
+        ids = visible_ids(key)
+        assert ids is not None
+        return case_id.in_(ids)
     t = tables.case_access
     return exists().where(t.c.case_id == case_id, t.c.org == key.org)
 

@@ -166,9 +166,9 @@ class CaseReads:
         """Case views, filtered; with ``when``, the register as of a day and/or as known
         at an instant, selected from the bitemporal periods (no replay to filter), each
         item then rendered as of that time."""
-        query = self.list_query(filters, when, key)
         org = access.org_filter(key)
         with self.store.read() as conn:
+            query = self.list_query(filters, when, key, access.sees_few(conn, key))
             if q is None:
                 page, next_cursor = self._page(conn, query, limit, cursor)
             else:
@@ -182,10 +182,13 @@ class CaseReads:
         return [view for _, view in page], next_cursor
 
     @staticmethod
-    def list_query(filters: dict[str, Any], when: When | None, key: Caller | None) -> Any:
+    def list_query(
+        filters: dict[str, Any], when: When | None, key: Caller | None, few: bool = False
+    ) -> Any:
         """The cases a list answers, before its page or search: the filters on the live
         views or (``when``) on the periods standing then, and only cases the caller may
-        see, checked row by row (``access.visible``) so that a page reads a page."""
+        see (``access.visible``: row by row, or from the list of an organisation that
+        sees ``few``), so that a page reads about a page."""
         v = tables.case_views
         query = select(v.c.seq, v.c.view, v.c.case_id)
         columns = v.c
@@ -206,7 +209,7 @@ class CaseReads:
                     t.c.org == org
                 )
             query = query.where(v.c.case_id.in_(named))
-        visible = access.visible(key, v.c.case_id)
+        visible = access.visible(key, v.c.case_id, few)
         return query if visible is None else query.where(visible)
 
     @staticmethod

@@ -3,8 +3,8 @@ permission."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, ParamSpec, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -32,29 +32,14 @@ async def get_register(request: Request) -> Register:
     return register
 
 
-async def get_store(request: Request) -> Store:
-    store: Store = request.app.state.store
-    return store
+def _from_state(name: str) -> Callable[[Request], Awaitable[Any]]:
+    """A dependency for one of the objects the app factory keeps on ``app.state`` (the
+    store, and the read side of each resource)."""
 
+    async def get(request: Request) -> Any:
+        return getattr(request.app.state, name)
 
-async def get_cases(request: Request) -> CaseReads:
-    cases: CaseReads = request.app.state.cases
-    return cases
-
-
-async def get_negotiations(request: Request) -> NegotiationReads:
-    negotiations: NegotiationReads = request.app.state.negotiations
-    return negotiations
-
-
-async def get_exchanges(request: Request) -> ExchangeReads:
-    exchanges: ExchangeReads = request.app.state.exchanges
-    return exchanges
-
-
-async def get_audit(request: Request) -> AuditReads:
-    audit: AuditReads = request.app.state.audit
-    return audit
+    return get
 
 
 P = ParamSpec("P")
@@ -107,10 +92,10 @@ async def get_reader(request: Request, key: Annotated[ApiKey, Depends(get_caller
 
 
 RegisterDep = Annotated[Register, Depends(get_register)]
-StoreDep = Annotated[Store, Depends(get_store)]
-CasesDep = Annotated[CaseReads, Depends(get_cases)]
-NegotiationsDep = Annotated[NegotiationReads, Depends(get_negotiations)]
-ExchangesDep = Annotated[ExchangeReads, Depends(get_exchanges)]
-AuditDep = Annotated[AuditReads, Depends(get_audit)]
+StoreDep = Annotated[Store, Depends(_from_state("store"))]
+CasesDep = Annotated[CaseReads, Depends(_from_state("cases"))]
+NegotiationsDep = Annotated[NegotiationReads, Depends(_from_state("negotiations"))]
+ExchangesDep = Annotated[ExchangeReads, Depends(_from_state("exchanges"))]
+AuditDep = Annotated[AuditReads, Depends(_from_state("audit"))]
 Caller = Annotated[ApiKey, Depends(get_caller)]
 ReaderDep = Annotated[Reader, Depends(get_reader)]

@@ -18,7 +18,7 @@ from domain.errors import ExchangeNotFound
 from domain.exchange import Exchange
 from domain.ports import Caller, Written
 from infrastructure import access, tables
-from infrastructure.querying import decode_cursor, next_cursor
+from infrastructure.querying import org_page
 from infrastructure.readlog import Reader
 from infrastructure.store import Store
 
@@ -85,18 +85,12 @@ class ExchangeReads:
         reader: Reader | None = None,
     ) -> tuple[list[Any], str | None]:
         e = tables.exchanges
-        after = decode_cursor(cursor, "s")
-        query = select(e.c.exchange_id, e.c.seq).where(e.c.seq > after)
-        if not access.sees_all(key):
-            assert key is not None
-            query = query.where(e.c.org == key.org)
-        if negotiation_id is not None:
-            query = query.where(e.c.negotiation_id == negotiation_id)
+        of_one = [] if negotiation_id is None else [e.c.negotiation_id == negotiation_id]
         with self.store.read() as conn:
-            rows = conn.execute(query.order_by(e.c.seq).limit(limit + 1)).all()
-        items = [self._exchange_read(r[0], None) for r in rows[:limit]]
+            ids, after = org_page(conn, e, key, limit, cursor, *of_one)
+        items = [self._exchange_read(i, None) for i in ids]
         record_named(self.store, items, key, reader)
-        return items, next_cursor("s", rows, limit, 1)
+        return items, after
 
 
 def exchange_view(

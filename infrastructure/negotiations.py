@@ -22,7 +22,7 @@ from domain.ports import Caller, Written
 from domain.reconciliation import CaseRow, HandoverRow, reconcile
 from infrastructure import access, tables
 from infrastructure.exchanges import record_named
-from infrastructure.querying import CHUNK, When, decode_cursor, handover_conditions, next_cursor
+from infrastructure.querying import CHUNK, When, handover_conditions, org_page
 from infrastructure.readlog import Reader
 from infrastructure.store import Store
 
@@ -243,16 +243,9 @@ class NegotiationReads:
     def list_negotiations(
         self, limit: int, cursor: str | None, key: Caller | None = None
     ) -> tuple[list[Any], str | None]:
-        t = tables.negotiations
-        after = decode_cursor(cursor, "s")
-        query = select(t.c.negotiation_id, t.c.seq).where(t.c.seq > after)
-        if not access.sees_all(key):
-            assert key is not None
-            query = query.where(t.c.org == key.org)
         with self.store.read() as conn:
-            rows = conn.execute(query.order_by(t.c.seq).limit(limit + 1)).all()
-        items = [self.summary(self.register.get_negotiation(r[0])) for r in rows[:limit]]
-        return items, next_cursor("s", rows, limit, 1)
+            ids, after = org_page(conn, tables.negotiations, key, limit, cursor)
+        return [self.summary(self.register.get_negotiation(i)) for i in ids], after
 
 
 def _erased_among(conn: Connection, case_ids: set[str]) -> set[str]:

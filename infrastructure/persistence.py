@@ -17,6 +17,8 @@ before the first connection is made:
 
 from __future__ import annotations
 
+import logging
+import time
 from contextvars import ContextVar
 from typing import Any
 from uuid import UUID
@@ -29,7 +31,10 @@ from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
 from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine
 
+from infrastructure import tables
 from infrastructure.settings import Settings
+
+log = logging.getLogger("casebook")
 
 # Set while a write transaction is being opened: SQLite then begins IMMEDIATE.
 writing: ContextVar[bool] = ContextVar("writing", default=False)
@@ -114,7 +119,7 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         cursor.execute(f"PRAGMA synchronous = {SQLITE_SYNCHRONOUS}")
         cursor.execute("PRAGMA foreign_keys = ON")
         # Freed space is overwritten with zeros, so that a destroyed person key or an
-        # erased person's rows do not linger in free pages (``Store.scrub``).
+        # erased person's rows do not linger in free pages (``scrub``).
         cursor.execute("PRAGMA secure_delete = ON")
         cursor.close()
 
@@ -186,3 +191,27 @@ def persistence_env(settings: Settings) -> dict[str, str]:
         "CASEBOOK_SQLITE_BUSY_TIMEOUT_MS": str(settings.sqlite_busy_timeout_ms),
         "CASEBOOK_PG_LOCK_TIMEOUT_MS": str(settings.pg_lock_timeout_ms),
     }
+
+
+def scrub(engine: Engine) -> None:
+    """After an erasure: push what it overwrote out of the database's files.
+
+    SQLite (``secure_delete`` is on, so the freed cells are zeros): copy the WAL
+    into the database file and truncate it, so that no older copy of the destroyed
+    key's page remains in either; a reader holding an old snapshot can delay that,
+    so it is tried for a few seconds, then left to the next erasure with a warning.
+    PostgreSQL: rewrite the key table (VACUUM FULL: no dead copy of the key is left
+    in its files) and vacuum the view tables. Neither reaches backups, replicas or
+    PostgreSQL's own write-ahead log: see the README's data-protection section."""
+    if engine.dialect.name == "sqlite":
+        for _ in range(50):
+            with engine.connect() as conn:
+                busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()
+            if busy is not None and busy[0] == 0:
+                return
+            time.sleep(0.1)
+        log.warning("erasure: the WAL could not be truncated yet (readers); retry later")
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql(f"VACUUM FULL {tables.person_keys.name}")
+        conn.exec_driver_sql(f"VACUUM {tables.case_views.name}, {tables.case_name_keys.name}")

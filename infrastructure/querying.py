@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, or_
+from sqlalchemy import Table, and_, or_, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from infrastructure import tables
+from domain.ports import Caller
+from infrastructure import access, tables
 
 CHUNK = 500  # ids per IN (...): well under every database's limit on parameters
 
@@ -94,3 +96,23 @@ def next_cursor(kind: str, rows: Sequence[Any], limit: int, position: int = 0) -
     """The cursor after a page of ``limit`` rows read as ``limit + 1`` (the extra row
     says there is more), from the last shown row's ``position`` column."""
     return encode_cursor(kind, rows[limit - 1][position]) if len(rows) > limit else None
+
+
+def org_page(
+    conn: Connection,
+    table: Table,
+    key: Caller | None,
+    limit: int,
+    cursor: str | None,
+    *conditions: ColumnElement[bool],
+) -> tuple[list[Any], str | None]:
+    """A page of negotiations or exchanges in the order they were recorded: their ids
+    (the table's primary key), of the caller's organisation only (auditors: all), and
+    the cursor after the page."""
+    [id_column] = table.primary_key.columns
+    query = select(id_column, table.c.seq).where(table.c.seq > decode_cursor(cursor, "s"))
+    org = access.org_filter(key)
+    if org is not None:
+        query = query.where(table.c.org == org)
+    rows = conn.execute(query.where(*conditions).order_by(table.c.seq).limit(limit + 1)).all()
+    return [r[0] for r in rows[:limit]], next_cursor("s", rows, limit, 1)

@@ -10,7 +10,6 @@ position and the idempotency record together or not at all.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -46,7 +45,7 @@ from infrastructure.checkpoints import Checkpoint, MissingSecret, Signer
 from infrastructure.crypto import Keyring, load_master_key
 from infrastructure.faults import classify
 from infrastructure.idempotency import Idempotency
-from infrastructure.persistence import persistence_env, short_wait_engine, writing
+from infrastructure.persistence import persistence_env, scrub, short_wait_engine, writing
 from infrastructure.projections import project
 from infrastructure.readlog import Reader
 from infrastructure.sealing import SealingMapper
@@ -98,9 +97,7 @@ class ChainedRegister(Register):
             raise RuntimeError("events are saved only inside Store.write()")
         opened = [e for e in processing_event.events if isinstance(e, Case.Opened)]
         if len(opened) > 1:  # many new cases at once: their keys in one statement
-            made = [e.originator_id for e in opened]
-            self.keyring.create(made, opened[0].recorded_at)
-            unit.keys_made.update(made)
+            self.keyring.create([e.originator_id for e in opened], opened[0].recorded_at)
         recordings = super()._record(processing_event)
         unit.logged(recordings)
         aggregates = processing_event.aggregates.values()
@@ -161,8 +158,9 @@ class WriteUnit:
     # The views of the cases saved in this write, as projected (a write's answer).
     views: dict[UUID, dict[str, Any]] = field(default_factory=dict)
     erased: bool = False  # keys were destroyed: scrub the files once committed
-    keys_made: set[UUID] = field(default_factory=set)  # new cases' keys, made in bulk
-    keys_created: list[UUID] = field(default_factory=list)  # every key made: forgotten on rollback
+    # Every key this write made (``Keyring.made``): a new case's key is made once, and
+    # all are forgotten if the write rolls back.
+    keys_made: set[UUID] = field(default_factory=set)
 
     @property
     def stamp(self) -> Stamp:
@@ -289,7 +287,7 @@ class Store:
     def _keys_made_in_write(key_ids: list[UUID]) -> None:
         unit = current_unit.get()
         if unit is not None:  # keys are made only in a write (Keyring.create checks)
-            unit.keys_created.extend(key_ids)
+            unit.keys_made.update(key_ids)
 
     @contextmanager
     def _key_connection(self) -> Iterator[tuple[Connection, bool]]:
@@ -359,7 +357,7 @@ class Store:
                 every = self.settings.checkpoint_every
                 checkpoint_due = unit.chain.position // every > head.chain_position // every
         except BaseException as e:
-            made = unit.keys_created if unit is not None else []
+            made = unit.keys_made if unit is not None else set()
             if keys_mark is not None and self.keyring.rolled_back(keys_mark, made):
                 # Aggregates replayed after a key was destroyed in this write read as
                 # erased, and the repository cached them; the write did not happen.
@@ -379,32 +377,9 @@ class Store:
 
     def _scrub_quietly(self) -> None:
         try:
-            self.scrub()
+            scrub(self.engine)
         except Exception as e:  # the files catch up at the next erasure
             log.warning("erasure: scrubbing the database files failed: %s", type(e).__name__)
-
-    def scrub(self) -> None:
-        """After an erasure: push what it overwrote out of the database's files.
-
-        SQLite (``secure_delete`` is on, so the freed cells are zeros): copy the WAL
-        into the database file and truncate it, so that no older copy of the destroyed
-        key's page remains in either; a reader holding an old snapshot can delay that,
-        so it is tried for a few seconds, then left to the next erasure with a warning.
-        PostgreSQL: rewrite the key table (VACUUM FULL: no dead copy of the key is left
-        in its files) and vacuum the view tables. Neither reaches backups, replicas or
-        PostgreSQL's own write-ahead log: see the README's data-protection section."""
-        if self.dialect == "sqlite":
-            for _ in range(50):
-                with self.engine.connect() as conn:
-                    busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()
-                if busy is not None and busy[0] == 0:
-                    return
-                time.sleep(0.1)
-            log.warning("erasure: the WAL could not be truncated yet (readers); retry later")
-            return
-        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql(f"VACUUM FULL {tables.person_keys.name}")
-            conn.exec_driver_sql(f"VACUUM {tables.case_views.name}, {tables.case_name_keys.name}")
 
     def checkpoint(self) -> Checkpoint:
         """Sign the committed head of the chain now (needs a signer)."""

@@ -16,10 +16,10 @@ from __future__ import annotations
 import random
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from itertools import accumulate
+from itertools import accumulate, islice
 from typing import Any
 
 from domain.case import NewFact
@@ -170,7 +170,13 @@ class Population:
 
     def people(self, count: int, nationality: str | None = None) -> list[Person]:
         """``count`` people, of one nationality or of both in turn."""
-        return [self.person(nationality or ("AM", "AZ")[i % 2]) for i in range(count)]
+        return list(self.each(count, nationality))
+
+    def each(self, count: int, nationality: str | None = None) -> Iterator[Person]:
+        """The same people as ``people`` (from the same seed), one at a time: for
+        registers too large to hold every person in memory at once."""
+        for i in range(count):
+            yield self.person(nationality or ("AM", "AZ")[i % 2])
 
 
 # ---- respellings ----------------------------------------------------------------------
@@ -277,28 +283,45 @@ OPENING_SOURCE = {"kind": "family", "name": "a relative"}
 def write_people(
     store: Store,
     key: ApiKey,
-    people: Sequence[Person],
+    people: Iterable[Person],
     facts: Callable[[int, Person], list[NewFact]] | None = None,
     batch: int = 2000,
     progress: Callable[[int], None] | None = None,
 ) -> list[uuid.UUID]:
     """Open a case for each person (with ``facts(i, person)`` recorded on it), many cases
     per write, through the register's bulk opening (``Register.open_cases``), as
-    ``bench.common.generate`` does."""
+    ``bench.common.generate`` does. The ids of the cases, in order."""
     ids: list[uuid.UUID] = []
-    while len(ids) < len(people):
-        chunk = range(len(ids), min(len(people), len(ids) + batch))
-        batch_of = [
-            NewPerson(
-                OpenCase(CATEGORY, people[i].identity(), OPENING_SOURCE),
-                tuple(facts(i, people[i])) if facts is not None else (),
-            )
-            for i in chunk
-        ]
-        ids.extend(store.register.open_cases(batch_of, key))
+    for written in open_people(store, key, people, facts, batch):
+        ids.extend(written)
         if progress is not None:
             progress(len(ids))
     return ids
+
+
+def open_people(
+    store: Store,
+    key: ApiKey,
+    people: Iterable[Person],
+    facts: Callable[[int, Person], list[NewFact]] | None = None,
+    batch: int = 2000,
+) -> Iterator[list[uuid.UUID]]:
+    """``write_people`` a batch at a time: each write's case ids as it is made. Only one
+    batch of people and their facts is in memory at a time, so ``people`` may be a
+    stream (``Population.each``) of a million."""
+    stream = iter(people)
+    done = 0
+    while chunk := list(islice(stream, batch)):
+        batch_of = [
+            NewPerson(
+                OpenCase(CATEGORY, person.identity(), OPENING_SOURCE),
+                tuple(facts(done + n, person)) if facts is not None else (),
+            )
+            for n, person in enumerate(chunk)
+        ]
+        written = store.register.open_cases(batch_of, key)
+        done += len(chunk)
+        yield written
 
 
 def today() -> date:

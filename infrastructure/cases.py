@@ -14,14 +14,15 @@ from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.engine import Connection
 
+from domain.case import Case
 from domain.errors import CaseNotFound, NotOwner
 from domain.identity import Identity
 from domain.ports import Caller, Written
 from domain.state import derive
-from infrastructure import access, chain, exports, names, tables, views
+from infrastructure import access, chain, counts, exports, names, tables, views
 from infrastructure.history import history_of, talks_named
 from infrastructure.querying import When, decode_cursor, encode_cursor
 from infrastructure.readlog import Reader
@@ -105,13 +106,17 @@ class CaseReads:
         case = self.register.get_case(case_id)
         if known_at is not None and case.facts[0].recorded_at > known_at:
             raise CaseNotFound(case_id)  # nobody knew of this case then
-        state = derive(case.facts, as_of=as_of, known_at=known_at)
-        view = views.render(case_id, state)
         with self.store.read() as conn:
             listed = views.negotiations_of(conn, [case_id], as_of, org).get(case_id, [])
-        view["negotiations"] = listed
-        view["as_of"] = as_of.isoformat() if as_of else None
-        view["known_at"] = known_at.isoformat() if known_at else None
+        return self._render_at(case, When(as_of, known_at), listed)
+
+    @staticmethod
+    def _render_at(case: Case, when: When, negotiations: list[Any]) -> dict[str, Any]:
+        """The case's view replayed at a point on both axes."""
+        state = derive(case.facts, as_of=when.as_of, known_at=when.known_at)
+        view = views.render(case.id, state)
+        view["negotiations"] = negotiations
+        view.update(when.as_dict())
         return view
 
     def _check_visible(self, case_id: uuid.UUID, key: Caller | None) -> None:
@@ -177,7 +182,7 @@ class CaseReads:
         for case_id, view in page:
             view["negotiations"] = listed.get(case_id, [])
         if when is not None:
-            page = [(c, self._timed_item(c, view, when, org)) for c, view in page]
+            page = self._timed_page(page, when, org)
         self.store.record_read(reader, [case_id for case_id, _ in page])
         return [view for _, view in page], next_cursor
 
@@ -191,14 +196,20 @@ class CaseReads:
         sees ``few``), so that a page reads about a page."""
         v = tables.case_views
         query = select(v.c.seq, v.c.view, v.c.case_id)
-        columns = v.c
-        if when is not None:
+        if when is None:
+            for name in FILTERS:
+                if filters.get(name) is not None:
+                    query = query.where(v.c[name] == filters[name])
+        else:
+            # The period standing then, checked row by row on the case's own periods
+            # (correlated, through their (case_id, ...) index) as the walk in log order
+            # goes: a page reads about a page, however many periods the register holds.
             p = tables.case_periods
-            query = query.join(p, p.c.case_id == v.c.case_id).where(*when.conditions())
-            columns = p.c
-        for name in FILTERS:
-            if filters.get(name) is not None:
-                query = query.where(columns[name] == filters[name])
+            standing = [p.c.case_id == v.c.case_id, *when.conditions()]
+            for name in FILTERS:
+                if filters.get(name) is not None:
+                    standing.append(p.c[name] == filters[name])
+            query = query.where(exists().where(*standing))
         org = access.org_filter(key)
         if filters.get("negotiation") is not None:
             # Only a negotiation the caller may see: another organisation's names none.
@@ -229,20 +240,29 @@ class CaseReads:
         more = len(rows) > limit
         return page, encode_cursor("s", rows[limit - 1].seq) if more else None
 
-    def _timed_item(
-        self, case_id: uuid.UUID, view: dict[str, Any], when: When, org: str | None
-    ) -> dict[str, Any]:
-        timed = self._timed_view(case_id, when.as_of, when.known_at, org)
-        if "match_score" in view:
-            timed["match_score"] = view["match_score"]
-        return timed
+    def _timed_page(
+        self, page: list[tuple[uuid.UUID, dict[str, Any]]], when: When, org: str | None
+    ) -> list[tuple[uuid.UUID, dict[str, Any]]]:
+        """Each case of a page replayed at ``when``: the page's events read in one query
+        and its negotiations in another, not two per case."""
+        ids = [case_id for case_id, _ in page]
+        cases = self.register._get_many(ids)
+        with self.store.read() as conn:
+            listed = views.negotiations_of(conn, ids, when.as_of, org)
+        out = []
+        for case_id, view in page:
+            timed = self._render_at(cases[case_id], when, listed.get(case_id, []))
+            if "match_score" in view:
+                timed["match_score"] = view["match_score"]
+            out.append((case_id, timed))
+        return out
 
     def _search(
         self, conn: Connection, query: Any, q: str, limit: int, cursor: str | None
     ) -> tuple[list[tuple[uuid.UUID, dict[str, Any]]], str | None]:
         offset = decode_cursor(cursor, "o")
         keyring = self.store.keyring
-        keys = sorted(keyring.name_key(k) for k in names.blocking_keys(q))
+        keys = sorted(keyring.name_key(k) for k in names.search_keys(q))
         if not keys:
             return [], None
         k = tables.case_name_keys
@@ -266,18 +286,28 @@ class CaseReads:
         self, group_by: str, when: When | None = None, key: Caller | None = None
     ) -> dict[str, Any]:
         """Counts by one column, now or (``when``) as of a day and/or known at an instant;
-        of the cases the caller may see."""
-        table = tables.case_views if when is None else tables.case_periods
+        of the cases the caller may see. As known now, from the kept counts
+        (``infrastructure.counts``); as known at a past instant, from the periods."""
+        if when is None or when.known_at is None:
+            viewer = counts.ALL if access.sees_all(key) or key is None else key.org
+            with self.store.read() as conn:
+                groups = counts.groups(conn, viewer, group_by, when.as_of if when else None)
+            return self._summary(group_by, groups, when)
+        table = tables.case_periods
         column = table.c[group_by]
         query = select(column, func.count()).group_by(column).order_by(column)
         visible = access.visible_ids(key)
         if visible is not None:
             query = query.where(table.c.case_id.in_(visible))
-        if when is not None:
-            query = query.where(*when.conditions())
+        query = query.where(*when.conditions())
         with self.store.read() as conn:
             rows = conn.execute(query).all()
         groups = [{"value": r[0], "count": r[1]} for r in rows]
+        groups.sort(key=lambda g: (g["value"] is None, g["value"] or ""))
+        return self._summary(group_by, groups, when)
+
+    @staticmethod
+    def _summary(group_by: str, groups: list[dict[str, Any]], when: When | None) -> dict[str, Any]:
         out: dict[str, Any] = {"group_by": group_by, "groups": groups}
         out["total"] = sum(g["count"] for g in groups)
         if when is not None:

@@ -35,7 +35,7 @@ from domain.exchange import Exchange
 from domain.facts import HANDOVER_TYPES, OPENED, Fact
 from domain.negotiation import Negotiation
 from domain.state import CaseState, Period, active_facts, earliest_new_day, timeline
-from infrastructure import names, tables
+from infrastructure import counts, names, tables
 from infrastructure.crypto import Keyring
 from infrastructure.views import PERIOD_COLUMNS, chunks, dumps, render
 
@@ -95,17 +95,32 @@ def _project_cases(
     kinds: dict[UUID, set[str]],
 ) -> dict[UUID, dict[str, Any]]:
     states = {case.id: case.state() for case in cases}
+    new = {c.id for c in cases if c.id in opened}
+    # Who saw each case and its periods before this write, for the counts: a new case
+    # had none; a share's start or end is read before its access rows are replaced.
+    viewers_before = counts.viewers(
+        session, [c.id for c in cases if c.id not in new and kinds[c.id] & ACCESS_CHANGING]
+    )
+    periods_before = _current_periods(
+        session, [c.id for c in cases], {case_id: [] for case_id in new}
+    )
     views = case_rows(session, keyring, cases, states, opened, kinds)
     changed = [c for c in cases if kinds[c.id] & HANDOVER_CHANGING]
-    new = {c.id for c in cases if c.id in opened}
-    case_history(
+    periods_after, _ = case_history(
         session,
         [(c.id, c.facts, c.facts[-1].recorded_at) for c in cases],
         [(c.id, c.facts, c.facts[-1].recorded_at) for c in changed],
-        periods_now={case_id: [] for case_id in new},
+        periods_now=periods_before,
         standing_now={case_id: set() for case_id in new},
         since={c.id: day for c in cases if (day := earliest_new_day(c.facts)) is not None},
     )
+    deltas = counts.new_deltas()
+    for case in cases:
+        state = states[case.id]
+        viewers = {state.org, *state.shares}
+        before = set() if case.id in new else viewers_before.get(case.id, viewers)
+        counts.change(deltas, before, periods_before[case.id], viewers, periods_after[case.id])
+    counts.apply(session, deltas)
     return views
 
 
@@ -164,8 +179,8 @@ def _access_rows(case_id: UUID, state: CaseState) -> list[dict[str, Any]]:
 def _name_key_rows(
     keyring: Keyring, case_id: UUID, person_names: list[str]
 ) -> list[dict[str, Any]]:
-    """The case's rows in the name index: keyed hashes of its names' blocking keys."""
-    keys = sorted({keyring.name_key(k) for n in person_names for k in names.blocking_keys(n)})
+    """The case's rows in the name index: keyed hashes of its names' ``index_keys``."""
+    keys = sorted({keyring.name_key(k) for n in person_names for k in names.index_keys(n)})
     return [{"key": k, "case_id": case_id} for k in keys]
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from domain.case import Case
 from domain.facts import OPENED
 from domain.state import Period
-from infrastructure import tables
+from infrastructure import counts, tables
 from infrastructure.crypto import Keyring
 from infrastructure.projections import (
     HANDOVER_CHANGING,
@@ -36,6 +36,8 @@ PROJECTED = (
     tables.negotiation_cases,
     tables.negotiation_mentions,
     tables.exchanges,
+    tables.counts,
+    tables.count_days,
 )
 
 
@@ -71,6 +73,7 @@ def rebuild(store: Store, progress: Callable[[int, int], None] | None = None) ->
             done += count
             if progress is not None:
                 progress(done, total)
+        counts.recount(session)  # the summary's counts, from the periods and access rows
         unit.position = head  # exactly the log's head, even if it was behind or ahead
     return done
 

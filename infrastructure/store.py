@@ -108,16 +108,21 @@ class ChainedRegister(Register):
         """Many aggregates for one command (an exchange of 2,000 people) in one query
         per 500 instead of two per aggregate: every event of each, in order, built
         afresh. The cache is neither read (a concurrent read may be fast-forwarding a
-        cached copy) nor written (it only ever holds what reads found)."""
-        unit = current_unit.get()
-        if unit is None:
-            return super()._get_many(aggregate_ids)
+        cached copy) nor written (it only ever holds what reads found). Outside a write
+        (a page of a list as of a past day), on a connection of its own, after forgetting
+        the cached keys if anyone was erased since."""
+        with self.keyring.connect() as (conn, in_write):
+            if not in_write:
+                self.keyring.refresh(conn)
+            return self._read_many(conn, aggregate_ids)
+
+    def _read_many(self, conn: Connection, aggregate_ids: list[UUID]) -> dict[UUID, Any]:
         events: Table = self.recorder.events_record_cls.__table__  # type: ignore[attr-defined]
         out: dict[UUID, Any] = dict.fromkeys(aggregate_ids)
         ordered = sorted(out)
-        self.keyring.load(ordered)
+        self.keyring.load(ordered, conn)
         for i in range(0, len(ordered), 500):
-            rows = unit.session.execute(
+            rows = conn.execute(
                 select(
                     events.c.originator_id,
                     events.c.originator_version,

@@ -281,3 +281,26 @@ access_log = Table(
     Column("route", String(200), nullable=False),
     Index("casebook_access_log_case", "case_id", "id"),
 )
+
+# The summary report's counts, kept by every write (``infrastructure.counts``): for each
+# viewer (an organisation that may see the cases, or "*" for those who see all), each
+# counted column and each of its values ("" for none), how many cases stand at it now,
+# and by how much that changes on each world day (+1 on a period's first day, -1 on the
+# day after its last), so that a count as of a day is a sum over days, not over people.
+counts = Table(
+    "casebook_counts",
+    metadata,
+    Column("viewer", String(100), primary_key=True),
+    Column("dimension", String(20), primary_key=True),
+    Column("value", String(40), primary_key=True),
+    Column("n", BIGINT, nullable=False),
+)
+count_days = Table(
+    "casebook_count_days",
+    metadata,
+    Column("viewer", String(100), primary_key=True),
+    Column("dimension", String(20), primary_key=True),
+    Column("value", String(40), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("delta", BIGINT, nullable=False),
+)

@@ -16,7 +16,7 @@ import sqlalchemy
 from alembic import command
 from alembic.config import Config
 from pydantic import SecretStr
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from infrastructure import migrations, tables
 from infrastructure.checkpoints import DEV_KEY_FILE, Signer
@@ -107,16 +107,22 @@ def test_an_old_register_is_refused_until_upgraded_then_answers_as_before(
     refused = run(settings, "serve", "--port", "0", check=False, env=env)
     assert refused.returncode != 0 and "run `casebook upgrade`" in refused.stderr
     before = stored_views(settings)
+    statuses = status_counts(settings)
 
     upgraded = run(settings, "upgrade", env=env)
-    assert "applied 1 migrations: 0002" in upgraded.stdout
+    assert "applied 3 migrations: 0002, 0003, 0004" in upgraded.stdout
     assert "up to date" in run(settings, "upgrade", env=env).stdout
 
     store = Store(settings)
     store.public_key = Signer.installed_public_key(settings)
     try:
-        assert stored_views(settings) == before  # not a byte of a view changed
+        # 0004 asked for a rebuild: every view was sealed afresh, and says the same
+        assert stored_views(settings).keys() == before.keys()
+        assert stored_views(settings) != before
         casebook = Casebook(store)
+        # 0003 counted the old register's cases for the summary, as its views say
+        counted = {g["value"]: g["count"] for g in casebook.summary("status")["groups"]}
+        assert counted == statuses and sum(statuses.values()) >= 3
         views = {
             name: json.loads(casebook.view_json(uuid.UUID(i))[1])
             for name, i in ids.items()
@@ -126,6 +132,9 @@ def test_an_old_register_is_refused_until_upgraded_then_answers_as_before(
         assert views["aram"]["person"]["given_names"] == "Aram"
         assert views["aram"]["negotiations"] == [ids["negotiation"]]
         assert views["narek"]["person"] == {"nationality": "AM"}  # erased, and stays so
+        # the full-name search reaches the old register's people (0004's keys)
+        found, _ = casebook.list_cases({}, "Aram Goldenyan", 20, None)
+        assert [f["id"] for f in found] == [ids["aram"]]
         verified = casebook.verify()
         assert verified.ok and verified.checkpoints == 1
         rebuild(store)  # the views the code of today projects from the old log
@@ -157,6 +166,16 @@ def stored_views(settings: Settings) -> dict[str, str]:
         rows = conn.execute(select(t.c.case_id, t.c.view)).all()
     engine.dispose()
     return {str(case_id): view for case_id, view in rows}
+
+
+def status_counts(settings: Settings) -> dict[str, int]:
+    """How many cases stand at each status, grouped from the stored views."""
+    engine = plain_engine(settings)
+    t = tables.case_views
+    with engine.connect() as conn:
+        rows = conn.execute(select(t.c.status, func.count()).group_by(t.c.status)).all()
+    engine.dispose()
+    return {status: n for status, n in rows}
 
 
 def store_keys(store: Store) -> list:  # type: ignore[type-arg]

@@ -5,23 +5,26 @@ million people as with ten. The plans are asked of the database itself (SQLite's
 that an empty test table still shows whether an index could serve).
 
 So do the pages of a list, filtered by a column or not, for a case worker (whose
-organisation's access is checked row by row). Searches, lists as of a past day and
-counts over the whole register are the next issue's ("A million people"): they join
-this test as their indexes and counter projections arrive.
+organisation's access is checked row by row), now and as of a past day (each case's
+period then checked on the case's own periods); a full-name search's candidates (by
+name key); and the summary's counts, now and as of a day, read from the kept counts
+(``infrastructure.counts``), not from the cases.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from infrastructure import access, tables, views
+from infrastructure import access, counts, tables, views
 from infrastructure.cases import CaseReads
 from infrastructure.projections import _CURRENT_PERIODS
+from infrastructure.querying import When
 from infrastructure.store import HEAD_AND_EPOCH, Store
 
 CASE = uuid.uuid4()
@@ -78,7 +81,21 @@ def _hot_statements(store: Store) -> dict[str, tuple[Any, dict[str, Any]]]:
         "a page held by one party": (_page({"held_by": "AZ"}), {}),
         "a page with one status": (_page({"status": "held"}), {}),
         "a page of one nationality": (_page({"nationality": "AM"}), {}),
-        "a page for an organisation that sees few cases": (_page({}, few=True), {}),
+        "a page for an organisation that sees few cases": (_page({}, None, few=True), {}),
+        "a page as of a past day": (_page({}, When(date(2022, 1, 1))), {}),
+        "a page held by one party as of a past day": (
+            _page({"held_by": "AZ"}, When(date(2022, 1, 1))),
+            {},
+        ),
+        "a page as of a day as known at an instant": (
+            _page({"status": "held"}, When(date(2022, 1, 1), datetime(2023, 1, 1, tzinfo=UTC))),
+            {},
+        ),
+        "the summary's counts": (counts.query("org-a", "held_by"), {}),
+        "the summary's counts as of a day": (
+            counts.query("org-a", "held_by", date(2022, 1, 1)),
+            {},
+        ),
     }
 
 
@@ -88,9 +105,9 @@ class _Worker:
     role, org = "case_worker", "org-a"
 
 
-def _page(filters: dict[str, Any], few: bool = False) -> Any:
+def _page(filters: dict[str, Any], when: When | None = None, few: bool = False) -> Any:
     """The statement of a list's page, as ``GET /cases`` runs it, 200 pages in."""
-    query = CaseReads.list_query(filters, None, _Worker(), few)
+    query = CaseReads.list_query(filters, when, _Worker(), few)
     return CaseReads.page_query(query, 10_000, 50)
 
 

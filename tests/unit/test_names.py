@@ -159,6 +159,30 @@ def test_blocking_keys_also_serve_a_query_of_one_word() -> None:
     assert hits / total >= 0.97
 
 
+def test_a_full_name_search_reaches_every_spelling_it_matches_and_few_other_people() -> None:
+    """A search for a full name looks up pairs of its parts, not each part: it must still
+    reach every spelling of the person that the score accepts, and far fewer others
+    than blocking on any one part (everyone who shares a given name)."""
+    rows = spellings()
+    index = {row.name: names.index_keys(row.name) for row in rows}
+    searched = {row.name: names.search_keys(row.name) for row in rows}
+    matched = [(a, b) for a, b in ordered_pairs() if similarity(a.name, b.name) >= MATCH_THRESHOLD]
+    assert all(searched[a.name] & index[b.name] for a, b in matched)
+    others = [(a, b) for a, b in ordered_pairs() if a.group != b.group]
+    reached = sum(bool(searched[a.name] & index[b.name]) for a, b in others) / len(others)
+    by_part = sum(bool(blocking_keys(a.name) & blocking_keys(b.name)) for a, b in others)
+    by_part /= len(others)
+    print(f"\nfull-name search reaches {reached:.4f} of other people; any part {by_part:.4f}")
+    assert len(matched) > 500 and reached < by_part / 10
+
+
+def test_a_full_name_search_reaches_a_person_known_by_one_name_part() -> None:
+    for query, known in (("Grigoryan Sedrak", "Григорян"), ("Sedrak Grigoryan", "Grigorian")):
+        assert similarity(query, known) >= MATCH_THRESHOLD
+        assert names.search_keys(query) & names.index_keys(known)
+    assert not names.search_keys("Grigoryan Sedrak") & names.index_keys("Grigoryan Armen")
+
+
 def test_blocking_keys_are_short() -> None:
     for row in spellings():
         assert all(0 < len(key) <= 12 for key in blocking_keys(row.name)), row.name

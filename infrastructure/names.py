@@ -299,7 +299,7 @@ def index_keys(name: str) -> set[str]:
     ``blocking_keys`` (list matching, and a search for one word), the ``pair_keys`` and,
     for a name of one part, that part's keys marked as such."""
     parts = part_keys(name)
-    keys = set().union(*parts) | pair_keys(name)
+    keys = set().union(*parts) | _pairs(parts)
     if len(parts) == 1:
         keys |= {_SOLO + k for k in parts[0]}
     return keys
@@ -322,13 +322,17 @@ def search_keys(query: str) -> set[str]:
     parts = part_keys(query)
     if len(parts) < 2:
         return set().union(*parts)
-    return pair_keys(query) | {_SOLO + k for keys in parts for k in keys}
+    return _pairs(parts) | {_SOLO + k for keys in parts for k in keys}
 
 
 def pair_keys(name: str) -> set[str]:
     """For each two parts of a name, their strong keys (without velars and v, which
     spellings drop and add) joined in order: about one key for a name of two parts."""
-    parts = [{k for k in keys if k.startswith("-")} or keys for keys in part_keys(name)]
+    return _pairs(part_keys(name))
+
+
+def _pairs(keys_of_parts: list[set[str]]) -> set[str]:
+    parts = [{k for k in keys if k.startswith("-")} or keys for keys in keys_of_parts]
     return {
         _PAIR + "|".join(sorted((a, b)))
         for i, j in combinations(range(len(parts)), 2)

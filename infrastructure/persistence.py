@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from contextvars import ContextVar
 from typing import Any
 from uuid import UUID
@@ -28,8 +29,9 @@ from eventsourcing.utils import Environment
 from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
 from eventsourcing_sqlalchemy.factory import SQLAlchemyFactory
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import create_engine, event, insert, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from infrastructure import tables
 from infrastructure.settings import Settings
@@ -70,6 +72,30 @@ class CasebookRecorder(SQLAlchemyApplicationRecorder):
         with self.transaction(commit=False) as session:
             rows = session.execute(query).all()
         return [StoredEvent(r[0], r[1], r[2], bytes(r[3])) for r in rows]
+
+    def _insert_stored_events(
+        self, session: Session, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int]:
+        """The library's insert, as one Core INSERT ... RETURNING of plain rows (many
+        rows in one statement) instead of an ORM object per event and a flush: a bulk
+        opening of 1,000 people spent a quarter of its time building and flushing them.
+        The ids come back in the order of the events (``sort_by_parameter_order``)."""
+        t = self.events_record_cls.__table__
+        rows = [
+            {
+                "originator_id": e.originator_id,
+                "originator_version": e.originator_version,
+                "topic": e.topic,
+                "state": e.state,
+            }
+            for e in stored_events
+        ]
+        if self._has_autoincrementing_ids:
+            self._lock_table(session)
+        statement = insert(t).returning(t.c.id, sort_by_parameter_order=True)
+        ids = list(session.execute(statement, rows).scalars())
+        self._notify_channel(session)
+        return ids
 
 
 class CasebookDatastore(SQLAlchemyDatastore):

@@ -72,6 +72,7 @@ def upgrade() -> None:
     from infrastructure import migrations
     from infrastructure.persistence import plain_engine
     from infrastructure.rebuild import rebuild
+    from infrastructure.shadow import before_migrations
 
     settings = Settings()
     if settings.is_sqlite and not settings.sqlite_path().exists():
@@ -81,6 +82,10 @@ def upgrade() -> None:
         )
     engine = plain_engine(settings)
     try:
+        with engine.connect() as conn:
+            behind = migrations.state(conn) == "behind"
+        if behind:  # what an interrupted or online views rebuild left, set straight
+            before_migrations(engine)
         applied = migrations.upgrade(engine)
     except UpgradeNeeded as e:
         raise click.ClickException(str(e)) from None
@@ -97,7 +102,7 @@ def upgrade() -> None:
     if migrations.needs_rebuild(applied):
         store = _store(settings)
         try:
-            count = rebuild(store)
+            count = rebuild(store, offline=True)
         finally:
             store.close()
         click.echo(f"rebuilt the views from {count} events, as a migration asked")
@@ -171,34 +176,57 @@ def views() -> None:
 
 
 @views.command("rebuild")
+@click.option(
+    "--restart",
+    is_flag=True,
+    help="throw away what a stopped rebuild left and start afresh (by default it goes on)",
+)
 @click.option("--measure-memory", is_flag=True, help="print the peak memory the rebuild took")
-def views_rebuild(measure_memory: bool) -> None:
-    """Rebuild the views from the event log (writers wait until it is done)."""
-    from infrastructure.rebuild import rebuild
+def views_rebuild(restart: bool, measure_memory: bool) -> None:
+    """Rebuild the views from the event log while the service goes on answering and
+    writing: new views are filled beside the live ones, then swapped in by one short
+    transaction (writers wait only for that). A rebuild that was stopped goes on where
+    it stopped when run again. Progress, rate and time left on stderr."""
+    from tqdm import tqdm
+
+    from infrastructure.rebuild import RebuildRefused, rebuild
+    from infrastructure.shadow import RebuildBusy
 
     store = _store()
-    tty = sys.stderr.isatty()
-    last = [0.0]
+    bars: list[tqdm[None]] = []  # made at the first report: a resumed rebuild starts there
 
     def progress(done: int, total: int) -> None:
-        now = time.monotonic()
-        if tty and (now - last[0] > 0.2 or done == total):
-            last[0] = now
-            click.echo(f"\rrebuilding views: {done}/{total} events", err=True, nl=False)
+        if not bars:
+            bars.append(tqdm(initial=done, total=total, unit=" events", **BAR))
+        bar = bars[0]
+        bar.total = total
+        bar.update(done - bar.n)
+
+    def phase(name: str) -> None:
+        if bars and not bars[0].disable:
+            bars[0].set_description(name.split(" ")[0])
+        else:
+            tqdm.write(name, file=sys.stderr)
 
     if measure_memory:
         tracemalloc.start()
     started = time.monotonic()
     try:
-        count = rebuild(store, progress)
+        count = rebuild(store, progress, restart=restart, phase=phase)
+    except (RebuildBusy, RebuildRefused) as e:
+        raise click.ClickException(str(e)) from None
     finally:
+        for bar in bars:
+            bar.close()
         store.close()
-    if tty:
-        click.echo("", err=True)
     click.echo(f"rebuilt the views from {count} events in {time.monotonic() - started:.1f}s")
     if measure_memory:
         _, peak = tracemalloc.get_traced_memory()
         click.echo(f"peak traced memory: {peak / 1e6:.1f} MB")
+
+
+# The views rebuild's progress bar, on stderr when it is a terminal (else a line a step).
+BAR = {"unit_scale": True, "file": sys.stderr, "disable": None, "smoothing": 0.05}
 
 
 @main.command()

@@ -1,31 +1,46 @@
-"""The projections rebuilt from the whole log (``casebook views rebuild``), by the code
-that projects every write (``infrastructure.projections``)."""
+"""The projections rebuilt from the whole log (``casebook views rebuild``, and ``casebook
+upgrade`` when a migration asks), while the service keeps answering and writing.
+
+1. **Fill.** Shadow copies of every table in ``PROJECTED`` (``infrastructure.shadow``)
+   are filled from the log up to the position it had when the rebuild began (H0), by
+   the code that projects every write (``infrastructure.replaying``), a batch of
+   aggregates per short transaction that takes no lock a writer waits for (on SQLite,
+   the database's one writer lock for the few milliseconds the batch's rows take to
+   write). The batch's progress is committed with its rows: a rebuild killed at any
+   point and started again goes on where it stopped (``restart`` starts afresh).
+2. **Recount.** Projections kept by adding to them (the counts) are computed afresh
+   from the filled rows, by their own ``recount``.
+3. **Catch-up.** The events written since H0 are projected into the copies as their
+   live writes projected them, in short transactions, until the copies are a few
+   events behind the log.
+4. **Swap.** One transaction holding the register's write lock (writers wait for it,
+   and only for it) projects the last few events, puts the copies in the live tables'
+   place and records that the views have reached the log's head. Readers never wait
+   on SQLite; on PostgreSQL they wait the few milliseconds the swap takes. The
+   replaced tables are dropped after it (``Shadow.retire``).
+
+Memory holds one batch of aggregates (each batch's person keys, and no others).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
-from eventsourcing.persistence import StoredEvent
-from sqlalchemy import delete, func, select
+from sqlalchemy import Insert, func, insert, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from domain.case import Case
-from domain.facts import OPENED
-from domain.state import Period
 from infrastructure import counts, tables
-from infrastructure.crypto import Keyring
-from infrastructure.projections import (
-    HANDOVER_CHANGING,
-    case_history,
-    case_rows,
-    project_aggregates,
-)
+from infrastructure.replaying import Log, catch_up, fill_cases, fill_others, make_keys
+from infrastructure.shadow import Shadow, fingerprint
 
 if TYPE_CHECKING:
     from infrastructure.store import Store
 
-# Every table ``project`` writes: the rebuild empties them and fills them again.
+# Every table ``project`` writes: the rebuild fills a copy of each and swaps it in.
 PROJECTED = (
     tables.case_views,
     tables.case_name_keys,
@@ -40,92 +55,240 @@ PROJECTED = (
     tables.count_days,
 )
 
+FILL_ROWS = 2_000  # events read per fill batch (a few hundred aggregates)
+CATCH_UP_EVENTS = 200  # log positions in the first catch-up transaction, at least
+CATCH_UP_SECONDS = 0.1  # and then as many as the last one projected in this long
+SWAP_WITHIN = 200  # the swap begins when the copies are at most this far behind
+SWAP_TRIES = 5  # PostgreSQL: times the swap waits for readers before it gives up
+SPLIT_ROWS = 5_000  # SQLite: rows of a recount inserted per transaction
 
-FORGET_KEYS_EVERY = 1000  # aggregates
-
-
-def rebuild(store: Store, progress: Callable[[int, int], None] | None = None) -> int:
-    """Rebuild every projected row from the log in one transaction; return events read.
-
-    Streams the log in (aggregate, version) order, so memory holds one aggregate at a
-    time however large the register. Each aggregate is projected by the code that
-    projects a write: a negotiation or exchange as if saved whole; a case's rows from
-    its last state, and its bitemporal periods and handover rows as each of its writes
-    left them, from its facts' record times. Writers wait for the rebuild (they queue
-    on the write lock), so the rebuilt rows and the tracked position match the log.
-    """
-    done = 0
-    with store.write() as unit:
-        session = unit.session
-        events = store.events_table
-        total = session.execute(select(func.count()).select_from(events)).scalar_one()
-        head = session.execute(select(func.max(events.c.id))).scalar_one() or 0
-        for table in PROJECTED:
-            session.execute(delete(table))
-        for n, (aggregate, seq, count) in enumerate(_aggregates_from_log(store, session)):
-            if n % FORGET_KEYS_EVERY == 0:
-                unit.keyring.forget()  # each person's key is opened once: keep none
-            if isinstance(aggregate, Case):
-                _rebuild_case(session, unit.keyring, aggregate, seq)
-            else:
-                opened, kinds = {aggregate.id: seq}, {aggregate.id: {OPENED}}
-                project_aggregates(session, unit.keyring, [aggregate], opened, kinds)
-            done += count
-            if progress is not None:
-                progress(done, total)
-        counts.recount(session)  # the summary's counts, from the periods and access rows
-        unit.position = head  # exactly the log's head, even if it was behind or ahead
-    return done
+Progress = Callable[[int, int], None]  # (events projected, events to project)
 
 
-def _rebuild_case(session: Session, keyring: Keyring, case: Case, seq: int) -> None:
-    """The case's rows from its last state; its periods and handover rows as each of
-    its writes left them (the facts one write saved share its ``recorded_at``)."""
-    every_kind = {case.id: {OPENED, *(f.type for f in case.facts)}}
-    case_rows(session, keyring, [case], {case.id: case.state()}, {case.id: seq}, every_kind)
-    periods: list[Period] = []
-    standing: set[int] = set()
-    facts, kinds = case.facts, set[str]()
-    for version in range(1, len(facts) + 1):
-        kinds.add(facts[version - 1].type)
-        if version < len(facts) and facts[version].recorded_at == facts[version - 1].recorded_at:
-            continue  # the same write: its rows as that write left them, once
-        prefix = facts[:version]
-        item = [(case.id, prefix, prefix[-1].recorded_at)]
-        changed = item if kinds & HANDOVER_CHANGING else []
-        kinds = set()
-        now_periods, now_standing = case_history(
-            session, item, changed, {case.id: periods}, {case.id: standing}
+class RebuildRefused(Exception):
+    """The copies no longer match the register (its schema or its log changed under the
+    rebuild): they are not swapped in. Run the rebuild again."""
+
+
+def rebuild(
+    store: Store,
+    progress: Progress | None = None,
+    *,
+    restart: bool = False,
+    offline: bool = False,
+    phase: Callable[[str], None] | None = None,
+) -> int:
+    """Rebuild every projected row from the log while the service goes on; return how
+    many events the rebuilt views hold. ``restart``: throw away the copies a killed
+    rebuild left instead of going on with them. ``offline``: the service is stopped
+    (``casebook upgrade``), so SQLite may take the time to give the swapped-in indexes
+    their declared names (``infrastructure.shadow``). ``phase`` is told each step."""
+    shadow = Shadow(store, PROJECTED)
+    with shadow.only_one():
+        shadow.retire()  # a swap killed before it dropped what it replaced
+        with store.engine.connect() as reader, shadow.connection() as conn:
+            run = _Rebuild(store, shadow, Log(store, reader), conn, progress, phase)
+            run.start(restart)
+            run.fill()
+            run.recount()
+            run.catch_up()
+            run.swap()
+        (phase or _quiet)("removing the replaced tables")
+        shadow.retire()
+        if offline:
+            shadow.declare_index_names()
+    return run.done
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+class _Rebuild:
+    def __init__(
+        self,
+        store: Store,
+        shadow: Shadow,
+        log: Log,
+        conn: Connection,
+        progress: Progress | None,
+        phase: Callable[[str], None] | None,
+    ):
+        self.store, self.shadow, self.log, self.conn = store, shadow, log, conn
+        self.progress = progress or (lambda done, total: None)
+        self.phase = phase or _quiet
+        self.state: dict[str, Any] = {}
+
+    @property
+    def done(self) -> int:
+        return int(self.state["done"])
+
+    def start(self, restart: bool) -> None:
+        """Go on with the copies a killed rebuild left, if they are of this code, schema
+        and log; else make new ones, to be filled up to the log's head now."""
+        with self.log.reader.begin():
+            made_by = fingerprint(self.store, self.log.reader)
+        found = self.shadow.state(self.conn)
+        if found is not None and not restart and self._still_valid(found, made_by):
+            self.state = found
+            self.phase(f"resuming a rebuild begun at log position {found['head']:,}")
+            return
+        self.shadow.discard()
+        head = self.log.head()
+        total, link = self._link(head)
+        self.state = {
+            "fingerprint": made_by,
+            "head": head,
+            "head_hash": link,
+            "total": total,
+            "cursor": None,
+            "filled": False,
+            "position": 0,
+            "done": 0,
+        }
+        self.shadow.create(self.state)
+
+    def _link(self, head: int) -> tuple[int, str | None]:
+        """How many events the log holds up to ``head``, and the chain's link there."""
+        c, e = tables.chain, self.store.events_table
+        with self.log.reader.begin():
+            query = select(c.c.position, c.c.hash).where(c.c.notification_id == head)
+            link = self.log.reader.execute(query).first()
+            if link is not None:
+                return int(link.position), str(link.hash)
+            count = select(func.count()).select_from(e).where(e.c.id <= head)
+            return int(self.log.reader.execute(count).scalar_one()), None
+
+    def _still_valid(self, state: dict[str, Any], made_by: str) -> bool:
+        return (
+            state["fingerprint"] == made_by and self._link(state["head"])[1] == state["head_hash"]
         )
-        periods = now_periods[case.id]
-        standing = now_standing.get(case.id, standing)
+
+    def _save(self, **values: Any) -> None:
+        self.shadow.save(self.conn, **values)
+
+    def fill(self) -> None:
+        """Every aggregate up to the log position H0, a batch per transaction."""
+        if self.state["filled"]:
+            return
+        self.phase("filling the new views")
+        self.progress(self.done, self.state["total"])
+        keyring = self.store.keyring
+        while True:
+            logged, cursor = self.log.batch(self.state["cursor"], self.state["head"], FILL_ROWS)
+            if cursor == self.state["cursor"]:
+                return
+            missing = self.log.without_keys(logged)
+            if missing:
+                make_keys(self.store, missing)
+            statements = fill_cases(keyring, [i for i in logged if i.is_case])
+            others = [i for i in logged if not i.is_case]
+            done = self.done + sum(len(i.events) for i in logged)
+            with self.shadow.writing(self.conn):
+                for statement, params in statements:
+                    self.conn.execute(statement, params)
+                if others:
+                    with Session(bind=self.conn) as session:
+                        fill_others(session, keyring, others)
+                self._save(cursor=cursor, done=done)
+            self.state.update(cursor=cursor, done=done)
+            self.progress(done, self.state["total"])
+
+    def recount(self) -> None:
+        """The projections kept by adding to them (``infrastructure.counts``), computed
+        afresh from the filled rows; then the copies hold every event up to H0."""
+        if self.state["filled"]:
+            return
+        self.phase("counting")
+        if self.shadow.sqlite:  # in moments of the writer lock, not one long one
+            with self.shadow.connection() as read:
+                counts.recount(cast(Session, _Split(self.shadow, self.conn, read)))
+        else:
+            with self.shadow.writing(self.conn), Session(bind=self.conn) as session:
+                counts.recount(session)
+        with self.shadow.writing(self.conn):
+            self._save(filled=True, position=self.state["head"])
+        self.state.update(filled=True, position=self.state["head"])
+
+    def catch_up(self) -> None:
+        """The events written since, in short transactions, until the copies are at most
+        ``SWAP_WITHIN`` positions behind the log. Each transaction takes about as many
+        events as the last one projected in ``CATCH_UP_SECONDS``: short, and as many as
+        the writers bring."""
+        self.phase("catching up with the writes made meanwhile")
+        window = CATCH_UP_EVENTS
+        while True:
+            head, position = self.log.head(), int(self.state["position"])
+            if head - position <= SWAP_WITHIN:
+                return
+            upto = min(head, position + window)
+            logged = self.log.window(position, upto)
+            started = time.perf_counter()
+            with self.shadow.writing(self.conn):
+                with Session(bind=self.conn) as session:
+                    caught = catch_up(session, self.store.keyring, logged, position)
+                self._save(position=upto, done=self.done + caught)
+            took = time.perf_counter() - started
+            window = max(CATCH_UP_EVENTS, int((upto - position) * CATCH_UP_SECONDS / took))
+            self.state.update(position=upto, done=self.done + caught)
+            self.progress(self.done, self.done + head - upto)
+
+    def swap(self) -> None:
+        """Under the register's write lock: the last events, then the copies in place of
+        the live tables. On PostgreSQL a reader of a live table that outlasts the swap's
+        short wait makes it give up (writers go on) and try again."""
+        self.shadow.analyse(self.conn)
+        self.phase("swapping the new views in")
+        for attempt in range(SWAP_TRIES):
+            try:
+                self._swap_once()
+                return
+            except OperationalError as e:
+                if getattr(e.orig, "sqlstate", None) != "55P03":  # lock_not_available
+                    raise
+            time.sleep(0.2 * (attempt + 1))
+            self.catch_up()
+        raise RebuildRefused("the swap kept waiting for long reads; run the rebuild again")
+
+    def _swap_once(self) -> None:
+        position, events = int(self.state["position"]), self.store.events_table.name
+        with self.shadow.register_locked(self.conn):
+            head = int(self.conn.exec_driver_sql(f"SELECT max(id) FROM {events}").scalar() or 0)
+            with self.log.reader.begin():
+                made_by = fingerprint(self.store, self.log.reader)
+            if not self._still_valid(self.state, made_by):
+                raise RebuildRefused(
+                    "the register's schema or log changed during the rebuild: "
+                    "its new views were not swapped in; run it again"
+                )
+            window = self.log.window(position, head)
+            with Session(bind=self.conn) as session:
+                done = self.done + catch_up(session, self.store.keyring, window, position)
+            self.shadow.swap(self.conn, head)
+        self.state.update(position=head, done=done)
+        self.progress(done, done)
 
 
-def _aggregates_from_log(store: Store, session: Session) -> Iterator[tuple[Any, int, int]]:
-    """Each aggregate, built from its events; the log position of its first; how many."""
-    events = store.events_table
-    query = (
-        select(
-            events.c.id,
-            events.c.originator_id,
-            events.c.originator_version,
-            events.c.topic,
-            events.c.state,
-        )
-        .order_by(events.c.originator_id, events.c.originator_version)
-        .execution_options(yield_per=1000)
-    )
-    mapper = store.register.mapper
-    current: Any = None
-    seq = count = 0
-    for row in session.execute(query):
-        stored = StoredEvent(row.originator_id, row.originator_version, row.topic, bytes(row.state))
-        domain_event: Any = mapper.to_domain_event(stored)
-        if row.originator_version == 1:
-            if current is not None:
-                yield current, seq, count
-            current, seq, count = None, row.id, 0
-        current = domain_event.mutate(current)
-        count += 1
-    if current is not None:
-        yield current, seq, count
+class _Split:
+    """Stands in for the session of a ``recount`` on SQLite, where any transaction that
+    writes holds the database's one writer lock: each INSERT ... SELECT is run as its
+    SELECT, on a reading connection (no lock), then its rows are inserted a few thousand
+    per transaction; any other statement runs in a transaction of its own."""
+
+    def __init__(self, shadow: Shadow, conn: Connection, read: Connection):
+        self.shadow, self.conn, self.read = shadow, conn, read
+
+    def execute(self, statement: Any, params: Any = None) -> None:
+        query = getattr(statement, "select", None) if isinstance(statement, Insert) else None
+        if query is None:
+            with self.shadow.writing(self.conn):
+                self.conn.execute(statement, params)
+            return
+        names = statement._select_names  # the columns ``from_select`` fills, in order
+        with self.read.begin():
+            found = self.read.execute(query, execution_options={"yield_per": SPLIT_ROWS})
+            for rows in found.partitions():
+                with self.shadow.writing(self.conn):
+                    self.conn.execute(
+                        insert(statement.table), [dict(zip(names, r, strict=True)) for r in rows]
+                    )

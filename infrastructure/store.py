@@ -45,7 +45,13 @@ from infrastructure.checkpoints import Checkpoint, MissingSecret, Signer
 from infrastructure.crypto import Keyring, load_master_key
 from infrastructure.faults import classify
 from infrastructure.idempotency import Idempotency
-from infrastructure.persistence import persistence_env, scrub, short_wait_engine, writing
+from infrastructure.persistence import (
+    PlannerStatistics,
+    persistence_env,
+    scrub,
+    short_wait_engine,
+    writing,
+)
 from infrastructure.projections import project
 from infrastructure.readlog import Reader
 from infrastructure.sealing import SealingMapper
@@ -253,6 +259,7 @@ class Store:
         self.engine = engine
         self.events_table: Table = recorder.events_record_cls.__table__
         self.dialect = engine.dialect.name
+        self.statistics = PlannerStatistics(engine)
         # Short work beside the register's, on engines that wait only briefly: the read
         # audit (readlog), and the quick reads of every request (the key check, the case
         # view). On SQLite those run on the event loop, one at a time: one connection of
@@ -325,7 +332,7 @@ class Store:
         token = writing.set(True)
         unit: WriteUnit | None = None
         unit_token = None
-        checkpoint_due = False
+        checkpoint_due, written = False, 0
         keys_mark: int | None = None
         try:
             with self.recorder.transaction(commit=True) as session:
@@ -361,6 +368,7 @@ class Store:
                 )
                 every = self.settings.checkpoint_every
                 checkpoint_due = unit.chain.position // every > head.chain_position // every
+                written = unit.chain.position - head.chain_position
         except BaseException as e:
             made = unit.keys_made if unit is not None else set()
             if keys_mark is not None and self.keyring.rolled_back(keys_mark, made):
@@ -379,6 +387,7 @@ class Store:
             self._scrub_quietly()
         if checkpoint_due:  # committed: sign the new head, every so many events
             self.auto_checkpoint()
+        self.statistics.wrote(written, unit.position if unit is not None else 0)
 
     def _scrub_quietly(self) -> None:
         try:

@@ -203,10 +203,7 @@ def views_rebuild(restart: bool, measure_memory: bool) -> None:
         bar.update(done - bar.n)
 
     def phase(name: str) -> None:
-        if bars and not bars[0].disable:
-            bars[0].set_description(name.split(" ")[0])
-        else:
-            tqdm.write(name, file=sys.stderr)
+        tqdm.write(name, file=sys.stderr)  # above the bar, if there is one
 
     if measure_memory:
         tracemalloc.start()
@@ -219,7 +216,8 @@ def views_rebuild(restart: bool, measure_memory: bool) -> None:
         for bar in bars:
             bar.close()
         store.close()
-    click.echo(f"rebuilt the views from {count} events in {time.monotonic() - started:.1f}s")
+    took = time.monotonic() - started
+    click.echo(f"rebuilt the views from {count} events in {took:.2f}s ({count / took:,.0f}/s)")
     if measure_memory:
         _, peak = tracemalloc.get_traced_memory()
         click.echo(f"peak traced memory: {peak / 1e6:.1f} MB")

@@ -55,10 +55,10 @@ PROJECTED = (
     tables.count_days,
 )
 
-FILL_ROWS = 2_000  # events read per fill batch (a few hundred aggregates)
+FILL_ROWS = 1_000  # events read per fill batch (about a hundred aggregates)
 CATCH_UP_EVENTS = 200  # log positions in the first catch-up transaction, at least
 CATCH_UP_SECONDS = 0.1  # and then as many as the last one projected in this long
-SWAP_WITHIN = 200  # the swap begins when the copies are at most this far behind
+SWAP_WITHIN = 50  # the swap begins when the copies are at most this far behind
 SWAP_TRIES = 5  # PostgreSQL: times the swap waits for readers before it gives up
 SPLIT_ROWS = 5_000  # SQLite: rows of a recount inserted per transaction
 
@@ -252,7 +252,9 @@ class _Rebuild:
 
     def _swap_once(self) -> None:
         position, events = int(self.state["position"]), self.store.events_table.name
+        asked = time.perf_counter()
         with self.shadow.register_locked(self.conn):
+            got = time.perf_counter()
             head = int(self.conn.exec_driver_sql(f"SELECT max(id) FROM {events}").scalar() or 0)
             with self.log.reader.begin():
                 made_by = fingerprint(self.store, self.log.reader)
@@ -265,8 +267,10 @@ class _Rebuild:
             with Session(bind=self.conn) as session:
                 done = self.done + catch_up(session, self.store.keyring, window, position)
             self.shadow.swap(self.conn, head)
+        held, waited = (time.perf_counter() - got) * 1000, (got - asked) * 1000
         self.state.update(position=head, done=done)
         self.progress(done, done)
+        self.phase(f"swapped in: the write lock held {held:.0f} ms (after {waited:.0f} ms for it)")
 
 
 class _Split:

@@ -44,6 +44,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,6 +66,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.elements import quoted_name
 
 from infrastructure import migrations, tables
@@ -80,6 +82,7 @@ LOCK_ID = 0x6361_7365_7265_6275  # PostgreSQL advisory lock: one rebuild at a ti
 SWAP_LOCK_WAIT_MS = 500  # PostgreSQL: readers of the live tables the swap waits for
 CACHE_KB = 65_536  # SQLite: the shadow connection's page cache (a fixed size)
 DROP_ROWS = 5_000  # SQLite: rows of a replaced table deleted per transaction
+LOCK_WAIT = 30.0  # SQLite: seconds the shadow connection tries for the writer lock
 
 BIGINT = BigInteger().with_variant(Integer(), "sqlite")
 STATE = Table(
@@ -129,6 +132,8 @@ class Shadow:
                 event.listen(conn, "before_cursor_execute", self._rename, retval=True)
                 self._pragma(conn, "PRAGMA synchronous = NORMAL")
                 self._pragma(conn, f"PRAGMA cache_size = -{CACHE_KB}")
+                self._pragma(conn, "PRAGMA busy_timeout = 1")  # ``_begin`` polls
+                conn.polls_for_lock = True  # type: ignore[attr-defined]
             else:
                 conn.exec_driver_sql("SET synchronous_commit = off")
                 conn.commit()
@@ -409,11 +414,30 @@ def _immediate(conn: Connection) -> Iterator[None]:
     its BEGIN only: other connections opened meanwhile, to read, begin as readers)."""
     token = writing.set(True)
     try:
-        transaction = conn.begin()
+        transaction = _begin(conn)
     finally:
         writing.reset(token)
     with transaction:
         yield
+
+
+def _begin(conn: Connection) -> Any:
+    """``conn.begin()``; on the shadow connection (SQLite), asked for again every
+    millisecond or so until ``LOCK_WAIT`` seconds have passed. SQLite has no queue for
+    its writer lock: a writer that finds it taken sleeps, longer each time (up to 100 ms
+    between tries), and one that writes back to back takes it again at once; so the
+    rebuild, which holds it for moments, looks often instead."""
+    if getattr(conn, "polls_for_lock", False) is not True:
+        return conn.begin()
+    give_up = time.monotonic() + LOCK_WAIT
+    while True:
+        try:
+            return conn.begin()
+        except OperationalError as e:
+            busy = getattr(e.orig, "sqlite_errorcode", None) == 5  # SQLITE_BUSY
+            if not busy or time.monotonic() > give_up:
+                raise
+        time.sleep(0.0005)
 
 
 @contextmanager

@@ -147,6 +147,7 @@ class Register:
     sample: list[uuid.UUID] = field(default_factory=list)  # for writes
     events: int = 0
     build_seconds: float = 0.0
+    tail_rate: float = 0.0  # people a second over the last quarter of the writes
     disk_bytes: int = 0
 
     def disk(self) -> int:
@@ -181,7 +182,11 @@ def build(register: Register, seed: int = 5) -> Register:
                 yield person
 
         first = last = None
-        done, shown = 0, time.perf_counter()
+        done, shown, shown_done = 0, time.perf_counter(), 0
+        # When the write that took the register past three quarters began, and the
+        # people written by then: the pace from there is the tail's.
+        before: tuple[float, int] = (started, 0)
+        quarter: tuple[float, int] | None = None
         for ids in open_people(store, key, watched(), Story(), BATCH):
             for i, case_id in zip(count(done), ids, strict=False):
                 if i == middle_index:
@@ -189,11 +194,16 @@ def build(register: Register, seed: int = 5) -> Register:
                 if i % keep_every == 0:
                     register.sample.append(case_id)
             first, last, done = first or ids[0], ids[-1], done + len(ids)
-            if time.perf_counter() - shown > 30 or done == size:
-                shown, took = time.perf_counter(), time.perf_counter() - started
+            if quarter is None and done > size * 3 // 4:
+                quarter = before
+            before = (time.perf_counter(), done)
+            now = time.perf_counter()
+            if now - shown > 30 or done == size:
+                took, lately = now - started, (done - shown_done) / (now - shown)
+                shown, shown_done = now, done
                 log(
                     f"scale: {register.label} {done:,} of {size:,} people in {took:.0f}s "
-                    f"({done / took:,.0f}/s)"
+                    f"({done / took:,.0f}/s, lately {lately:,.0f}/s)"
                 )
         partner, register.partner_secret = KeyStore(store.engine).create(
             "partner", "case_worker", "org-partner"
@@ -201,6 +211,8 @@ def build(register: Register, seed: int = 5) -> Register:
         assert first is not None and last is not None and register.middle is not None
         for case_id in dict.fromkeys((first, register.middle, last)):
             store.register.share_case(ShareCase(case_id, partner.org, "tracing"), key)
+        assert quarter is not None
+        register.tail_rate = (done - quarter[1]) / (before[0] - quarter[0])
         register.events = store.max_notification_id()
     finally:
         store.close()

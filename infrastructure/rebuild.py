@@ -24,8 +24,10 @@ Memory holds one batch of aggregates (each batch's person keys, and no others).
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Insert, func, insert, select
@@ -33,9 +35,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from infrastructure import counts, tables
+from infrastructure import counts, migrations, tables
 from infrastructure.replaying import Log, catch_up, fill_cases, fill_others, make_keys
-from infrastructure.shadow import Shadow, fingerprint
+from infrastructure.shadow import Shadow
 
 if TYPE_CHECKING:
     from infrastructure.store import Store
@@ -296,3 +298,27 @@ class _Split:
                     self.conn.execute(
                         insert(statement.table), [dict(zip(names, r, strict=True)) for r in rows]
                     )
+
+
+def _code() -> bytes:
+    """The source of every module of ``domain`` and ``infrastructure``, as imported."""
+    digest = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for path in sorted([*here.glob("*.py"), *(here.parent / "domain").glob("*.py")]):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.digest()
+
+
+# Read when this process started: the code it runs, even if the files change under it.
+CODE = _code()
+
+
+def fingerprint(store: Store, conn: Connection) -> str:
+    """What the copies are built by: the code that derives and projects (``CODE``),
+    the schema's revision and the master key. A rebuild goes on only with copies of the
+    same fingerprint, and swaps them in only if the register still has it."""
+    digest = hashlib.sha256(CODE)
+    version = conn.exec_driver_sql(f"SELECT version_num FROM {migrations.VERSION_TABLE}")
+    digest.update(str(version.scalar()).encode())
+    digest.update(store.keyring.check_value.encode())
+    return digest.hexdigest()

@@ -34,14 +34,13 @@ table it names, and only those, is read and written in the shadow.
 The state of the rebuild (``STATE``: the log position the fill stops at, the last
 aggregate filled, the position the copies have reached) lives in the shadow too and is
 committed with each batch of rows, so a killed rebuild resumes where it stopped. It
-names what the copies were built by and from (``fingerprint``: the code, the schema's
+names what the copies were built by and from (``rebuild.fingerprint``: the code, the schema's
 revision, the master key; and the chain's link at that position): a copy made by other
 code, for another schema or from another log is thrown away, never swapped in.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import time
@@ -69,7 +68,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.elements import quoted_name
 
-from infrastructure import migrations, tables
+from infrastructure import tables
 from infrastructure.persistence import SQLITE_SYNCHRONOUS, writing
 
 if TYPE_CHECKING:
@@ -382,30 +381,6 @@ def declared_index_names(conn: Connection) -> None:
 
 
 _INDEX_NAME = re.compile(r'^(CREATE (?:UNIQUE )?INDEX )(?:"[^"]+"|\S+)', re.IGNORECASE)
-
-
-def _code() -> bytes:
-    """The source of every module of ``domain`` and ``infrastructure``, as imported."""
-    digest = hashlib.sha256()
-    here = Path(__file__).resolve().parent
-    for path in sorted([*here.glob("*.py"), *(here.parent / "domain").glob("*.py")]):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return digest.digest()
-
-
-# Read when this process started: the code it runs, even if the files change under it.
-CODE = _code()
-
-
-def fingerprint(store: Store, conn: Connection) -> str:
-    """What the copies are built by: the code that derives and projects (``CODE``),
-    the schema's revision and the master key. A rebuild goes on only with copies of the
-    same fingerprint, and swaps them in only if the register still has it."""
-    digest = hashlib.sha256(CODE)
-    version = conn.exec_driver_sql(f"SELECT version_num FROM {migrations.VERSION_TABLE}")
-    digest.update(str(version.scalar()).encode())
-    digest.update(store.keyring.check_value.encode())
-    return digest.hexdigest()
 
 
 @contextmanager

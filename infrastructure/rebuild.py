@@ -217,12 +217,14 @@ class _Rebuild:
         ``SWAP_WITHIN`` positions behind the log. Each transaction takes about as many
         events as the last one projected in ``CATCH_UP_SECONDS``: short, and as many as
         the writers bring."""
-        self.phase("catching up with the writes made meanwhile")
-        window = CATCH_UP_EVENTS
+        window, told = CATCH_UP_EVENTS, False
         while True:
             head, position = self.log.head(), int(self.state["position"])
             if head - position <= SWAP_WITHIN:
                 return
+            if not told:
+                self.phase("catching up with the writes made meanwhile")
+                told = True
             upto = min(head, position + window)
             logged = self.log.window(position, upto)
             started = time.perf_counter()
@@ -240,8 +242,9 @@ class _Rebuild:
         the live tables. On PostgreSQL a reader of a live table that outlasts the swap's
         short wait makes it give up (writers go on) and try again."""
         self.shadow.analyse(self.conn)
-        self.phase("swapping the new views in")
         for attempt in range(SWAP_TRIES):
+            self.catch_up()  # what was written meanwhile: the swap takes the last few
+            self.phase("swapping the new views in")
             try:
                 self._swap_once()
                 return
@@ -249,7 +252,6 @@ class _Rebuild:
                 if getattr(e.orig, "sqlstate", None) != "55P03":  # lock_not_available
                     raise
             time.sleep(0.2 * (attempt + 1))
-            self.catch_up()
         raise RebuildRefused("the swap kept waiting for long reads; run the rebuild again")
 
     def _swap_once(self) -> None:

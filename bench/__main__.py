@@ -12,7 +12,7 @@ higher is better on every row) and, with ``--json FILE``, saves the figures.
                  (PostgreSQL, if reachable) against a hundred times fewer, and the writes
                  on PostgreSQL with two workers (bench.scale); --quick: 5,000 and 2,000
   --people N     the scale bench's large registers: N people on SQLite and on PostgreSQL
-                 (--people 1000000: a million; about an hour, see the README)
+                 (--people 1000000: a million on each; two hours or more, see the README)
   --pg-people M  PostgreSQL's large register alone (0: skip PostgreSQL)
 """
 

@@ -23,9 +23,12 @@ def report(
     says now); ``handed_over`` counts everyone handed over, to a third country too."""
     t = tables.handovers
     conditions = handover_conditions(When(as_of, known_at))
-    visible = access.visible_ids(key)
-    if visible is not None:  # only the people the caller may see count
-        conditions.append(t.c.case_id.in_(visible))
+    # Only the people the caller may see count: each handover row checked on its own
+    # (correlated, through the access index), so that the report reads the handovers,
+    # not the list of every case the organisation sees (330 ms at 200,000 people).
+    visible = access.visible(key, t.c.case_id)
+    if visible is not None:
+        conditions.append(visible)
     handed = func.sum(case((t.c.outcome == "handed_over", 1), else_=0))
     refused = func.sum(case((t.c.outcome == "refused", 1), else_=0))
     absent = func.sum(case((t.c.outcome == "absent", 1), else_=0))

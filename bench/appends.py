@@ -10,6 +10,9 @@ falls on both.
 
 from __future__ import annotations
 
+import cProfile
+import io
+import pstats
 import random
 import uuid
 from pathlib import Path
@@ -221,3 +224,27 @@ class LibraryLoad:
 
     def close(self) -> None:
         self.app.close()
+
+
+def profile(workdir: Path, appends: int, cases: int, top: int = 30) -> str:
+    """cProfile of ``appends`` register appends: the top functions by own and total time
+    (``python -m bench --profile N``)."""
+    store, load = _setup(workdir, cases)
+    try:
+        for _ in range(20):
+            load.step()
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(appends):
+            load.step()
+        profiler.disable()
+    finally:
+        store.close()
+    out = io.StringIO()
+    stats: Any = pstats.Stats(profiler, stream=out)
+    stats.strip_dirs()
+    out.write(f"=== {appends} register appends over {cases} cases: by own time ===\n")
+    stats.sort_stats("tottime").print_stats(top)
+    out.write("=== by cumulative time ===\n")
+    stats.sort_stats("cumulative").print_stats(top)
+    return out.getvalue()

@@ -80,7 +80,7 @@ SHADOW_SUFFIX, RETIRED_SUFFIX, ALT_SUFFIX = "__rebuild", "__retired", "__alt"  #
 LOCK_ID = 0x6361_7365_7265_6275  # PostgreSQL advisory lock: one rebuild at a time
 SWAP_LOCK_WAIT_MS = 500  # PostgreSQL: readers of the live tables the swap waits for
 CACHE_KB = 65_536  # SQLite: the shadow connection's page cache (a fixed size)
-DROP_ROWS = 5_000  # SQLite: rows of a replaced table deleted per transaction
+DROP_ROWS = 2_000  # SQLite: rows of a replaced table deleted per transaction
 LOCK_WAIT = 30.0  # SQLite: seconds the shadow connection tries for the writer lock
 
 BIGINT = BigInteger().with_variant(Integer(), "sqlite")
@@ -161,10 +161,15 @@ class Shadow:
     @contextmanager
     def writing(self, conn: Connection) -> Iterator[None]:
         """One short transaction on the copies. SQLite: it holds the database's writer
-        lock (``BEGIN IMMEDIATE``) while it lasts, so each is kept short; PostgreSQL:
+        lock (``BEGIN IMMEDIATE``) while it lasts, so each is kept short, and then the
+        rebuild copies the write-ahead log into the file itself (a passive checkpoint,
+        which no writer waits for): else the service's next commit past the log's
+        threshold would, hundreds of milliseconds of the rebuild's pages. PostgreSQL:
         it takes no lock a writer of the register waits for."""
         with _immediate(conn):
             yield
+        if self.sqlite:
+            self._pragma(conn, "PRAGMA wal_checkpoint(PASSIVE)")
 
     @contextmanager
     def register_locked(self, conn: Connection) -> Iterator[None]:

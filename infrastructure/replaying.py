@@ -13,8 +13,8 @@ Two ways, which leave the same rows (the rebuild's tests compare them):
 - **The catch-up** (``catch_up``): the events written since, each write of each
   aggregate projected as the live write projected it (``project_aggregates`` with the
   aggregate as that write left it, whether it opened it, and the types of fact it
-  saved), in log order, on the shadow's own transaction (the projections read what the
-  write before left). The counts (``infrastructure.counts``) are kept there too.
+  saved), in log order, in the catch-up's own transaction (the projections read what
+  the write before left). The counts (``infrastructure.counts``) are kept there too.
 
 A person erased since the log position being projected has no key to seal their view
 with: the view is sealed with a key made for the purpose and forgotten at once

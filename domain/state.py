@@ -92,6 +92,8 @@ def retracted_versions(facts: Sequence[Fact]) -> set[int]:
     """Versions undone by a retraction that stands. A retraction may itself be
     retracted, which restores its target: walking from the newest version down settles
     each retraction before its (older) target is reached."""
+    if not any(f.type == "retracted" for f in facts):
+        return set()  # most cases: nothing to walk
     by_version = {f.version: f for f in facts}
     retracted: set[int] = set()
     for f in sorted(facts, key=lambda f: f.version, reverse=True):

@@ -18,6 +18,7 @@ before the first connection is made:
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from contextvars import ContextVar
@@ -268,23 +269,43 @@ class PlannerStatistics:
         self.engine = engine
         self.written = 0  # events this process wrote since it last analysed
         self.due = self.FIRST
+        self._running = threading.Lock()  # one ANALYZE at a time per process
+        self._thread: threading.Thread | None = None
 
     def wrote(self, events: int, head: int) -> None:
-        """After a commit: ``events`` written, the log now ``head`` long."""
+        """After a commit: ``events`` written, the log now ``head`` long. The ANALYZE
+        runs on a thread of its own: the write's caller has its answer without waiting
+        for it (ANALYZE takes no lock that writers or readers wait for, but it may wait
+        for another's, such as a views rebuild's swap)."""
         if self.engine.dialect.name != "postgresql":
             return
         self.written += events
-        if self.written >= self.due:
+        if self.written >= self.due and self._running.acquire(blocking=False):
             self.written, self.due = 0, max(self.FIRST, head // 10)
+            self._thread = threading.Thread(target=self._analyse_then_release, daemon=True)
+            self._thread.start()
+
+    def wait(self) -> None:
+        """Let an ANALYZE under way finish (the store closing)."""
+        if self._thread is not None:
+            self._thread.join()
+
+    def _analyse_then_release(self) -> None:
+        try:
             self.analyse()
+        finally:
+            self._running.release()
 
     def analyse(self) -> None:
         """ANALYZE the tables (a sample of each: a fraction of a second), quietly: the
-        write it follows has committed, and a failure here costs only a slower plan."""
+        write it follows has committed, and a failure here costs only a slower plan. It
+        gives up rather than wait long for a lock or run long."""
         if self.engine.dialect.name != "postgresql":
             return
         try:
             with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+                c.exec_driver_sql("SET lock_timeout = '2s'")
+                c.exec_driver_sql("SET statement_timeout = '120s'")
                 c.exec_driver_sql("ANALYZE " + ", ".join(t.name for t in self.TABLES))
         except Exception as e:  # by type only: a message may carry SQL
             log.warning("planner statistics not refreshed (%s)", type(e).__name__)

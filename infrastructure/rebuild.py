@@ -43,19 +43,7 @@ if TYPE_CHECKING:
     from infrastructure.store import Store
 
 # Every table ``project`` writes: the rebuild fills a copy of each and swaps it in.
-PROJECTED = (
-    tables.case_views,
-    tables.case_name_keys,
-    tables.case_periods,
-    tables.case_access,
-    tables.handovers,
-    tables.negotiations,
-    tables.negotiation_cases,
-    tables.negotiation_mentions,
-    tables.exchanges,
-    tables.counts,
-    tables.count_days,
-)
+PROJECTED = tables.PROJECTED
 
 FILL_ROWS = 1_000  # events read per fill batch (about a hundred aggregates)
 CATCH_UP_EVENTS = 200  # log positions in the first catch-up transaction, at least

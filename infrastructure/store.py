@@ -225,6 +225,8 @@ class WriteUnit:
         self.position = max(self.position, *(n.id for n in notifications))
 
 
+LOCK_PROJECTED = f"LOCK TABLE {', '.join(t.name for t in tables.PROJECTED)} IN ACCESS SHARE MODE"
+
 # The head of the register and the newest erasure (for the keyring's cache), in the one
 # statement every write begins with.
 HEAD_AND_EPOCH = select(
@@ -315,11 +317,17 @@ class Store:
     @contextmanager
     def snapshot(self) -> Iterator[Connection]:
         """A read-only connection on which several statements see one state of the
-        database (REPEATABLE READ on PostgreSQL; a read transaction on SQLite)."""
+        database (REPEATABLE READ on PostgreSQL; a read transaction on SQLite). On
+        PostgreSQL the projected tables are locked for reading before the snapshot is
+        taken: a views rebuild's swap, which replaces them, then waits for this read,
+        and a read begun during it waits for the swap, never reading the new tables
+        with a snapshot older than them (it would miss what the swap wrote)."""
         with self.engine.connect() as connection:
             if self.dialect == "postgresql":
                 connection = connection.execution_options(isolation_level="REPEATABLE READ")
             with connection.begin():
+                if self.dialect == "postgresql":
+                    connection.exec_driver_sql(LOCK_PROJECTED)
                 self.keyring.refresh(connection)
                 yield connection
 
@@ -446,6 +454,7 @@ class Store:
         self.read_audit.record(reader, case_ids)
 
     def close(self) -> None:
+        self.statistics.wait()
         self.read_audit.close()
         self.register.close()
         self.engine.dispose()

@@ -304,3 +304,21 @@ count_days = Table(
     Column("day", Date, primary_key=True),
     Column("delta", BIGINT, nullable=False),
 )
+
+# Every table ``infrastructure.projections`` writes from the events: the views rebuild
+# fills a copy of each and swaps it in (``infrastructure.rebuild``), and a snapshot read
+# on PostgreSQL locks them first so that a swap cannot change them under it
+# (``Store.snapshot``).
+PROJECTED = (
+    case_views,
+    case_name_keys,
+    case_periods,
+    case_access,
+    handovers,
+    negotiations,
+    negotiation_cases,
+    negotiation_mentions,
+    exchanges,
+    counts,
+    count_days,
+)

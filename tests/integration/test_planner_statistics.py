@@ -39,6 +39,7 @@ def test_after_a_bulk_opening_a_page_is_planned_as_a_walk_in_order(
         }
         person = NewPerson(OpenCase(*parse_opening(opening)), ())
         store.register.open_cases([person] * 1200, key)
+        store.statistics.wait()  # it runs beside the write, which has answered
         page = CaseReads.page_query(CaseReads.list_query({}, None, _Worker()), 0, 50)
         compiled = page.compile(
             dialect=store.engine.dialect, compile_kwargs={"literal_binds": True}

@@ -77,10 +77,11 @@ class CasebookRecorder(SQLAlchemyApplicationRecorder):
     def _insert_stored_events(
         self, session: Session, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int]:
-        """The library's insert, as one Core INSERT ... RETURNING of plain rows (many
-        rows in one statement) instead of an ORM object per event and a flush: a bulk
-        opening of 1,000 people spent a quarter of its time building and flushing them.
-        The ids come back in the order of the events (``sort_by_parameter_order``)."""
+        """The library's insert, as a Core INSERT ... RETURNING of plain rows instead of
+        an ORM object per event and a flush: a bulk opening of 1,000 people spent a
+        quarter of its time building and flushing them. The ids come back in the order
+        of the events (``sort_by_parameter_order``): on PostgreSQL in batches of many
+        rows a statement, on SQLite a row a statement on one prepared statement."""
         t = self.events_record_cls.__table__
         rows = [
             {

@@ -36,6 +36,7 @@ from infrastructure import (
     idempotency,
     migrations,
     readlog,
+    shadow,
     startup,
     tables,
     views,
@@ -199,8 +200,10 @@ class WriteUnit:
 
     def destroy_keys(self, key_ids: Iterable[UUID]) -> None:
         conn = self.session.connection()
-        for key_id in key_ids:
+        erased = list(key_ids)
+        for key_id in erased:
             self.keyring.destroy(conn, key_id, self.recorded_at)
+        shadow.forget_names(conn, erased)  # and from any copy a views rebuild left
         self.erased = True
 
     def done(self, status_code: int, aggregate: Any, *others: Any) -> Written:

@@ -52,6 +52,7 @@ def main() -> None:
 def serve(host: str, port: int, workers: int) -> None:
     """Start the API."""
     from api.server import run
+    from infrastructure import migrations
     from infrastructure.checkpoints import MissingSecret
 
     settings = Settings()
@@ -59,7 +60,19 @@ def serve(host: str, port: int, workers: int) -> None:
         Signer.from_settings(settings)  # production refuses to start without its key
     except MissingSecret as e:
         raise click.ClickException(str(e)) from None
-    _store(settings).close()  # create the tables once, before the workers race to
+    store = _store(settings)  # create the tables once, before the workers race to
+    try:
+        with store.engine.connect() as conn:
+            owed = migrations.owed(conn)
+    finally:
+        store.close()
+    if migrations.VIEWS_REBUILD in owed:
+        click.echo(
+            "warning: a views rebuild that a migration asked for did not finish; until "
+            "`casebook views rebuild` (or `casebook upgrade`) has run, searches may "
+            "miss people",
+            err=True,
+        )
     click.echo(f"casebook on http://{host}:{port} ({settings.mode} mode), docs at /docs")
     run(host, port, workers, settings)
 
@@ -87,6 +100,8 @@ def upgrade() -> None:
         if behind:  # what an interrupted or online views rebuild left, set straight
             before_migrations(engine)
         applied = migrations.upgrade(engine)
+        with engine.connect() as conn:
+            owed = migrations.VIEWS_REBUILD in migrations.owed(conn)
     except UpgradeNeeded as e:
         raise click.ClickException(str(e)) from None
     except Exception as e:  # by type only: the URL may hold a password
@@ -97,9 +112,12 @@ def upgrade() -> None:
         engine.dispose()
     if not applied:
         click.echo(f"the register is up to date (schema {migrations.head()})")
-        return
-    click.echo(f"applied {len(applied)} migrations: {', '.join(applied)}")
-    if migrations.needs_rebuild(applied):
+        if not owed:
+            return
+        click.echo("a views rebuild a migration asked for did not finish: rebuilding")
+    else:
+        click.echo(f"applied {len(applied)} migrations: {', '.join(applied)}")
+    if owed:  # written with the migrations that asked for it; cleared by the rebuild
         store = _store(settings)
         try:
             count = rebuild(store, offline=True)

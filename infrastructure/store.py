@@ -15,9 +15,11 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 from uuid import UUID
 
+import sqlalchemy
 from eventsourcing.application import LRUCache
 from eventsourcing.persistence import Mapper, Recording, StoredEvent
 from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
@@ -228,8 +230,6 @@ class WriteUnit:
         self.position = max(self.position, *(n.id for n in notifications))
 
 
-LOCK_PROJECTED = f"LOCK TABLE {', '.join(t.name for t in tables.PROJECTED)} IN ACCESS SHARE MODE"
-
 # The head of the register and the newest erasure (for the keyring's cache), in the one
 # statement every write begins with.
 HEAD_AND_EPOCH = select(
@@ -317,6 +317,14 @@ class Store:
             with self.engine.connect() as connection:
                 yield connection, False
 
+    @cache  # noqa: B019 (one store a process: its tables, read once)
+    def _lock_projected(self) -> str:
+        """LOCK TABLE of the projected tables this register has (one not yet upgraded,
+        opened to be verified, lacks the newer ones)."""
+        present = set(sqlalchemy.inspect(self.engine).get_table_names())
+        names = ", ".join(t.name for t in tables.PROJECTED if t.name in present)
+        return f"LOCK TABLE {names} IN ACCESS SHARE MODE" if names else "SELECT 1"
+
     @contextmanager
     def snapshot(self) -> Iterator[Connection]:
         """A read-only connection on which several statements see one state of the
@@ -330,7 +338,7 @@ class Store:
                 connection = connection.execution_options(isolation_level="REPEATABLE READ")
             with connection.begin():
                 if self.dialect == "postgresql":
-                    connection.exec_driver_sql(LOCK_PROJECTED)
+                    connection.exec_driver_sql(self._lock_projected())
                 self.keyring.refresh(connection)
                 yield connection
 

@@ -305,6 +305,16 @@ count_days = Table(
     Column("delta", BIGINT, nullable=False),
 )
 
+# Work the register is owed: "views_rebuild" when a migration asked for the views to be
+# rebuilt (written in the migrations' transaction) until a rebuild has swapped them in,
+# so that an upgrade killed between the two still rebuilds when run again.
+owed = Table(
+    "casebook_owed",
+    metadata,
+    Column("what", String(40), primary_key=True),
+    Column("since", DateTime(timezone=True), nullable=False),
+)
+
 # Every table ``infrastructure.projections`` writes from the events: the views rebuild
 # fills a copy of each and swaps it in (``infrastructure.rebuild``), and a snapshot read
 # on PostgreSQL locks them first so that a swap cannot change them under it

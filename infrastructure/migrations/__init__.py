@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Literal
@@ -164,7 +165,34 @@ def upgrade(engine: Engine) -> list[str]:
             s.revision for s in scripts().iterate_revisions(head(), start) if s.revision != start
         ]
         command.upgrade(_config(conn), "head")
-    return list(reversed(applied))
+        applied.reverse()
+        if needs_rebuild(applied):  # owed until a rebuild swaps its views in
+            _owe(conn, VIEWS_REBUILD)
+    return applied
+
+
+VIEWS_REBUILD = "views_rebuild"
+
+
+def _owe(conn: Connection, what: str) -> None:
+    owed = Table("casebook_owed", MetaData(), autoload_with=conn)
+    conn.execute(sqlalchemy.delete(owed).where(owed.c.what == what))
+    conn.execute(sqlalchemy.insert(owed).values(what=what, since=datetime.now(UTC)))
+
+
+def owed(conn: Connection) -> set[str]:
+    """The work a migration asked for that is not done yet (``VIEWS_REBUILD``)."""
+    if not sqlalchemy.inspect(conn).has_table("casebook_owed"):
+        return set()
+    owed = Table("casebook_owed", MetaData(), autoload_with=conn)
+    return set(conn.execute(sqlalchemy.select(owed.c.what)).scalars())
+
+
+def paid(conn: Connection, what: str) -> None:
+    """The work is done (a views rebuild swapped its views in)."""
+    if sqlalchemy.inspect(conn).has_table("casebook_owed"):
+        owed = Table("casebook_owed", MetaData(), autoload_with=conn)
+        conn.execute(sqlalchemy.delete(owed).where(owed.c.what == what))
 
 
 def needs_rebuild(revisions: Sequence[str]) -> bool:

@@ -153,6 +153,41 @@ def test_an_old_register_is_refused_until_upgraded_then_answers_as_before(
         store.close()
 
 
+def test_an_upgrade_killed_before_its_rebuild_rebuilds_when_run_again(
+    settings: Settings,
+) -> None:
+    """0004 asks for a rebuild (the name index's new keys). An upgrade whose process
+    died after its migrations committed and before that rebuild finished would leave a
+    register at the newest schema whose full-name searches find nobody: the rebuild
+    is owed until done, and the next upgrade does it."""
+    settings = old(settings)
+    ids = load_old_register(settings)
+    engine = plain_engine(settings)
+    try:
+        assert migrations.upgrade(engine)  # the migrations, and then the process died
+        with engine.connect() as conn:
+            assert migrations.owed(conn) == {migrations.VIEWS_REBUILD}
+    finally:
+        engine.dispose()
+    store = Store(settings)
+    try:
+        assert Casebook(store).list_cases({}, "Aram Goldenyan", 20, None)[0] == []
+    finally:
+        store.close()
+    env = {"CASEBOOK_MASTER_KEY": MADE["master_key"]}
+    upgraded = run(settings, "upgrade", env=env).stdout
+    assert "up to date" in upgraded and "rebuilding" in upgraded
+    assert "up to date" in run(settings, "upgrade", env=env).stdout
+    store = Store(settings)
+    try:
+        found, _ = Casebook(store).list_cases({}, "Aram Goldenyan", 20, None)
+        assert [f["id"] for f in found] == [ids["aram"]]
+        with store.engine.connect() as conn:
+            assert migrations.owed(conn) == set()
+    finally:
+        store.close()
+
+
 def views_of(casebook: Casebook, ids: dict[str, str]) -> dict[str, dict[str, object]]:
     cases = {name: uuid.UUID(i) for name, i in ids.items() if name != "negotiation"}
     return {name: json.loads(casebook.view_json(case_id)[1]) for name, case_id in cases.items()}

@@ -2,11 +2,18 @@
 pairs of a name's parts, and the parts of names of one part, marked. Without them a
 search for a family and a given name would reach nobody, so the projections are rebuilt
 (``REBUILD_VIEWS``): the names are sealed in the views, and only a rebuild, which opens
-each person's key, can compute the new keys. No table changes shape; no stored event
-changes.
+each person's key, can compute the new keys. No stored event changes.
+
+A new table, ``casebook_owed``, keeps the work a migration asked for until it is done
+(``migrations.upgrade`` writes "views_rebuild" in the migrations' transaction; a rebuild
+that swapped its views in deletes it), so that an upgrade killed between its migrations
+and its rebuild rebuilds when it is run again, and the service warns until then.
 """
 
 from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
 
 revision = "0004"
 down_revision = "0003"
@@ -16,7 +23,11 @@ REBUILD_VIEWS = True
 
 
 def upgrade() -> None:
-    """Nothing to change in the schema: the rebuild that follows writes the keys."""
+    op.create_table(
+        "casebook_owed",
+        sa.Column("what", sa.String(40), primary_key=True),
+        sa.Column("since", sa.DateTime(timezone=True), nullable=False),
+    )
 
 
 def downgrade() -> None:

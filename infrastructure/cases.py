@@ -31,6 +31,9 @@ from infrastructure.store import Store
 FILTERS = ("status", "held_by", "nationality", "category", "disputed")
 
 
+SEARCH_CHUNK = 100  # candidates of a search opened and scored at a time
+
+
 class CaseReads:
     def __init__(self, store: Store):
         self.store = store
@@ -268,15 +271,24 @@ class CaseReads:
         k = tables.case_name_keys
         v = tables.case_views
         candidates = select(k.c.case_id).where(k.c.key.in_(keys)).distinct()
-        rows = conn.execute(query.where(v.c.case_id.in_(candidates))).all()
-        opened = views.load_views(keyring, [(row.case_id, row.view) for row in rows])
-        scored = []
-        for row in rows:
-            view = opened[row.case_id]
-            score = names.best_similarity(q, Identity.from_dict(view["person"]).names())
-            if score >= names.MATCH_THRESHOLD:
-                view["match_score"] = round(score, 3)
-                scored.append((-score, row.seq, row.case_id, view))
+        rows = conn.execute(query.where(v.c.case_id.in_(candidates)).order_by(v.c.seq)).all()
+        # Opened and scored in log order, a chunk at a time. Answers are ordered by score,
+        # then log order, and no score beats an exact match (1.0): once more exact matches
+        # than this page reaches are found, the rest cannot enter it, and are left
+        # unopened (a common name has hundreds of namesakes in a large register).
+        scored, exact = [], 0
+        for i in range(0, len(rows), SEARCH_CHUNK):
+            chunk = rows[i : i + SEARCH_CHUNK]
+            opened = views.load_views(keyring, [(row.case_id, row.view) for row in chunk])
+            for row in chunk:
+                view = opened[row.case_id]
+                score = names.best_similarity(q, Identity.from_dict(view["person"]).names())
+                if score >= names.MATCH_THRESHOLD:
+                    view["match_score"] = round(score, 3)
+                    scored.append((-score, row.seq, row.case_id, view))
+                    exact += score >= 1.0
+            if exact > offset + limit:
+                break
         scored.sort(key=lambda s: (s[0], s[1]))
         page = [(case_id, view) for _, _, case_id, view in scored[offset : offset + limit]]
         more = len(scored) > offset + limit

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -75,6 +76,7 @@ def _reads(register: Register, depth: int) -> dict[str, tuple[str, bool]]:
     assert register.someone is not None
     someone = register.someone
     cyrillic = respell(someone.name, someone.nationality, Population(seed=3).rng, 1.0)
+    known_at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     return {
         "GET /cases/{id}": (f"/cases/{register.middle}", False),
         "GET /cases/{id}/history": (f"/cases/{register.middle}/history", False),
@@ -94,6 +96,13 @@ def _reads(register: Register, depth: int) -> dict[str, tuple[str, bool]]:
         "GET /reports/summary?group_by=held_by": ("/reports/summary?group_by=held_by", False),
         f"the same summary as_of={AS_OF}": (
             f"/reports/summary?group_by=held_by&as_of={AS_OF}",
+            False,
+        ),
+        # As known at an instant (after the register was written, so that every fact
+        # counts): read from the bitemporal periods, not from the kept counts.
+        f"the same summary as_of={AS_OF} known_at=<an instant>": (
+            "/reports/summary?"
+            + urlencode({"group_by": "held_by", "as_of": AS_OF, "known_at": known_at}),
             False,
         ),
     }

@@ -22,16 +22,18 @@ import threading
 import time
 from collections.abc import Sequence
 from contextvars import ContextVar
+from functools import cache
 from typing import Any
 from uuid import UUID
 
+import sqlalchemy
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import Environment
 from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
 from eventsourcing_sqlalchemy.factory import SQLAlchemyFactory
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
-from sqlalchemy import create_engine, event, insert, select
-from sqlalchemy.engine import Engine
+from sqlalchemy import Table, create_engine, event, insert, select
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from infrastructure import tables
@@ -310,3 +312,35 @@ class PlannerStatistics:
                 c.exec_driver_sql("ANALYZE " + ", ".join(t.name for t in self.TABLES))
         except Exception as e:  # by type only: a message may carry SQL
             log.warning("planner statistics not refreshed (%s)", type(e).__name__)
+
+
+@cache
+def lock_projected(engine: Engine) -> str:
+    """PostgreSQL: LOCK TABLE of the projected tables this register has (one not yet
+    upgraded, opened to be verified, lacks the newer ones), for ``Store.snapshot``."""
+    present = set(sqlalchemy.inspect(engine).get_table_names())
+    names = ", ".join(t.name for t in tables.PROJECTED if t.name in present)
+    return f"LOCK TABLE {names} IN ACCESS SHARE MODE" if names else "SELECT 1"
+
+
+def read_aggregates(
+    conn: Connection, events: Table, mapper: Any, keyring: Any, aggregate_ids: list[UUID]
+) -> dict[UUID, Any]:
+    """Many aggregates by id (None for an unknown id), built afresh from every event of
+    each, read in one query per 500 ids, their keys opened in one query first."""
+    out: dict[UUID, Any] = dict.fromkeys(aggregate_ids)
+    ordered = sorted(out)
+    keyring.load(ordered, conn)
+    columns = (events.c.originator_id, events.c.originator_version, events.c.topic)
+    for i in range(0, len(ordered), 500):
+        rows = conn.execute(
+            select(*columns, events.c.state)
+            .where(events.c.originator_id.in_(ordered[i : i + 500]))
+            .order_by(events.c.originator_id, events.c.originator_version)
+        )
+        for row in rows:
+            aggregate_id = UUID(str(row.originator_id))
+            stored = StoredEvent(aggregate_id, row.originator_version, row.topic, bytes(row.state))
+            domain_event: Any = mapper.to_domain_event(stored)
+            out[aggregate_id] = domain_event.mutate(out[aggregate_id])
+    return out

@@ -15,13 +15,11 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import cache
 from typing import Any
 from uuid import UUID
 
-import sqlalchemy
 from eventsourcing.application import LRUCache
-from eventsourcing.persistence import Mapper, Recording, StoredEvent
+from eventsourcing.persistence import Mapper, Recording
 from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
 from sqlalchemy import Table, func, select, text, update
@@ -36,9 +34,9 @@ from infrastructure import (
     chain,
     checkpoints,
     idempotency,
+    leftovers,
     migrations,
     readlog,
-    shadow,
     startup,
     tables,
     views,
@@ -50,7 +48,9 @@ from infrastructure.faults import classify
 from infrastructure.idempotency import Idempotency
 from infrastructure.persistence import (
     PlannerStatistics,
+    lock_projected,
     persistence_env,
+    read_aggregates,
     scrub,
     short_wait_engine,
     writing,
@@ -123,32 +123,8 @@ class ChainedRegister(Register):
         with self.keyring.connect() as (conn, in_write):
             if not in_write:
                 self.keyring.refresh(conn)
-            return self._read_many(conn, aggregate_ids)
-
-    def _read_many(self, conn: Connection, aggregate_ids: list[UUID]) -> dict[UUID, Any]:
-        events: Table = self.recorder.events_record_cls.__table__  # type: ignore[attr-defined]
-        out: dict[UUID, Any] = dict.fromkeys(aggregate_ids)
-        ordered = sorted(out)
-        self.keyring.load(ordered, conn)
-        for i in range(0, len(ordered), 500):
-            rows = conn.execute(
-                select(
-                    events.c.originator_id,
-                    events.c.originator_version,
-                    events.c.topic,
-                    events.c.state,
-                )
-                .where(events.c.originator_id.in_(ordered[i : i + 500]))
-                .order_by(events.c.originator_id, events.c.originator_version)
-            )
-            for row in rows:
-                aggregate_id = UUID(str(row.originator_id))
-                stored = StoredEvent(
-                    aggregate_id, row.originator_version, row.topic, bytes(row.state)
-                )
-                domain_event: Any = self.mapper.to_domain_event(stored)
-                out[aggregate_id] = domain_event.mutate(out[aggregate_id])
-        return out
+            events: Table = self.recorder.events_record_cls.__table__  # type: ignore[attr-defined]
+            return read_aggregates(conn, events, self.mapper, self.keyring, aggregate_ids)
 
 
 @dataclass
@@ -205,7 +181,7 @@ class WriteUnit:
         erased = list(key_ids)
         for key_id in erased:
             self.keyring.destroy(conn, key_id, self.recorded_at)
-        shadow.forget_names(conn, erased)  # and from any copy a views rebuild left
+        leftovers.forget_names(conn, erased)  # and from any copy a views rebuild left
         self.erased = True
 
     def done(self, status_code: int, aggregate: Any, *others: Any) -> Written:
@@ -317,14 +293,6 @@ class Store:
             with self.engine.connect() as connection:
                 yield connection, False
 
-    @cache  # noqa: B019 (one store a process: its tables, read once)
-    def _lock_projected(self) -> str:
-        """LOCK TABLE of the projected tables this register has (one not yet upgraded,
-        opened to be verified, lacks the newer ones)."""
-        present = set(sqlalchemy.inspect(self.engine).get_table_names())
-        names = ", ".join(t.name for t in tables.PROJECTED if t.name in present)
-        return f"LOCK TABLE {names} IN ACCESS SHARE MODE" if names else "SELECT 1"
-
     @contextmanager
     def snapshot(self) -> Iterator[Connection]:
         """A read-only connection on which several statements see one state of the
@@ -338,7 +306,7 @@ class Store:
                 connection = connection.execution_options(isolation_level="REPEATABLE READ")
             with connection.begin():
                 if self.dialect == "postgresql":
-                    connection.exec_driver_sql(self._lock_projected())
+                    connection.exec_driver_sql(lock_projected(self.engine))
                 self.keyring.refresh(connection)
                 yield connection
 

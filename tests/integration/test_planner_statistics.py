@@ -18,6 +18,7 @@ from infrastructure.cases import CaseReads
 from infrastructure.keys import KeyStore
 from infrastructure.settings import Settings
 from infrastructure.store import Store
+from tests.conftest import _empty_postgres
 from tests.integration.test_query_plans import _Worker
 
 
@@ -25,10 +26,8 @@ from tests.integration.test_query_plans import _Worker
 def test_after_a_bulk_opening_a_page_is_planned_as_a_walk_in_order(
     pg_database: str, tmp_path: Path
 ) -> None:
+    _empty_postgres(pg_database)
     engine = sqlalchemy.create_engine(pg_database, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql("DROP SCHEMA public CASCADE")
-        conn.exec_driver_sql("CREATE SCHEMA public")
     store = Store(Settings(data_dir=tmp_path, database_url=pg_database))
     try:
         key = KeyStore(store.engine).create("worker-1", "case_worker", "org-a")[0]

@@ -6,7 +6,6 @@ person's must not outlive the erasure there either."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy
@@ -14,18 +13,12 @@ from sqlalchemy import func, select
 
 from infrastructure import shadow, tables
 from infrastructure.rebuild import rebuild
-from infrastructure.settings import Settings
 from infrastructure.store import Store
 from tests.book import Book
-from tests.integration.rebuilding import drop_shadow_schemas, make_register, small_batches
+from tests.integration.rebuilding import make_register, small_batches
 from tests.integration.test_rebuild_resume import Stop, stopping
 
-
-@pytest.fixture(autouse=True)
-def _no_shadow_left(settings: Settings) -> Iterator[None]:
-    drop_shadow_schemas(settings)
-    yield
-    drop_shadow_schemas(settings)
+pytestmark = pytest.mark.usefixtures("no_shadow_left")
 
 
 def name_keys_in(store: Store, case_id: uuid.UUID, where: str) -> int:

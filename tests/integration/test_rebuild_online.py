@@ -6,8 +6,6 @@ here the load's writes give up after a second, as the service's would with a 503
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy import select
 
@@ -17,7 +15,6 @@ from infrastructure.settings import Settings
 from infrastructure.store import Store
 from tests.integration.rebuilding import (
     Load,
-    drop_shadow_schemas,
     events_in,
     make_register,
     projected,
@@ -25,12 +22,7 @@ from tests.integration.rebuilding import (
     table_names,
 )
 
-
-@pytest.fixture(autouse=True)
-def _no_shadow_left(settings: Settings) -> Iterator[None]:
-    drop_shadow_schemas(settings)
-    yield
-    drop_shadow_schemas(settings)
+pytestmark = pytest.mark.usefixtures("no_shadow_left")
 
 
 def test_a_rebuild_leaves_the_rows_the_live_writes_left(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import sqlalchemy
@@ -25,7 +25,6 @@ from infrastructure.store import Store
 from tests.book import Book
 from tests.e2e.test_cli import run
 from tests.integration.rebuilding import (
-    drop_shadow_schemas,
     events_in,
     make_register,
     projected,
@@ -33,12 +32,7 @@ from tests.integration.rebuilding import (
     table_names,
 )
 
-
-@pytest.fixture(autouse=True)
-def _no_shadow_left(settings: Settings) -> Iterator[None]:
-    drop_shadow_schemas(settings)
-    yield
-    drop_shadow_schemas(settings)
+pytestmark = pytest.mark.usefixtures("no_shadow_left")
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from sqlalchemy.exc import OperationalError
 from infrastructure import tables
 from infrastructure.settings import Settings
 from infrastructure.store import Store
+from tests.conftest import _empty_postgres
 
 
 @pytest.mark.postgres
@@ -23,10 +24,8 @@ from infrastructure.store import Store
 def test_a_snapshot_read_holds_the_projected_tables_from_its_start(
     pg_database: str, tmp_path: Path, table: sqlalchemy.Table
 ) -> None:
+    _empty_postgres(pg_database)
     engine = sqlalchemy.create_engine(pg_database, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql("DROP SCHEMA public CASCADE")
-        conn.exec_driver_sql("CREATE SCHEMA public")
     store = Store(Settings(data_dir=tmp_path, database_url=pg_database))
     try:
         # The snapshot has read nothing of ``table`` yet.

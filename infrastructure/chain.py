@@ -26,11 +26,12 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from eventsourcing.persistence import Notification
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from infrastructure import tables
+from infrastructure.inserts import insert_rows
 
 GENESIS = "0" * 64
 TAG = b"casebook-chain-v1"
@@ -75,8 +76,7 @@ def append(session: Session, head: ChainHead, notifications: Iterable[Notificati
                 "hash": previous,
             }
         )
-    if rows:
-        session.execute(insert(tables.chain), rows)
+    insert_rows(session, tables.chain, rows)
     return ChainHead(position, previous)
 
 

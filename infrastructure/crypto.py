@@ -62,6 +62,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from infrastructure import tables
+from infrastructure.inserts import insert_rows
 from infrastructure.settings import Settings
 
 log = logging.getLogger("casebook")
@@ -231,7 +232,7 @@ class Keyring:
         with self.connect() as (conn, in_write):
             if not in_write:
                 raise RuntimeError("keys are made only inside Store.write()")
-            conn.execute(insert(tables.person_keys), rows)
+            insert_rows(conn, tables.person_keys, rows)
         if self.made is not None:
             self.made(key_ids)  # the write in progress keeps them, to forget on rollback
         with self._lock:

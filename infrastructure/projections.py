@@ -37,6 +37,7 @@ from domain.negotiation import Negotiation
 from domain.state import CaseState, Period, active_facts, earliest_new_day, timeline
 from infrastructure import counts, names, tables
 from infrastructure.crypto import Keyring
+from infrastructure.inserts import insert_rows
 from infrastructure.views import PERIOD_COLUMNS, chunks, dumps, render
 
 if TYPE_CHECKING:
@@ -151,7 +152,7 @@ def case_rows(
         if kinds[case.id] & ACCESS_CHANGING:
             access[case.id] = _access_rows(case.id, state)
     if inserts:
-        session.execute(insert(tables.case_views), inserts)
+        insert_rows(session, tables.case_views, inserts)
     if updates:
         session.execute(_UPDATE_VIEW, updates)
     _replace_rows(session, tables.case_name_keys, name_keys, opened.keys())
@@ -166,8 +167,7 @@ def _replace_rows(
     for chunk in chunks(sorted(c for c in rows if c not in new)):
         session.execute(delete(table).where(table.c.case_id.in_(chunk)))
     every = [row for case_rows in rows.values() for row in case_rows]
-    if every:
-        session.execute(insert(table), every)
+    insert_rows(session, table, every)
 
 
 def _access_rows(case_id: UUID, state: CaseState) -> list[dict[str, Any]]:
@@ -326,8 +326,7 @@ def _close_and_add(
     if closed:
         current = (t.c.case_id == bindparam("b_case_id"), which, t.c.recorded_to.is_(None))
         session.execute(update(t).where(*current), closed)
-    if added:
-        session.execute(insert(t), added)
+    insert_rows(session, t, added)
 
 
 def _handover_row(case_id: UUID, fact: Fact, at: datetime) -> dict[str, Any]:

@@ -15,7 +15,15 @@ from domain.case import Case, NewFact, Stamp
 from domain.facts import ALL_FACT_TYPES, OPENED, FactError
 from domain.identity import Identity
 from domain.rules import InvalidTransition
-from domain.state import DATED_EFFECT, UNDATED_EFFECT, earliest_new_day, timeline
+from domain.state import (
+    DATED_EFFECT,
+    UNDATED_EFFECT,
+    Period,
+    active_facts,
+    derive,
+    earliest_new_day,
+    timeline,
+)
 
 T0 = datetime(2021, 1, 1, tzinfo=UTC)
 PARTIES = ["AM", "AZ", "RU", "GE"]
@@ -56,12 +64,8 @@ def _some_fact(r: random.Random, case: Case) -> NewFact:
     return NewFact(kind, day, {"kind": "icrc"}, data, person)
 
 
-@pytest.mark.parametrize("seed", range(40))
-def test_periods_kept_from_the_earliest_day_of_each_write_are_the_whole_timeline(seed: int):
-    """Random invented histories, written one to three facts at a time (as an exchange
-    or a confirmed match writes several), late news included."""
-    r = random.Random(seed)
-    case = Case._create(
+def _random_case(r: random.Random) -> Case:
+    return Case._create(
         Case.Opened,
         id=uuid4(),
         category="prisoner_of_war",
@@ -70,6 +74,52 @@ def test_periods_kept_from_the_earliest_day_of_each_write_are_the_whole_timeline
         recorded_at=T0,
         recorded_by={"key": "worker-1", "org": "org-a"},
     )
+
+
+def _timeline_by_derive(case: Case) -> list[Period]:
+    """The definition: a period from the dawn of time and one at each day of the facts
+    that stand, each ``derive`` as of its first day, runs of equal columns merged."""
+    days = sorted({f.occurred_on for f in active_facts(case.facts)})
+    periods: list[Period] = []
+    for day in [date.min, *days]:
+        s = derive(case.facts, as_of=day)
+        period = Period(
+            day, None, s.status, s.held_by, s.person.nationality, s.category, s.disputed
+        )
+        if periods and (
+            periods[-1].status,
+            periods[-1].held_by,
+            periods[-1].nationality,
+            periods[-1].category,
+            periods[-1].disputed,
+        ) == (period.status, period.held_by, period.nationality, period.category, period.disputed):
+            continue
+        if periods:
+            periods[-1] = Period(**{**vars(periods[-1]), "valid_to": day})
+        periods.append(period)
+    return periods
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_the_timeline_walked_once_is_derive_as_of_each_day(seed: int):
+    """``timeline`` walks the facts once instead of deriving each day afresh: on random
+    invented histories (deaths, handovers to the person's own party, closures,
+    denials, retractions, identity changes) every period is what ``derive`` says."""
+    r = random.Random(1000 + seed)
+    case = _random_case(r)
+    for step in range(1, 30):
+        stamp = Stamp(T0 + timedelta(hours=step), "worker-1", "org-a")
+        with contextlib.suppress(InvalidTransition, FactError):
+            case.record(_some_fact(r, case), stamp)
+        assert timeline(case.facts) == _timeline_by_derive(case), f"after step {step}"
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_periods_kept_from_the_earliest_day_of_each_write_are_the_whole_timeline(seed: int):
+    """Random invented histories, written one to three facts at a time (as an exchange
+    or a confirmed match writes several), late news included."""
+    r = random.Random(seed)
+    case = _random_case(r)
     kept, written = timeline(case.facts), 0
     for step in range(1, 40):
         stamp = Stamp(T0 + timedelta(hours=step), "worker-1", "org-a")

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from sqlalchemy.engine import Connection
+
 from infrastructure import chain, checkpoints, readlog
 from infrastructure.checkpoints import Checkpoint
 from infrastructure.querying import decode_cursor, next_cursor
@@ -36,6 +38,7 @@ class AuditReads:
             for checkpoint in [*kept, *stored]:
                 problem = checkpoints.problem_with(conn, checkpoint, key)
                 if problem is not None:
+                    problem += _restored_before(conn, checkpoint.position, key)
                     return replace(result, ok=False, broken_at=checkpoint.position, problem=problem)
             return replace(result, checkpoints=len(kept) + len(stored))
 
@@ -55,3 +58,19 @@ class AuditReads:
         with self.store.read() as conn:
             rows = readlog.listed(conn, case_id, limit + 1, after)
         return [item for _, item in rows[:limit]], next_cursor("r", rows, limit)
+
+
+def _restored_before(conn: Connection, position: int, key: str) -> str:
+    """Why a checkpoint past a restore's position may no longer match: the register's
+    restore statements signed with the trusted ``key`` (``infrastructure.restore``)."""
+    from infrastructure.restore import statements
+
+    for restored in reversed(statements(conn)):
+        trusted = restored.public_key == key and restored.signature_holds()
+        if restored.position < position and trusted:
+            return (
+                f"; the register was restored at {restored.restored_at} from a copy whose "
+                f"chain ended at position {restored.position} (a signed restore statement): "
+                "what was recorded after that position before the restore is not in it"
+            )
+    return ""

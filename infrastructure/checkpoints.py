@@ -103,6 +103,10 @@ class Signer:
             return None
         return Signer.from_settings(settings).public_key
 
+    def sign_bytes(self, message: bytes) -> bytes:
+        """A signature of ``message`` (a restore statement, ``infrastructure.restore``)."""
+        return self._key.sign(message)
+
     def sign(self, position: int, head: str) -> Checkpoint:
         made_at = datetime.now(UTC).isoformat()
         unsigned = Checkpoint(position, head, made_at, self.public_key, "")

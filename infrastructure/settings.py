@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     checkpoint_every: int = Field(default=1000, ge=1)
     checkpoint_minutes: float = Field(default=60, gt=0)
 
+    # The erasure ledger (``infrastructure.ledger``): a database apart from the register's,
+    # holding the ids of every erasure, so that a restored copy made before one does not
+    # bring the person back. Unset: a SQLite file beside a SQLite register, or in the data
+    # folder beside a PostgreSQL one; with several hosts, a second database they all reach.
+    erasure_ledger_url: str | None = None
+
     def url(self) -> str:
         if self.database_url:
             return self.database_url

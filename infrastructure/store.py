@@ -10,10 +10,8 @@ position and the idempotency record together or not at all.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -24,28 +22,25 @@ from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
 from sqlalchemy import Table, func, select, text, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import Session
 
-from domain.case import Case, Stamp
-from domain.ports import Caller, Written
+from domain.case import Case
+from domain.ports import Caller
 from domain.register import Register
 from infrastructure import (
-    access,
-    chain,
     checkpoints,
     idempotency,
-    leftovers,
+    ledger,
     migrations,
     readlog,
     startup,
     tables,
-    views,
 )
 from infrastructure.chain import ChainHead
 from infrastructure.checkpoints import Checkpoint, MissingSecret, Signer
 from infrastructure.crypto import Keyring, load_master_key
 from infrastructure.faults import classify
 from infrastructure.idempotency import Idempotency
+from infrastructure.ledger import ErasureLedger
 from infrastructure.persistence import (
     PlannerStatistics,
     lock_projected,
@@ -59,6 +54,7 @@ from infrastructure.projections import project
 from infrastructure.readlog import Reader
 from infrastructure.sealing import SealingMapper
 from infrastructure.settings import Settings
+from infrastructure.unit import WriteUnit, current_unit
 
 log = logging.getLogger("casebook")
 
@@ -127,85 +123,6 @@ class ChainedRegister(Register):
             return read_aggregates(conn, events, self.mapper, self.keyring, aggregate_ids)
 
 
-@dataclass
-class WriteUnit:
-    """One write transaction: its session, its time stamp, the log position the views
-    will have reached when it commits, and the head of the hash chain.
-
-    It is the use cases' ``domain.ports.Transaction``: who is acting (``key``), the
-    first answer to a retried request (``first``), the access checks, erasure's keys,
-    and the idempotency record kept with the answer (``done``), all on this
-    transaction's session."""
-
-    session: Session
-    recorded_at: datetime
-    position: int
-    chain: ChainHead
-    keyring: Keyring
-    key: Caller | None = None
-    retry_key: Idempotency | None = None
-    first: Written | None = None
-    # The views of the cases saved in this write, as projected (a write's answer).
-    views: dict[UUID, dict[str, Any]] = field(default_factory=dict)
-    erased: bool = False  # keys were destroyed: scrub the files once committed
-    # Every key this write made (``Keyring.made``): a new case's key is made once, and
-    # all are forgotten if the write rolls back.
-    keys_made: set[UUID] = field(default_factory=set)
-
-    @property
-    def stamp(self) -> Stamp:
-        if self.key is None:
-            raise RuntimeError("a write records facts only for a caller")
-        return Stamp(self.recorded_at, self.key.name, self.key.org)
-
-    def can_see(self, case_id: UUID) -> bool:
-        return access.can_see(self.session, self.key, case_id)
-
-    def hidden_among(self, case_ids: Iterable[UUID]) -> set[UUID]:
-        return access.hidden_among(self.session, self.key, case_ids)
-
-    def owns(self, org: str) -> bool:
-        return access.owns(self.key, org)
-
-    def org_exists(self, org: str) -> bool:
-        k = tables.api_keys
-        return self.session.execute(select(k.c.id).where(k.c.org == org)).first() is not None
-
-    def negotiations_naming(self, case_id: UUID) -> list[UUID]:
-        m = tables.negotiation_mentions
-        query = select(m.c.negotiation_id).where(m.c.case_id == case_id)
-        return sorted(self.session.execute(query).scalars())
-
-    def destroy_keys(self, key_ids: Iterable[UUID]) -> None:
-        conn = self.session.connection()
-        erased = list(key_ids)
-        for key_id in erased:
-            self.keyring.destroy(conn, key_id, self.recorded_at)
-        leftovers.forget_names(conn, erased)  # and from any copy a views rebuild left
-        self.erased = True
-
-    def done(self, status_code: int, aggregate: Any, *others: Any) -> Written:
-        """The answer, with the view of the case written as the caller may see it: as
-        projected, with the negotiations of the caller's organisation that name the
-        case (read here, in the transaction, not on a connection of its own after)."""
-        view = self.views.get(aggregate.id)
-        if view is not None and aggregate.version > 1:  # a case just opened is in none
-            org = access.org_filter(self.key)
-            view["negotiations"] = views.negotiations_naming(self.session, aggregate.id, org)
-        written = Written(
-            status_code, aggregate.id, aggregate.version, False, aggregate, view, others
-        )
-        if self.key is not None:
-            idempotency.remember(self.session, self.keyring, self.key.id, self.retry_key, written)
-        return written
-
-    def logged(self, recordings: Sequence[Recording[Any]]) -> None:
-        """Chain the events just stored and note that the views now include them."""
-        notifications = [r.notification for r in recordings]
-        self.chain = chain.append(self.session, self.chain, notifications)
-        self.position = max(self.position, *(n.id for n in notifications))
-
-
 # The head of the register and the newest erasure (for the keyring's cache), in the one
 # statement every write begins with.
 HEAD_AND_EPOCH = select(
@@ -214,9 +131,6 @@ HEAD_AND_EPOCH = select(
 )
 
 HEAD_UPDATE = update(tables.register_head)  # values bound at each write's end
-
-# The write transaction in progress in this context, which the register's saves join.
-current_unit: ContextVar[WriteUnit | None] = ContextVar("current_unit", default=None)
 
 
 class Store:
@@ -267,6 +181,11 @@ class Store:
         if found == "empty":
             migrations.create(engine, [tables.metadata, self.events_table])
         startup.prepare(self.engine, self.keyring)
+        # The erasure ledger, outside this database; a service's store makes again any
+        # erasure the register does not hold (a restored copy) before it answers.
+        self.ledger = ErasureLedger.of(settings)
+        if require_current:
+            ledger.reconcile(self, self.ledger)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -339,6 +258,7 @@ class Store:
                     self.keyring,
                     caller,
                     retry_key,
+                    ledger=self.ledger,
                 )
                 if caller is not None:
                     unit.first = idempotency.remembered(session, self.keyring, caller.id, retry_key)
@@ -370,6 +290,8 @@ class Store:
             if unit_token is not None:
                 current_unit.reset(unit_token)
             writing.reset(token)
+        if unit is not None and unit.ledger_entry is not None:  # committed
+            self.ledger.done(unit.ledger_entry)
         if unit is not None and unit.erased:  # committed: the key is gone; now the files
             self._scrub_quietly()
         if checkpoint_due:  # committed: sign the new head, every so many events
@@ -439,3 +361,4 @@ class Store:
         self.engine.dispose()
         self.side_engine.dispose()
         self.quick_engine.dispose()  # the side engine again on PostgreSQL: no harm
+        self.ledger.close()

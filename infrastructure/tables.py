@@ -64,6 +64,21 @@ checkpoints = Table(
     Column("signature", String(128), nullable=False),
 )
 
+# Signed statements that the register was restored from a copy whose chain ended at
+# ``position`` (``infrastructure.restore``): checkpoints made past it before the restore
+# no longer match, and this says why.
+restores = Table(
+    "casebook_restores",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("position", BIGINT, nullable=False),
+    Column("head", String(64), nullable=False),
+    Column("copy_made_at", String(40), nullable=False),
+    Column("restored_at", String(40), nullable=False),
+    Column("public_key", String(64), nullable=False),
+    Column("signature", String(128), nullable=False),
+)
+
 # The status projection: one row per case, the rendered view as JSON text, and the
 # columns that list filters need.
 case_views = Table(

@@ -1,25 +1,34 @@
 """``casebook backup FILE``: a consistent copy of the register, taken while the service
 runs, ending with a fresh signed checkpoint of the copy's own head.
 
-- **SQLite**: SQLite's online backup API copies the database in one step, which is one
-  read transaction: a consistent state, while writers go on (WAL). FILE is a SQLite
-  database (journal mode DELETE: one file) that ``sqlite3`` opens; the checkpoint is
-  stored in its ``casebook_checkpoints`` table, so ``casebook verify`` checks the copy
-  like any register.
-- **PostgreSQL**: ``pg_dump`` (custom format) reads a snapshot exported by a
-  REPEATABLE READ transaction in which the copy's head is read too, so the dump and
-  the checkpoint describe the same state. FILE is a tar archive of ``register.dump``
-  and ``manifest.json`` (the checkpoint). Without ``pg_dump`` on the path the command
-  says so; the README says how to use the server's own tools instead (then the ledger
-  still re-applies erasures when the service starts).
+FILE is a tar archive of two members: the copy, and ``manifest.json``, which names the
+copy's kind, its SHA-256, the checkpoint of its head, and a signature of all of that
+with the installation's key. A restore checks the signature and the hash before it
+reads a byte of the copy: a copy altered or swapped after the backup (a trigger slipped
+into a SQLite file would undo an erasure; a crafted dump would run its own SQL) is
+refused, not loaded.
 
-Either way the copy is written beside FILE as ``FILE.partial``, flushed to disk, and
-renamed: a backup killed half-way leaves no FILE that looks whole. FILE must not exist.
-The erasure ledger (``infrastructure.ledger``) is not in the copy, by design.
+- **SQLite**: SQLite's online backup API copies the database in one step, which is one
+  read transaction: a consistent state, while writers go on (WAL). The member
+  ``register.sqlite`` is that database (journal mode DELETE: one file), with the
+  checkpoint also in its ``casebook_checkpoints``, so that ``casebook verify`` checks it
+  once extracted.
+- **PostgreSQL**: ``pg_dump`` (custom format) reads a snapshot exported by a
+  REPEATABLE READ transaction in which the copy's head is read too, so the dump and the
+  checkpoint describe the same state. The member is ``register.dump``. Without
+  ``pg_dump`` on the path the command says so; the README says how to use the server's
+  own tools instead (then the erasure ledger still makes erasures again when the
+  service starts).
+
+The archive is written beside FILE as ``FILE.partial``, flushed to disk and renamed: a
+backup killed half-way leaves no FILE that looks whole. FILE must not exist. The
+erasure ledger (``infrastructure.ledger``) is not in the copy, by design.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
 import json
 import os
@@ -28,11 +37,13 @@ import sqlite3
 import subprocess
 import tarfile
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
@@ -43,8 +54,8 @@ if TYPE_CHECKING:
     from infrastructure.store import Store
 
 FORMAT = "casebook-backup-v1"
-DUMP, MANIFEST = "register.dump", "manifest.json"
-SQLITE_MAGIC = b"SQLite format 3\x00"
+MEMBERS = {"sqlite": "register.sqlite", "postgresql": "register.dump"}
+MANIFEST = "manifest.json"
 
 
 class BackupError(Exception):
@@ -56,13 +67,37 @@ class Manifest:
     dialect: str
     checkpoint: Checkpoint
     made_at: str
+    sha256: str  # of the copy (the archive's other member)
+    signature: str = ""  # hex: of ``message()``, with the checkpoint's key
+
+    @property
+    def member(self) -> str:
+        return MEMBERS[self.dialect]
+
+    def message(self) -> bytes:
+        head = f"{FORMAT}\n{self.dialect}\n{self.made_at}\n{self.member}\n{self.sha256}\n"
+        return head.encode() + self.checkpoint.message()
+
+    def signed_by(self, public_key: str) -> bool:
+        """Whether ``public_key`` signed this manifest and its checkpoint."""
+        if self.checkpoint.public_key != public_key or not self.checkpoint.signature_holds():
+            return False
+        try:
+            key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key))
+            key.verify(bytes.fromhex(self.signature), self.message())
+        except (ValueError, InvalidSignature):
+            return False
+        return True
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
             "dialect": self.dialect,
             "made_at": self.made_at,
+            "member": self.member,
+            "sha256": self.sha256,
             "checkpoint": self.checkpoint.as_dict(),
+            "signature": self.signature,
         }
 
 
@@ -76,10 +111,20 @@ def backup(store: Store, target: Path, signer: Signer) -> Manifest:
     partial = target.with_name(target.name + ".partial")
     partial.unlink(missing_ok=True)
     try:
-        if store.dialect == "sqlite":
-            manifest = _sqlite(store, partial, signer)
-        else:
-            manifest = _postgres(store, partial, signer)
+        with tempfile.TemporaryDirectory(dir=target.parent) as work:
+            copy = Path(work) / "copy"
+            if store.dialect == "sqlite":
+                checkpoint = _sqlite(store, copy, signer)
+            else:
+                checkpoint = _postgres(store, copy, signer)
+            unsigned = Manifest(store.dialect, checkpoint, checkpoint.made_at, sha256(copy))
+            manifest = replace(unsigned, signature=signer.sign_bytes(unsigned.message()).hex())
+            with tarfile.open(partial, "w") as archive:
+                data = json.dumps(manifest.as_dict(), indent=1).encode()
+                info = tarfile.TarInfo(MANIFEST)
+                info.size, info.mtime = len(data), int(datetime.now(UTC).timestamp())
+                archive.addfile(info, io.BytesIO(data))
+                archive.add(copy, arcname=manifest.member)
         fsync(partial)
         os.replace(partial, target)
         fsync(target.parent)
@@ -88,9 +133,9 @@ def backup(store: Store, target: Path, signer: Signer) -> Manifest:
     return manifest
 
 
-def _sqlite(store: Store, partial: Path, signer: Signer) -> Manifest:
+def _sqlite(store: Store, copy_path: Path, signer: Signer) -> Checkpoint:
     source = sqlite3.connect(f"file:{store.settings.sqlite_path()}?mode=ro", uri=True)
-    copy = sqlite3.connect(partial)
+    copy = sqlite3.connect(copy_path)
     try:
         source.backup(copy)  # one step: one read transaction, a consistent state
         position, head = copy.execute(
@@ -107,7 +152,7 @@ def _sqlite(store: Store, partial: Path, signer: Signer) -> Manifest:
     finally:
         copy.close()
         source.close()
-    return Manifest("sqlite", checkpoint, checkpoint.made_at)
+    return checkpoint
 
 
 def libpq(url: str) -> tuple[str, dict[str, str]]:
@@ -131,62 +176,35 @@ def tool(name: str) -> str:
     return found
 
 
-def _postgres(store: Store, partial: Path, signer: Signer) -> Manifest:
+def _postgres(store: Store, dump: Path, signer: Signer) -> Checkpoint:
     pg_dump = tool("pg_dump")
     url, env = libpq(store.settings.url())
     h = tables.register_head
-    with tempfile.TemporaryDirectory(dir=partial.parent) as work:
-        dump = Path(work) / DUMP
-        with store.engine.connect() as conn:
-            conn = conn.execution_options(isolation_level="REPEATABLE READ")
-            with conn.begin():
-                snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
-                head = conn.execute(select(h.c.chain_position, h.c.chain_hash)).one()
-                command = [
-                    pg_dump,
-                    "--format=custom",
-                    f"--snapshot={snapshot}",
-                    "--no-owner",
-                    "--no-privileges",
-                    f"--file={dump}",
-                    f"--dbname={url}",
-                ]
-                done = subprocess.run(command, env=env, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise BackupError(f"pg_dump failed: {_first_line(done.stderr)}")
-        checkpoint = signer.sign(int(head.chain_position), str(head.chain_hash))
-        manifest = Manifest("postgresql", checkpoint, checkpoint.made_at)
-        with tarfile.open(partial, "w") as archive:
-            data = json.dumps(manifest.as_dict(), indent=1).encode()
-            info = tarfile.TarInfo(MANIFEST)
-            info.size, info.mtime = len(data), int(datetime.now(UTC).timestamp())
-            archive.addfile(info, io.BytesIO(data))
-            archive.add(dump, arcname=DUMP)
-    return manifest
+    with store.engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
+            head = conn.execute(select(h.c.chain_position, h.c.chain_hash)).one()
+            command = [
+                pg_dump,
+                "--format=custom",
+                f"--snapshot={snapshot}",
+                "--no-owner",
+                "--no-privileges",
+                f"--file={dump}",
+                f"--dbname={url}",
+            ]
+            done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise BackupError(f"pg_dump failed: {_first_line(done.stderr)}")
+    return signer.sign(int(head.chain_position), str(head.chain_hash))
 
 
 def read_manifest(path: Path) -> Manifest:
-    """What a backup file holds: a SQLite copy (its newest checkpoint) or a PostgreSQL
-    archive (its manifest). ``BackupError`` for anything else."""
-    with path.open("rb") as f:
-        magic = f.read(len(SQLITE_MAGIC))
-    if magic == SQLITE_MAGIC:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            row = con.execute(
-                f"SELECT position, head, made_at, public_key, signature "
-                f"FROM {tables.checkpoints.name} ORDER BY id DESC LIMIT 1"
-            ).fetchone()
-        except sqlite3.DatabaseError as e:
-            raise BackupError(f"{path} is not a casebook register: {e}") from None
-        finally:
-            con.close()
-        if row is None:
-            raise BackupError(f"{path} holds no checkpoint: not a casebook backup")
-        checkpoint = Checkpoint(int(row[0]), *(str(v) for v in row[1:]))
-        return Manifest("sqlite", checkpoint, checkpoint.made_at)
+    """A backup's manifest, as written (its signature is the caller's to check).
+    ``BackupError`` for anything that is not a casebook backup."""
     if not tarfile.is_tarfile(path):
-        raise BackupError(f"{path} is neither a SQLite copy nor a casebook archive")
+        raise BackupError(f"{path} is not a casebook backup ({FORMAT})")
     with tarfile.open(path) as archive:
         try:
             member = archive.extractfile(MANIFEST)
@@ -196,10 +214,48 @@ def read_manifest(path: Path) -> Manifest:
     if not isinstance(loaded, dict) or loaded.get("format") != FORMAT:
         raise BackupError(f"{path} is not a casebook backup ({FORMAT})")
     try:
-        checkpoint = Checkpoint.from_dict(loaded["checkpoint"])
-        return Manifest(str(loaded["dialect"]), checkpoint, str(loaded["made_at"]))
+        manifest = Manifest(
+            str(loaded["dialect"]),
+            Checkpoint.from_dict(loaded["checkpoint"]),
+            str(loaded["made_at"]),
+            str(loaded["sha256"]),
+            str(loaded["signature"]),
+        )
+        if manifest.member != loaded["member"]:
+            raise ValueError
     except (KeyError, TypeError, ValueError):
         raise BackupError(f"{path}: its manifest is damaged") from None
+    return manifest
+
+
+def extract_copy(path: Path, manifest: Manifest, target: Path) -> None:
+    """The archive's copy, written to ``target`` and flushed, if its SHA-256 is the
+    manifest's (else ``BackupError``, and ``target`` removed)."""
+    digest = hashlib.sha256()
+    with tarfile.open(path) as archive:
+        try:
+            source = archive.extractfile(manifest.member)
+        except KeyError:
+            source = None
+        if source is None:
+            raise BackupError(f"{path} holds no {manifest.member}")
+        with target.open("wb") as out:
+            while block := source.read(1 << 20):
+                digest.update(block)
+                out.write(block)
+            out.flush()
+            os.fsync(out.fileno())
+    if not hmac.compare_digest(digest.hexdigest(), manifest.sha256):
+        target.unlink(missing_ok=True)
+        raise BackupError(f"{path}: the copy is not the one the manifest signed")
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def fsync(path: Path) -> None:

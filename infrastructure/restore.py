@@ -5,9 +5,10 @@ made since the copy made again, and a signed statement of what was done.
 In order, with the service stopped (the README says so; a SQLite file replaced under
 a running service would be written by it no more):
 
-1. The copy's checkpoint must be signed by this installation's key, and the copy must
-   be of this store's kind (SQLite or PostgreSQL). A register that holds events is
-   replaced only with ``--force``.
+1. The backup's manifest (the copy's SHA-256 and the checkpoint of its head) must be
+   signed by this installation's key, and the copy must be of this store's kind
+   (SQLite or PostgreSQL), and hash to what the manifest says before anything of it is
+   loaded. A register that holds events is replaced only with ``--force``.
 2. The erasure ledger's intents are settled against the register being replaced while
    it can still be read; any it cannot settle are taken as done (erasing someone whose
    erasure was asked for is safer than bringing back someone who was erased).
@@ -32,10 +33,8 @@ step; PostgreSQL's stays marked unfinished, and the store refuses it until then.
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 import subprocess
-import tarfile
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -50,9 +49,9 @@ from sqlalchemy import func, insert, select
 
 from infrastructure import migrations, tables
 from infrastructure.backup import (
-    DUMP,
     BackupError,
     Manifest,
+    extract_copy,
     fsync,
     libpq,
     read_manifest,
@@ -116,8 +115,8 @@ def restore(
         raise RestoreRefused(f"the copy is of a {manifest.dialect} register; this one is {kind}")
     signer = Signer.from_settings(settings)
     copy_checkpoint = manifest.checkpoint
-    if copy_checkpoint.public_key != signer.public_key or not copy_checkpoint.signature_holds():
-        raise RestoreRefused("the copy's checkpoint is not signed by this installation's key")
+    if not manifest.signed_by(signer.public_key):
+        raise RestoreRefused("the backup is not signed by this installation's key")
     held = _events_held(settings)
     if held and not force:
         raise RestoreRefused(
@@ -179,7 +178,10 @@ def _sqlite(
     restoring = target.with_name(target.name + ".restoring")
     for leftover in _files(restoring):
         leftover.unlink(missing_ok=True)
-    shutil.copyfile(source, restoring)
+    try:
+        extract_copy(source, manifest, restoring)
+    except BackupError as e:
+        raise RestoreRefused(str(e)) from None
     work = settings.model_copy(
         update={
             "database_url": f"sqlite:///{restoring}",
@@ -215,8 +217,11 @@ def _postgres(
     engine = sqlalchemy.create_engine(settings.url())
     try:
         with tempfile.TemporaryDirectory() as work:
-            with tarfile.open(source) as archive:
-                archive.extract(DUMP, work, filter="data")
+            dump = Path(work) / manifest.member
+            try:
+                extract_copy(source, manifest, dump)
+            except BackupError as e:
+                raise RestoreRefused(str(e)) from None
             with engine.begin() as conn:
                 for schema in ("casebook_rebuild", "casebook_retired", "public"):
                     conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
@@ -228,7 +233,7 @@ def _postgres(
                 "--single-transaction",
                 "--exit-on-error",
                 f"--dbname={url}",
-                str(Path(work) / DUMP),
+                str(dump),
             ]
             ran = subprocess.run(command, env=env, capture_output=True, text=True)
         if ran.returncode != 0:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import tarfile
 import uuid
 from pathlib import Path
 
@@ -125,7 +126,7 @@ def test_a_restored_copy_made_before_an_erasure_keeps_the_person_erased(
 
 
 @pytest.mark.parametrize("settings", ["sqlite"], indirect=True)
-def test_a_damaged_copy_is_refused_and_the_register_is_untouched(
+def test_an_altered_or_broken_copy_is_refused_and_the_register_is_untouched(
     settings: Settings, keys: Keys, tmp_path: Path
 ) -> None:
     copy = tmp_path / "register.backup"
@@ -133,12 +134,40 @@ def test_a_damaged_copy_is_refused_and_the_register_is_untouched(
         cid = open_person(client, keys)["id"]
         run(settings, "backup", str(copy))
         assert erase(client, keys.admin, cid).status_code == 200
-    con = sqlite3.connect(copy)
+    before = settings.sqlite_path().read_bytes()
+
+    # the copy altered after the backup (here, its chain), its manifest kept
+    work = tmp_path / "work"
+    with tarfile.open(copy) as archive:
+        archive.extractall(work, filter="data")
+    con = sqlite3.connect(work / "register.sqlite")
     con.execute(f"UPDATE {tables.chain.name} SET hash = ? WHERE position = 2", ("0" * 64,))
     con.commit()
     con.close()
+    altered = tmp_path / "altered.backup"
+    with tarfile.open(altered, "w") as archive:
+        archive.add(work / "manifest.json", arcname="manifest.json")
+        archive.add(work / "register.sqlite", arcname="register.sqlite")
+    refused = run(settings, "restore", str(altered), "--force", check=False)
+    assert refused.returncode == 1 and "not the one the manifest signed" in refused.stderr
+    assert settings.sqlite_path().read_bytes() == before
+
+    # a copy of a register whose chain was broken before the backup: signed, but it
+    # does not verify
+    with TestClient(create_app(settings)) as client:
+        open_person(client, keys)
+    engine = sqlalchemy.create_engine(settings.url())
+    with engine.begin() as conn:
+        conn.execute(
+            sqlalchemy.update(tables.chain)
+            .where(tables.chain.c.position == 2)
+            .values(hash="0" * 64)
+        )
+    engine.dispose()
+    broken_copy = tmp_path / "broken.backup"
+    run(settings, "backup", str(broken_copy))
     before = settings.sqlite_path().read_bytes()
-    refused = run(settings, "restore", str(copy), "--force", check=False)
+    refused = run(settings, "restore", str(broken_copy), "--force", check=False)
     assert refused.returncode == 1 and "does not verify" in refused.stderr, refused.stderr
     assert settings.sqlite_path().read_bytes() == before
     assert not Path(f"{settings.sqlite_path()}.restoring").exists()

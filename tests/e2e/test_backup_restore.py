@@ -17,9 +17,11 @@ import sqlalchemy
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from infrastructure import tables
+from infrastructure import migrations, tables
 from infrastructure.ledger import ErasureLedger
+from infrastructure.migrations import UpgradeNeeded
 from infrastructure.settings import Settings
+from infrastructure.store import Store
 from tests.conftest import Keys
 from tests.e2e.test_cli import run
 from tests.e2e.test_erasure import (
@@ -187,3 +189,30 @@ def test_a_restore_refuses_what_is_not_this_installations_backup(
     if settings.is_sqlite:  # another installation: another signing key
         refused = run(stranger, "restore", str(copy), check=False)
         assert refused.returncode == 1 and "not signed by this installation" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    "settings", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+def test_a_postgresql_restore_cut_short_is_refused_until_run_again(
+    settings: Settings, keys: Keys, tmp_path: Path
+) -> None:
+    """pg_restore loads the copy into the register's own database: until the restore
+    has verified it and made the erasures again, the register is marked unfinished and
+    no store opens it (as if the restore were killed after loading)."""
+    copy = tmp_path / "register.backup"
+    with TestClient(create_app(settings)) as client:
+        cid = open_person(client, keys)["id"]
+        run(settings, "backup", str(copy))
+        assert erase(client, keys.admin, cid).status_code == 200
+    engine = sqlalchemy.create_engine(settings.url())
+    with engine.begin() as conn:
+        migrations.owe(conn, migrations.RESTORE)
+    engine.dispose()
+    with pytest.raises(UpgradeNeeded, match="restore of this register was not finished"):
+        Store(settings)
+    refused = run(settings, "keys", "list", check=False)
+    assert refused.returncode == 1 and "casebook restore" in refused.stderr
+    run(settings, "restore", str(copy), "--force")
+    with TestClient(create_app(settings)) as client:
+        assert names_in(client.get(f"/cases/{cid}", headers=keys.auditor).text) == []

@@ -111,6 +111,13 @@ class ErasureLedger:
 
     @classmethod
     def of(cls, settings: Settings) -> ErasureLedger:
+        on_one_host = not settings.is_sqlite and not settings.erasure_ledger_url
+        if on_one_host and settings.mode == "production":
+            log.warning(
+                "the erasure ledger is a file on this host: with API processes on "
+                "several hosts, set CASEBOOK_ERASURE_LEDGER_URL to a database they all "
+                "reach, or a restore may not know of erasures made on another host"
+            )
         return cls(ledger_url(settings))
 
     def intend(self, key_ids: Sequence[uuid.UUID], at: datetime) -> int:

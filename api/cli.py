@@ -24,6 +24,7 @@ from infrastructure.chain import Verification
 from infrastructure.checkpoints import Checkpoint, Signer
 from infrastructure.crypto import MissingMasterKey, new_master_key
 from infrastructure.keys import ROLES, KeyError_, KeyStore
+from infrastructure.ledger import LedgerRefused
 from infrastructure.migrations import UpgradeNeeded
 from infrastructure.settings import Settings
 from infrastructure.store import Store
@@ -32,7 +33,7 @@ from infrastructure.store import Store
 def _store(settings: Settings | None = None) -> Store:
     try:
         return Store(settings or Settings())
-    except (MissingMasterKey, UpgradeNeeded) as e:
+    except (MissingMasterKey, UpgradeNeeded, LedgerRefused) as e:
         raise click.ClickException(str(e)) from None
     except Exception as e:  # by type only: the URL may hold a password
         raise click.ClickException(

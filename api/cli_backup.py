@@ -1,5 +1,6 @@
-"""``casebook backup FILE`` and ``casebook restore FILE [--force] [--checkpoint KEPT]``
-(``infrastructure.backup``, ``infrastructure.restore``): what they did, on stdout;
+"""``casebook backup FILE``, ``casebook restore FILE [--force] [--checkpoint KEPT]
+[--new-ledger]`` and ``casebook erasure-ledger adopt`` (``infrastructure.backup``,
+``infrastructure.restore``, ``infrastructure.reconcile``): what they did, on stdout;
 a refusal, on stderr with exit status 1, having changed nothing it could keep from
 changing (the README's runbook says what to do next)."""
 
@@ -12,6 +13,7 @@ import click
 from api.cli import _kept, _store, main
 from infrastructure.backup import BackupError, backup
 from infrastructure.checkpoints import MissingSecret, Signer
+from infrastructure.ledger import LedgerRefused
 from infrastructure.restore import RestoreRefused, restore
 from infrastructure.settings import Settings
 
@@ -45,12 +47,18 @@ def backup_command(file: Path) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="a JSON file of checkpoints you kept: those up to the copy's head must match",
 )
-def restore_command(file: Path, force: bool, kept: Path | None) -> None:
+@click.option(
+    "--new-ledger",
+    is_flag=True,
+    help="the copy's erasure ledger is lost for good: restore with this one, knowing "
+    "that erasures made after the copy will not be made again",
+)
+def restore_command(file: Path, force: bool, kept: Path | None, new_ledger: bool) -> None:
     """Put the backup FILE in place of the register (the service stopped): verified
     against its checkpoint and yours, every erasure made since the copy made again."""
     try:
-        done = restore(Settings(), file, force=force, kept=_kept(kept))
-    except (RestoreRefused, BackupError, MissingSecret) as e:
+        done = restore(Settings(), file, force=force, kept=_kept(kept), new_ledger=new_ledger)
+    except (RestoreRefused, BackupError, MissingSecret, LedgerRefused) as e:
         raise click.ClickException(f"nothing restored: {e}") from None
     click.echo(
         f"restored from {file}: {done.events} events, the chain to position {done.position}; "
@@ -61,3 +69,30 @@ def restore_command(file: Path, force: bool, kept: Path | None) -> None:
             f"note: your checkpoint at position {checkpoint.position} is past the copy: "
             "it no longer matches (the register records the restore, signed)"
         )
+
+
+@main.group("erasure-ledger")
+def erasure_ledger() -> None:
+    """The erasure ledger, kept apart from the register (README: back up and restore)."""
+
+
+@erasure_ledger.command("adopt")
+def erasure_ledger_adopt() -> None:
+    """Pair the register with the ledger the settings name, when its own is lost for
+    good; only for the live register, never a restored copy (a copy lacks the erasures
+    made after it, and a new ledger cannot tell them)."""
+    from infrastructure.reconcile import adopt
+    from infrastructure.store import Store
+
+    settings = Settings()
+    try:
+        store = Store(settings, require_current=False)
+    except Exception as e:  # by type only: the URL may hold a password
+        raise click.ClickException(f"cannot open the store ({type(e).__name__})") from None
+    try:
+        taken = adopt(store, store.ledger)
+    except LedgerRefused as e:
+        raise click.ClickException(str(e)) from None
+    finally:
+        store.close()
+    click.echo(f"the register is paired with this ledger; {taken} erasures taken in")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -38,7 +39,7 @@ class AuditReads:
             for checkpoint in [*kept, *stored]:
                 problem = checkpoints.problem_with(conn, checkpoint, key)
                 if problem is not None:
-                    problem += _restored_before(conn, checkpoint.position, key)
+                    problem += _restored_before(conn, checkpoint, key)
                     return replace(result, ok=False, broken_at=checkpoint.position, problem=problem)
             return replace(result, checkpoints=len(kept) + len(stored))
 
@@ -60,17 +61,28 @@ class AuditReads:
         return [item for _, item in rows[:limit]], next_cursor("r", rows, limit)
 
 
-def _restored_before(conn: Connection, position: int, key: str) -> str:
-    """Why a checkpoint past a restore's position may no longer match: the register's
-    restore statements signed with the trusted ``key`` (``infrastructure.restore``)."""
+def _restored_before(conn: Connection, checkpoint: Checkpoint, key: str) -> str:
+    """Why a checkpoint may no longer match: a restore, recorded in a statement signed
+    with the trusted ``key`` (``infrastructure.restore``), made after the checkpoint
+    from a copy that ends before it. Nothing for a checkpoint made after the restore."""
     from infrastructure.restore import statements
 
+    made = _instant(checkpoint.made_at)
     for restored in reversed(statements(conn)):
         trusted = restored.public_key == key and restored.signature_holds()
-        if restored.position < position and trusted:
+        later = made is not None and made < (_instant(restored.restored_at) or made)
+        if trusted and later and restored.position < checkpoint.position:
             return (
                 f"; the register was restored at {restored.restored_at} from a copy whose "
                 f"chain ended at position {restored.position} (a signed restore statement): "
                 "what was recorded after that position before the restore is not in it"
             )
     return ""
+
+
+def _instant(text: str) -> datetime | None:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

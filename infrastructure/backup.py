@@ -36,7 +36,6 @@ import shutil
 import sqlite3
 import subprocess
 import tarfile
-import tempfile
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,6 +55,7 @@ if TYPE_CHECKING:
 FORMAT = "casebook-backup-v1"
 MEMBERS = {"sqlite": "register.sqlite", "postgresql": "register.dump"}
 MANIFEST = "manifest.json"
+MANIFEST_MAX = 64 * 1024
 
 
 class BackupError(Exception):
@@ -68,6 +68,7 @@ class Manifest:
     checkpoint: Checkpoint
     made_at: str
     sha256: str  # of the copy (the archive's other member)
+    ledger_id: str  # the erasure ledger the register was paired with
     signature: str = ""  # hex: of ``message()``, with the checkpoint's key
 
     @property
@@ -75,7 +76,10 @@ class Manifest:
         return MEMBERS[self.dialect]
 
     def message(self) -> bytes:
-        head = f"{FORMAT}\n{self.dialect}\n{self.made_at}\n{self.member}\n{self.sha256}\n"
+        head = (
+            f"{FORMAT}\n{self.dialect}\n{self.made_at}\n{self.member}\n{self.sha256}\n"
+            f"{self.ledger_id}\n"
+        )
         return head.encode() + self.checkpoint.message()
 
     def signed_by(self, public_key: str) -> bool:
@@ -96,6 +100,7 @@ class Manifest:
             "made_at": self.made_at,
             "member": self.member,
             "sha256": self.sha256,
+            "ledger_id": self.ledger_id,
             "checkpoint": self.checkpoint.as_dict(),
             "signature": self.signature,
         }
@@ -103,37 +108,44 @@ class Manifest:
 
 def backup(store: Store, target: Path, signer: Signer) -> Manifest:
     """Copy the register to ``target`` (which must not exist); the manifest says what
-    the copy holds."""
+    the copy holds. Its files are the owner's only (0600): the copy holds every
+    person's wrapped key. A killed backup leaves ``FILE.partial`` and ``FILE.work``,
+    removed by the next backup to FILE (or by hand)."""
     if target.exists():
         raise BackupError(f"{target} exists: choose a new file (a backup never overwrites)")
     if not target.parent.is_dir():
         raise BackupError(f"{target.parent} is not a folder")
     partial = target.with_name(target.name + ".partial")
+    work = target.with_name(target.name + ".work")
     partial.unlink(missing_ok=True)
+    shutil.rmtree(work, ignore_errors=True)
+    old_umask = os.umask(0o077)
     try:
-        with tempfile.TemporaryDirectory(dir=target.parent) as work:
-            copy = Path(work) / "copy"
-            if store.dialect == "sqlite":
-                checkpoint = _sqlite(store, copy, signer)
-            else:
-                checkpoint = _postgres(store, copy, signer)
-            unsigned = Manifest(store.dialect, checkpoint, checkpoint.made_at, sha256(copy))
-            manifest = replace(unsigned, signature=signer.sign_bytes(unsigned.message()).hex())
-            with tarfile.open(partial, "w") as archive:
-                data = json.dumps(manifest.as_dict(), indent=1).encode()
-                info = tarfile.TarInfo(MANIFEST)
-                info.size, info.mtime = len(data), int(datetime.now(UTC).timestamp())
-                archive.addfile(info, io.BytesIO(data))
-                archive.add(copy, arcname=manifest.member)
+        work.mkdir(mode=0o700)
+        copy = work / "copy"
+        if store.dialect == "sqlite":
+            checkpoint, ledger_id = _sqlite(store, copy, signer)
+        else:
+            checkpoint, ledger_id = _postgres(store, copy, signer)
+        unsigned = Manifest(store.dialect, checkpoint, checkpoint.made_at, sha256(copy), ledger_id)
+        manifest = replace(unsigned, signature=signer.sign_bytes(unsigned.message()).hex())
+        with tarfile.open(partial, "w:") as archive:
+            data = json.dumps(manifest.as_dict(), indent=1).encode()
+            info = tarfile.TarInfo(MANIFEST)
+            info.size, info.mtime = len(data), int(datetime.now(UTC).timestamp())
+            archive.addfile(info, io.BytesIO(data))
+            archive.add(copy, arcname=manifest.member)
         fsync(partial)
         os.replace(partial, target)
         fsync(target.parent)
     finally:
+        os.umask(old_umask)
         partial.unlink(missing_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
     return manifest
 
 
-def _sqlite(store: Store, copy_path: Path, signer: Signer) -> Checkpoint:
+def _sqlite(store: Store, copy_path: Path, signer: Signer) -> tuple[Checkpoint, str]:
     source = sqlite3.connect(f"file:{store.settings.sqlite_path()}?mode=ro", uri=True)
     copy = sqlite3.connect(copy_path)
     try:
@@ -149,10 +161,11 @@ def _sqlite(store: Store, copy_path: Path, signer: Signer) -> Checkpoint:
         )
         copy.commit()
         copy.execute("PRAGMA journal_mode = DELETE")  # the copy is one file
+        paired = copy.execute(f"SELECT ledger_id FROM {tables.ledger_pairing.name}").fetchone()
     finally:
         copy.close()
         source.close()
-    return checkpoint
+    return checkpoint, paired[0] if paired else ""
 
 
 def libpq(url: str) -> tuple[str, dict[str, str]]:
@@ -176,7 +189,7 @@ def tool(name: str) -> str:
     return found
 
 
-def _postgres(store: Store, dump: Path, signer: Signer) -> Checkpoint:
+def _postgres(store: Store, dump: Path, signer: Signer) -> tuple[Checkpoint, str]:
     pg_dump = tool("pg_dump")
     url, env = libpq(store.settings.url())
     h = tables.register_head
@@ -185,6 +198,7 @@ def _postgres(store: Store, dump: Path, signer: Signer) -> Checkpoint:
         with conn.begin():
             snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
             head = conn.execute(select(h.c.chain_position, h.c.chain_hash)).one()
+            paired = conn.execute(select(tables.ledger_pairing.c.ledger_id)).scalar()
             command = [
                 pg_dump,
                 "--format=custom",
@@ -197,20 +211,22 @@ def _postgres(store: Store, dump: Path, signer: Signer) -> Checkpoint:
             done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise BackupError(f"pg_dump failed: {_first_line(done.stderr)}")
-    return signer.sign(int(head.chain_position), str(head.chain_hash))
+    return signer.sign(int(head.chain_position), str(head.chain_hash)), paired or ""
 
 
 def read_manifest(path: Path) -> Manifest:
     """A backup's manifest, as written (its signature is the caller's to check).
-    ``BackupError`` for anything that is not a casebook backup."""
-    if not tarfile.is_tarfile(path):
-        raise BackupError(f"{path} is not a casebook backup ({FORMAT})")
-    with tarfile.open(path) as archive:
-        try:
-            member = archive.extractfile(MANIFEST)
+    ``BackupError`` for anything that is not a casebook backup: only an uncompressed
+    tar whose manifest is a small regular file is read at all."""
+    try:
+        with tarfile.open(path, "r:") as archive:
+            info = archive.getmember(MANIFEST)
+            if not info.isreg() or info.size > MANIFEST_MAX:
+                raise KeyError(MANIFEST)
+            member = archive.extractfile(info)
             loaded = json.loads(member.read()) if member else None
-        except (KeyError, ValueError):
-            loaded = None
+    except (tarfile.TarError, KeyError, ValueError, OSError):
+        loaded = None
     if not isinstance(loaded, dict) or loaded.get("format") != FORMAT:
         raise BackupError(f"{path} is not a casebook backup ({FORMAT})")
     try:
@@ -219,6 +235,7 @@ def read_manifest(path: Path) -> Manifest:
             Checkpoint.from_dict(loaded["checkpoint"]),
             str(loaded["made_at"]),
             str(loaded["sha256"]),
+            str(loaded["ledger_id"]),
             str(loaded["signature"]),
         )
         if manifest.member != loaded["member"]:
@@ -229,25 +246,31 @@ def read_manifest(path: Path) -> Manifest:
 
 
 def extract_copy(path: Path, manifest: Manifest, target: Path) -> None:
-    """The archive's copy, written to ``target`` and flushed, if its SHA-256 is the
-    manifest's (else ``BackupError``, and ``target`` removed)."""
-    digest = hashlib.sha256()
-    with tarfile.open(path) as archive:
+    """The archive's copy, written to ``target`` (mode 0600) and flushed, once it has
+    been read through and its SHA-256 found to be the manifest's: nothing of a copy that
+    is not the signed one is written anywhere (``BackupError``)."""
+    with tarfile.open(path, "r:") as archive:
         try:
-            source = archive.extractfile(manifest.member)
+            info = archive.getmember(manifest.member)
         except KeyError:
-            source = None
-        if source is None:
-            raise BackupError(f"{path} holds no {manifest.member}")
-        with target.open("wb") as out:
-            while block := source.read(1 << 20):
-                digest.update(block)
-                out.write(block)
-            out.flush()
-            os.fsync(out.fileno())
-    if not hmac.compare_digest(digest.hexdigest(), manifest.sha256):
-        target.unlink(missing_ok=True)
-        raise BackupError(f"{path}: the copy is not the one the manifest signed")
+            raise BackupError(f"{path} holds no {manifest.member}") from None
+        if not info.isreg() or info.issparse():
+            raise BackupError(f"{path}: {manifest.member} is not a plain file")
+        for write in (False, True):  # read through and hash, then write
+            source = archive.extractfile(info)
+            assert source is not None  # a regular member
+            digest = hashlib.sha256()
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600) if write else None
+            with os.fdopen(fd, "wb") if fd is not None else _Nowhere() as out:
+                while block := source.read(1 << 20):
+                    digest.update(block)
+                    out.write(block)
+                out.flush()
+                if fd is not None:
+                    os.fsync(out.fileno())
+            if not hmac.compare_digest(digest.hexdigest(), manifest.sha256):
+                target.unlink(missing_ok=True)
+                raise BackupError(f"{path}: the copy is not the one the manifest signed")
 
 
 def sha256(path: Path) -> str:
@@ -269,3 +292,13 @@ def fsync(path: Path) -> None:
 def _first_line(text: str) -> str:
     lines = [line for line in text.splitlines() if line.strip()]
     return lines[0][:300] if lines else "no message"
+
+
+class _Nowhere(io.RawIOBase):
+    """A sink for a first read-through."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        return len(b)

@@ -5,23 +5,31 @@ A copy of the register made before an erasure holds the person's key, and so the
 data: restoring it would undo the erasure. The ledger lives apart from the database
 (``Settings.erasure_ledger_url``: by default a SQLite file beside a SQLite register, or
 in the data folder beside a PostgreSQL one; for several hosts, a second database all
-of them reach) and holds ids only, never a name: the ids of the keys an erasure
-destroyed (the first is the case's: a person's key has the case's id) and when.
+of them reach; never the register's own database) and holds ids only, never a name or
+a reason: the ids of the keys an erasure destroyed (the first is the case's: a
+person's key has the case's id) and when.
 
 - **Before** an erasure commits, its intent is written to the ledger and made durable
-  (``intend``: a committed transaction, SQLite ``synchronous=FULL``), in the erasure's
-  write, under the register's write lock. Once it has committed, the entry is marked
-  done. A process killed between the two leaves an intent; so does an erasure that
-  failed.
-- **Whenever a store opens a register for the service** (``reconcile``): an intent
-  older than ``GRACE`` (no write lasts that long) is settled against the register: done
-  if the case's key is destroyed there, dropped if not (the erasure never committed;
-  its client was answered with an error and may ask again). Then every erasure in the
-  ledger whose keys the register still holds is made again, before the service
-  answers (``reapply``): the case's erasure recorded anew, with a reason saying so,
-  by its owner organisation's name and ``REAPPLIED_BY``, and any other key of the entry
-  destroyed. This is what brings a restore (``casebook restore``, or the database
-  server's own tools) back to every erasure made after the copy.
+  (``intend``), in the erasure's write, under the register's write lock; once it has
+  committed, the entry is marked done. A write that rolls back before its commit
+  drops its intent; any other intent left (a process killed at the commit) counts as
+  done: an erasure asked for is made rather than risk one made being undone.
+- **Paired.** The ledger has an id; the register records the id of its ledger when a
+  store first opens it (``casebook_ledger_pairing``), and every backup carries it. A
+  store refuses a ledger that is not its register's (lost and made anew, or the
+  setting changed): a new ledger does not know the erasures a restored copy lacks.
+  ``casebook erasure-ledger adopt`` pairs a live register with a new ledger, once the
+  operator has made sure it is not a restored copy.
+- **Whenever a store opens a register for the service** (``reconcile``): the ledger
+  takes in every erasure the register holds (registers erased before the ledger
+  existed; a ledger adopted), then every erasure in it whose keys the register still
+  holds is made again before the service answers (``reapply``): the case's erasure
+  recorded anew, with a reason saying so, by its owner organisation's name and
+  ``REAPPLIED_BY``, and every key of the entry destroyed. This is what brings a restore
+  (``casebook restore``, or the database server's own tools) back to every erasure
+  made after the copy.
+- **A restore in progress** is marked in the ledger (``restoring``), outside the
+  database it replaces: no store opens the register until the restore has finished.
 """
 
 from __future__ import annotations
@@ -29,11 +37,12 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy
 from sqlalchemy import (
@@ -50,19 +59,18 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import make_url
 
-from infrastructure import tables
 from infrastructure.settings import Settings
 
 if TYPE_CHECKING:
-    from infrastructure.store import Store
+    pass
 
 log = logging.getLogger("casebook.erasures")
 
-# An intent older than this whose erasure is not in the register never committed.
-GRACE = timedelta(minutes=5)
 REAPPLIED_BY = "casebook-erasure-ledger"  # the name on an erasure made again
 REAPPLIER_ID = uuid.uuid5(uuid.NAMESPACE_URL, "casebook:erasure-ledger")
+WAIT_SECONDS = 5  # a ledger that does not answer within this refuses the erasure
 
 metadata = MetaData()
 entries = Table(
@@ -75,6 +83,16 @@ entries = Table(
     Column("state", String(10), nullable=False),  # "intended" or "done"
     Column("done_at", DateTime(timezone=True), nullable=True),
 )
+facts = Table(  # "ledger_id": this ledger's id; "restoring": a restore in progress
+    "casebook_erasure_ledger_facts",
+    metadata,
+    Column("name", String(20), primary_key=True),
+    Column("value", String(80), nullable=False),
+)
+
+
+class LedgerRefused(Exception):
+    """The register cannot be opened with this ledger; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -104,13 +122,31 @@ class ErasureLedger:
     def __init__(self, url: str):
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+            args: dict[str, Any] = {"timeout": WAIT_SECONDS}
+        else:
+            options = f"-c statement_timeout={WAIT_SECONDS * 1000}"
+            args = {"connect_timeout": WAIT_SECONDS, "options": options}
+        self.engine = sqlalchemy.create_engine(
+            url, poolclass=sqlalchemy.pool.NullPool, connect_args=args
+        )
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _durable)
         metadata.create_all(self.engine)
+        with self.engine.begin() as conn:
+            if conn.execute(select(facts.c.value).where(facts.c.name == "ledger_id")).first():
+                pass
+            else:
+                conn.execute(insert(facts).values(name="ledger_id", value=str(uuid.uuid4())))
+        self.id = self._fact("ledger_id") or ""
 
     @classmethod
     def of(cls, settings: Settings) -> ErasureLedger:
+        url = ledger_url(settings)
+        if _same_database(url, settings.url()):
+            raise LedgerRefused(
+                "CASEBOOK_ERASURE_LEDGER_URL names the register's own database: a restore "
+                "replaces it, ledger and all; give the ledger a database of its own"
+            )
         on_one_host = not settings.is_sqlite and not settings.erasure_ledger_url
         if on_one_host and settings.mode == "production":
             log.warning(
@@ -118,16 +154,16 @@ class ErasureLedger:
                 "several hosts, set CASEBOOK_ERASURE_LEDGER_URL to a database they all "
                 "reach, or a restore may not know of erasures made on another host"
             )
-        return cls(ledger_url(settings))
+        return cls(url)
+
+    # ---- the erasures ------------------------------------------------------------------
 
     def intend(self, key_ids: Sequence[uuid.UUID], at: datetime) -> int:
         """Record that these keys are about to be destroyed; durable when it returns.
-        An erasure made again for an entry already done reuses that entry."""
+        An erasure made again for an entry already in the ledger reuses that entry."""
         ids = [str(k) for k in key_ids]
         with self.engine.begin() as conn:
-            seq = conn.execute(
-                select(entries.c.seq).where(entries.c.case_id == ids[0], entries.c.state == "done")
-            ).scalar()
+            seq = conn.execute(select(entries.c.seq).where(entries.c.case_id == ids[0])).scalar()
             if seq is not None:
                 return int(seq)
             row = {"case_id": ids[0], "key_ids": json.dumps(ids), "intended_at": at}
@@ -138,9 +174,14 @@ class ErasureLedger:
         with self.engine.begin() as conn:
             conn.execute(
                 update(entries)
-                .where(entries.c.seq == seq)
+                .where(entries.c.seq == seq, entries.c.state == "intended")
                 .values(state="done", done_at=datetime.now(UTC))
             )
+
+    def rolled_back(self, seq: int) -> None:
+        """The erasure's write rolled back before its commit: it did not happen."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(entries).where(entries.c.seq == seq, entries.c.state == "intended"))
 
     def entries(self) -> list[Entry]:
         with self.engine.connect() as conn:
@@ -155,38 +196,63 @@ class ErasureLedger:
             for r in rows
         ]
 
-    def settle(self, store: Store, everything: bool = False) -> None:
-        """Each intent older than ``GRACE`` (``everything``: each intent, when no write
-        can be in progress): done if the register destroyed its case's key, dropped if
-        not."""
-        cutoff = datetime.now(UTC) - (timedelta(0) if everything else GRACE)
-        pending = [e for e in self.entries() if e.state == "intended" and e.intended_at < cutoff]
-        if not pending:
-            return
-        destroyed = _destroyed(store, [e.case_id for e in pending])
-        for e in pending:
-            if e.case_id in destroyed:
-                self.done(e.seq)
-            else:
-                with self.engine.begin() as conn:
-                    conn.execute(delete(entries).where(entries.c.seq == e.seq))
+    def take_in(self, key_ids: Sequence[uuid.UUID], at: datetime) -> int:
+        """Record as done the erasure of every key not in the ledger yet (one entry
+        each: a register's own erasures, which it holds already). How many."""
+        known = {k for e in self.entries() for k in e.key_ids}
+        missing = [k for k in key_ids if k not in known]
+        if missing:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(entries),
+                    [
+                        {
+                            "case_id": str(k),
+                            "key_ids": json.dumps([str(k)]),
+                            "intended_at": at,
+                            "state": "done",
+                            "done_at": at,
+                        }
+                        for k in missing
+                    ],
+                )
+        return len(missing)
 
-    def assume_done(self) -> None:
-        """Every intent left taken as done (a restore, when the replaced register could
-        not say whether they committed)."""
+    # ---- a restore in progress -----------------------------------------------------------
+
+    @contextmanager
+    def restoring(self, keep_on_failure: bool) -> Iterator[None]:
+        """Marks a restore in progress for its whole length. If it fails, the mark stays
+        when the register may be half replaced (``keep_on_failure``): no store opens it
+        until a restore succeeds."""
         with self.engine.begin() as conn:
-            conn.execute(
-                update(entries)
-                .where(entries.c.state == "intended")
-                .values(state="done", done_at=datetime.now(UTC))
-            )
+            conn.execute(delete(facts).where(facts.c.name == "restoring"))
+            conn.execute(insert(facts).values(name="restoring", value=_now()))
+        try:
+            yield
+        except BaseException:
+            if not keep_on_failure:
+                self._unmark()
+            raise
+        self._unmark()
+
+    def _unmark(self) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(facts).where(facts.c.name == "restoring"))
+
+    def restore_unfinished(self) -> bool:
+        return self._fact("restoring") is not None
+
+    def _fact(self, name: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(facts.c.value).where(facts.c.name == name)).scalar()
 
     def close(self) -> None:
         self.engine.dispose()
 
 
-def _durable(dbapi_connection: object, _record: object) -> None:
-    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+def _durable(dbapi_connection: Any, _record: object) -> None:
+    cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA synchronous = FULL")
     cursor.close()
 
@@ -195,77 +261,15 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _destroyed(store: Store, key_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
-    k = tables.person_keys
-    with store.engine.connect() as conn:
-        rows = conn.execute(
-            select(k.c.key_id).where(k.c.key_id.in_(list(key_ids)), k.c.wrapped.is_(None))
-        )
-        return set(rows.scalars())
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
 
 
-def _still_held(store: Store, key_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
-    k = tables.person_keys
-    with store.engine.connect() as conn:
-        rows = conn.execute(
-            select(k.c.key_id).where(k.c.key_id.in_(list(key_ids)), k.c.wrapped.is_not(None))
-        )
-        return set(rows.scalars())
-
-
-def reconcile(store: Store, ledger: ErasureLedger) -> list[uuid.UUID]:
-    """Settle the intents, then make again every erasure the register does not hold
-    (see the module's docstring). The cases erased again."""
-    ledger.settle(store)
-    done = [e for e in ledger.entries() if e.state == "done"]
-    held = _still_held(store, [k for e in done for k in e.key_ids]) if done else set()
-    again = []
-    for entry in done:
-        if held & set(entry.key_ids) and reapply(store, entry, held):
-            again.append(entry.case_id)
-    if again:
-        log.warning("erasure ledger: %d erasures made again (a restored register)", len(again))
-    return again
-
-
-def reapply(store: Store, entry: Entry, held: set[uuid.UUID]) -> bool:
-    """Erase the entry's case again if the register holds it unerased; destroy any of
-    the entry's other keys it still holds. Whether the case was erased again."""
-    from domain.cases import EraseCase
-    from domain.rules import InvalidTransition
-
-    erased_again = False
-    if entry.case_id in held:
-        org = _owner(store, entry.case_id)
-        if org is not None:
-            reason = (
-                f"erasure of {entry.intended_at.date().isoformat()} made again from the "
-                "erasure ledger: the register was restored from a copy made before it"
-            )
-            try:
-                store.register.erase_case(EraseCase(entry.case_id, reason), _Reapplier(org), None)
-                erased_again = True
-            except InvalidTransition:
-                pass  # erased meanwhile by another process
-    rest = _still_held(store, list(entry.key_ids))
-    if rest:  # the entry covers them already: no new one
-        with store.write() as unit:
-            unit.destroy_keys(sorted(rest), ledgered=False)
-    return erased_again
-
-
-def _owner(store: Store, case_id: uuid.UUID) -> str | None:
-    v = tables.case_views
-    with store.engine.connect() as conn:
-        return conn.execute(select(v.c.org).where(v.c.case_id == case_id)).scalar()
-
-
-@dataclass(frozen=True)
-class _Reapplier:
-    """The caller of an erasure made again: the register itself, in the name of the
-    case's owner organisation (``Caller``)."""
-
-    org: str
-    id: uuid.UUID = REAPPLIER_ID
-    name: str = REAPPLIED_BY
-    role: str = "admin"
+def _same_database(a: str, b: str) -> bool:
+    ua, ub = make_url(a), make_url(b)
+    if ua.get_backend_name() == "sqlite" and ub.get_backend_name() == "sqlite":
+        pa, pb = Path(ua.database or ""), Path(ub.database or "")
+        return pa.resolve() == pb.resolve()
+    if ua.get_backend_name() != ub.get_backend_name():
+        return False
+    return (ua.host, ua.port or 5432, ua.database) == (ub.host, ub.port or 5432, ub.database)

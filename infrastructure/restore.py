@@ -1,42 +1,46 @@
-"""``casebook restore FILE [--force] [--checkpoint KEPT]``: put a backup
+"""``casebook restore FILE [--force] [--checkpoint KEPT] [--new-ledger]``: put a backup
 (``infrastructure.backup``) in place of the register, verified, with every erasure
 made since the copy made again, and a signed statement of what was done.
 
 In order, with the service stopped (the README says so; a SQLite file replaced under
-a running service would be written by it no more):
+a running service would be written by it no more), one restore at a time (a lock file
+in the data folder):
 
-1. The backup's manifest (the copy's SHA-256 and the checkpoint of its head) must be
-   signed by this installation's key, and the copy must be of this store's kind
-   (SQLite or PostgreSQL), and hash to what the manifest says before anything of it is
-   loaded. A register that holds events is replaced only with ``--force``.
-2. The erasure ledger's intents are settled against the register being replaced while
-   it can still be read; any it cannot settle are taken as done (erasing someone whose
-   erasure was asked for is safer than bringing back someone who was erased).
+1. The backup's manifest (the copy's SHA-256, the checkpoint of its head, the id of
+   the erasure ledger the register was paired with) must be signed by this
+   installation's key; the copy must be of this store's kind and hash to what the
+   manifest says before a byte of it is written anywhere. A register that holds events
+   is replaced only with ``--force``. The ledger must be the copy's: a new one (the
+   old lost) does not know the erasures made after the copy, so it is refused unless
+   the operator says ``--new-ledger``, knowingly.
+2. The restore is marked in the ledger, outside the database it replaces: no store
+   opens the register until the restore has finished.
 3. The copy is put where it is checked: SQLite beside the register
    (``casebook.sqlite.restoring``), PostgreSQL in the register's database itself
-   (``pg_restore``, in one transaction, then marked unfinished in ``casebook_owed``:
-   a store refuses to open a register so marked).
+   (``pg_restore``, in one transaction, after the old schema is dropped).
 4. Its chain is verified against its own checkpoint and every checkpoint the operator
    kept up to the copy's head; kept checkpoints past it cannot match any more and are
-   listed. A copy that does not verify is refused (SQLite: the register is untouched).
+   listed. A copy that does not verify is refused.
 5. A statement "restored from position P" is recorded, signed (``casebook_restores``),
-   so that an auditor whose checkpoints past P no longer match sees why; then a store
-   opens it, which makes again every erasure in the ledger it does not hold
-   (``infrastructure.ledger``), and a fresh checkpoint is signed.
-6. SQLite: the checked copy is renamed over the register (atomic). PostgreSQL: the
-   unfinished mark is removed.
+   so that an auditor whose checkpoints past P no longer match sees why; every erasure
+   in the ledger the copy does not hold is made again (``infrastructure.reconcile``),
+   and a fresh checkpoint is signed.
+6. SQLite: the checked copy is renamed over the register (atomic). The mark is removed.
 
-A restore killed part-way is run again: SQLite's register is untouched until the last
-step; PostgreSQL's stays marked unfinished, and the store refuses it until then.
+A restore that fails or is killed is run again. SQLite's register is untouched until
+the rename (a failure before it removes the mark). PostgreSQL's may be half replaced:
+the mark stays, and every store refuses the register until a restore succeeds.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 import sqlite3
 import subprocess
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,7 +62,8 @@ from infrastructure.backup import (
     tool,
 )
 from infrastructure.checkpoints import Checkpoint, Signer
-from infrastructure.ledger import ErasureLedger, ledger_url, reconcile
+from infrastructure.ledger import ErasureLedger, ledger_url
+from infrastructure.reconcile import adopt, reapply_all
 from infrastructure.settings import Settings
 
 TAG = "casebook-restore-v1"
@@ -104,7 +109,12 @@ class Restored:
 
 
 def restore(
-    settings: Settings, source: Path, *, force: bool, kept: Sequence[Checkpoint] = ()
+    settings: Settings,
+    source: Path,
+    *,
+    force: bool,
+    kept: Sequence[Checkpoint] = (),
+    new_ledger: bool = False,
 ) -> Restored:
     try:
         manifest = read_manifest(source)
@@ -114,27 +124,45 @@ def restore(
     if manifest.dialect != kind:
         raise RestoreRefused(f"the copy is of a {manifest.dialect} register; this one is {kind}")
     signer = Signer.from_settings(settings)
-    copy_checkpoint = manifest.checkpoint
     if not manifest.signed_by(signer.public_key):
         raise RestoreRefused("the backup is not signed by this installation's key")
-    held = _events_held(settings)
-    if held and not force:
-        raise RestoreRefused(
-            f"the register holds {held} events: a restore replaces them (add --force)"
-        )
-    ledger = ErasureLedger.of(settings)
-    try:
-        _settle_intents(settings, ledger)
-    finally:
-        ledger.close()
-    past = [k for k in kept if k.position > copy_checkpoint.position]
-    before = [k for k in kept if k.position <= copy_checkpoint.position]
-    if settings.is_sqlite:
-        done = _sqlite(settings, source, manifest, before, signer)
-    else:
-        done = _postgres(settings, source, manifest, before, signer)
-    done.kept_past = past
+    with _one_restore(settings):
+        held = _events_held(settings)
+        if held and not force:
+            raise RestoreRefused(
+                f"the register holds {held} events: a restore replaces them (add --force)"
+            )
+        ledger = ErasureLedger.of(settings)
+        try:
+            if manifest.ledger_id != ledger.id and not new_ledger:
+                raise RestoreRefused(
+                    "the erasure ledger here is not the one the copy's register was paired "
+                    "with: without it, erasures made after the copy would not be made again. "
+                    "Point CASEBOOK_ERASURE_LEDGER_URL at that ledger; if it is lost for "
+                    "good, add --new-ledger (and erase again whoever was erased since)"
+                )
+            position = manifest.checkpoint.position
+            before = [k for k in kept if k.position <= position]
+            with ledger.restoring(keep_on_failure=not settings.is_sqlite):
+                if settings.is_sqlite:
+                    done = _sqlite(settings, source, manifest, before, signer, new_ledger)
+                else:
+                    done = _postgres(settings, source, manifest, before, signer, new_ledger)
+        finally:
+            ledger.close()
+    done.kept_past = [k for k in kept if k.position > position]
     return done
+
+
+@contextmanager
+def _one_restore(settings: Settings) -> Iterator[None]:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with (settings.data_dir / "restore.lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RestoreRefused("another restore is running") from None
+        yield
 
 
 def _events_held(settings: Settings) -> int:
@@ -150,29 +178,13 @@ def _events_held(settings: Settings) -> int:
         engine.dispose()
 
 
-def _settle_intents(settings: Settings, ledger: ErasureLedger) -> None:
-    """Settle every intent against the register being replaced, if it can be read;
-    take any left as done."""
-    from infrastructure.store import Store
-
-    try:
-        store = Store(settings, require_current=False)
-    except Exception:  # damaged or gone: why one restores
-        store = None
-    if store is not None:
-        try:
-            ledger.settle(store, everything=True)
-        finally:
-            store.close()
-    ledger.assume_done()
-
-
 def _sqlite(
     settings: Settings,
     source: Path,
     manifest: Manifest,
     kept: Sequence[Checkpoint],
     signer: Signer,
+    new_ledger: bool,
 ) -> Restored:
     target = settings.sqlite_path()
     restoring = target.with_name(target.name + ".restoring")
@@ -189,7 +201,7 @@ def _sqlite(
         }
     )
     try:
-        done = _check_and_finish(work, manifest, kept, signer)
+        done = _check_and_finish(work, manifest, kept, signer, new_ledger)
         con = sqlite3.connect(restoring)
         con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         con.execute("PRAGMA journal_mode = DELETE")  # one file, to rename
@@ -211,51 +223,51 @@ def _postgres(
     manifest: Manifest,
     kept: Sequence[Checkpoint],
     signer: Signer,
+    new_ledger: bool,
 ) -> Restored:
     pg_restore = tool("pg_restore")
     url, env = libpq(settings.url())
+    work = settings.data_dir / "restore-work"  # a fixed place: a killed run's is removed
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(mode=0o700, parents=True)
     engine = sqlalchemy.create_engine(settings.url())
     try:
-        with tempfile.TemporaryDirectory() as work:
-            dump = Path(work) / manifest.member
-            try:
-                extract_copy(source, manifest, dump)
-            except BackupError as e:
-                raise RestoreRefused(str(e)) from None
-            with engine.begin() as conn:
-                for schema in ("casebook_rebuild", "casebook_retired", "public"):
-                    conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-                conn.exec_driver_sql("CREATE SCHEMA public")
-            command = [
-                pg_restore,
-                "--no-owner",
-                "--no-privileges",
-                "--single-transaction",
-                "--exit-on-error",
-                f"--dbname={url}",
-                str(dump),
-            ]
-            ran = subprocess.run(command, env=env, capture_output=True, text=True)
+        dump = work / manifest.member
+        try:
+            extract_copy(source, manifest, dump)
+        except BackupError as e:
+            raise RestoreRefused(str(e)) from None
+        with engine.begin() as conn:
+            for schema in ("casebook_rebuild", "casebook_retired", "public"):
+                conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            conn.exec_driver_sql("CREATE SCHEMA public")
+        command = [
+            pg_restore,
+            "--no-owner",
+            "--no-privileges",
+            "--single-transaction",
+            "--exit-on-error",
+            f"--dbname={url}",
+            str(dump),
+        ]
+        ran = subprocess.run(command, env=env, capture_output=True, text=True)
         if ran.returncode != 0:
             first = next((x for x in ran.stderr.splitlines() if x.strip()), "no message")
             raise RestoreRefused(f"pg_restore failed: {first[:300]}")
         with engine.begin() as conn:
-            migrations.owe(conn, migrations.RESTORE)
             conn.execute(insert(tables.checkpoints).values(**manifest.checkpoint.as_dict()))
     finally:
         engine.dispose()
-    done = _check_and_finish(settings, manifest, kept, signer)
-    engine = sqlalchemy.create_engine(settings.url())
-    try:
-        with engine.begin() as conn:
-            migrations.paid(conn, migrations.RESTORE)
-    finally:
-        engine.dispose()
-    return done
+        shutil.rmtree(work, ignore_errors=True)
+    return _check_and_finish(settings, manifest, kept, signer, new_ledger)
 
 
 def _check_and_finish(
-    settings: Settings, manifest: Manifest, kept: Sequence[Checkpoint], signer: Signer
+    settings: Settings,
+    manifest: Manifest,
+    kept: Sequence[Checkpoint],
+    signer: Signer,
+    new_ledger: bool,
 ) -> Restored:
     """Verify the copy where it lies, record the signed statement; then open it as the
     service would (the ledger's erasures made again) and sign a fresh checkpoint."""
@@ -300,7 +312,9 @@ def _check_and_finish(
     try:
         with store.engine.connect() as conn:
             events = int(conn.execute(select(func.count()).select_from(tables.chain)).scalar_one())
-        erased = reconcile(store, store.ledger)
+        if new_ledger:
+            adopt(store, store.ledger, restoring=True)
+        erased = reapply_all(store, store.ledger)
         store.signer = signer
         store.checkpoint()
     finally:

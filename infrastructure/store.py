@@ -10,7 +10,7 @@ position and the idempotency record together or not at all.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,9 +29,9 @@ from domain.register import Register
 from infrastructure import (
     checkpoints,
     idempotency,
-    ledger,
     migrations,
     readlog,
+    reconcile,
     startup,
     tables,
 )
@@ -185,7 +185,7 @@ class Store:
         # erasure the register does not hold (a restored copy) before it answers.
         self.ledger = ErasureLedger.of(settings)
         if require_current:
-            ledger.reconcile(self, self.ledger)
+            reconcile.open_for_service(self, self.ledger)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -276,7 +276,10 @@ class Store:
                 every = self.settings.checkpoint_every
                 checkpoint_due = unit.chain.position // every > head.chain_position // every
                 written = unit.chain.position - head.chain_position
+                unit.committing = True  # past here, a failure may follow a commit
         except BaseException as e:
+            if unit is not None and unit.ledger_entry is not None and not unit.committing:
+                self._ledger_quietly(self.ledger.rolled_back, unit.ledger_entry)
             made = unit.keys_made if unit is not None else set()
             if keys_mark is not None and self.keyring.rolled_back(keys_mark, made):
                 # Aggregates replayed after a key was destroyed in this write read as
@@ -291,12 +294,21 @@ class Store:
                 current_unit.reset(unit_token)
             writing.reset(token)
         if unit is not None and unit.ledger_entry is not None:  # committed
-            self.ledger.done(unit.ledger_entry)
+            self._ledger_quietly(self.ledger.done, unit.ledger_entry)
         if unit is not None and unit.erased:  # committed: the key is gone; now the files
             self._scrub_quietly()
         if checkpoint_due:  # committed: sign the new head, every so many events
             self.auto_checkpoint()
         self.statistics.wrote(written, unit.position if unit is not None else 0)
+
+    @staticmethod
+    def _ledger_quietly(mark: Callable[[int], None], entry: int) -> None:
+        """Mark a ledger entry; a failure is logged, never raised: the erasure stands or
+        fails by the register's commit, and an intent left counts as done."""
+        try:
+            mark(entry)
+        except Exception as e:
+            log.error("erasure ledger: marking an entry failed: %s", type(e).__name__)
 
     def _scrub_quietly(self) -> None:
         try:

@@ -79,6 +79,16 @@ restores = Table(
     Column("signature", String(128), nullable=False),
 )
 
+# One row: the id of the erasure ledger this register is paired with
+# (``infrastructure.ledger``): a store refuses a ledger that is not it (a lost one made
+# anew would not know the erasures a restored copy lacks).
+ledger_pairing = Table(
+    "casebook_ledger_pairing",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ledger_id", String(36), nullable=False),
+)
+
 # The status projection: one row per case, the rendered view as JSON text, and the
 # columns that list filters need.
 case_views = Table(

@@ -46,6 +46,7 @@ class WriteUnit:
     erased: bool = False  # keys were destroyed: scrub the files once committed
     ledger: ErasureLedger | None = None
     ledger_entry: int | None = None  # marked done once the write has committed
+    committing: bool = False  # every statement ran: a failure now may follow the commit
     # Every key this write made (``Keyring.made``): a new case's key is made once, and
     # all are forgotten if the write rolls back.
     keys_made: set[UUID] = field(default_factory=set)

@@ -113,11 +113,6 @@ def check(conn: Connection) -> State:
             "this register was made by a newer version of casebook than this one: "
             "run that version, or a newer one"
         )
-    if found == "current" and RESTORE in owed(conn):
-        raise UpgradeNeeded(
-            "a restore of this register was not finished: "
-            "run `casebook restore FILE --force` again (with the service stopped)"
-        )
     return found
 
 
@@ -172,16 +167,14 @@ def upgrade(engine: Engine) -> list[str]:
         command.upgrade(_config(conn), "head")
         applied.reverse()
         if needs_rebuild(applied):  # owed until a rebuild swaps its views in
-            owe(conn, VIEWS_REBUILD)
+            _owe(conn, VIEWS_REBUILD)
     return applied
 
 
 VIEWS_REBUILD = "views_rebuild"
-RESTORE = "restore"  # a PostgreSQL restore not finished (``infrastructure.restore``)
 
 
-def owe(conn: Connection, what: str) -> None:
-    """Record work owed on this register (``owed``), in the caller's transaction."""
+def _owe(conn: Connection, what: str) -> None:
     owed = Table("casebook_owed", MetaData(), autoload_with=conn)
     conn.execute(sqlalchemy.delete(owed).where(owed.c.what == what))
     conn.execute(sqlalchemy.insert(owed).values(what=what, since=datetime.now(UTC)))

@@ -17,9 +17,9 @@ import sqlalchemy
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from infrastructure import migrations, tables
-from infrastructure.ledger import ErasureLedger
-from infrastructure.migrations import UpgradeNeeded
+from infrastructure import tables
+from infrastructure.ledger import ErasureLedger, LedgerRefused, ledger_url
+from infrastructure.ledger import facts as ledger_facts
 from infrastructure.settings import Settings
 from infrastructure.store import Store
 from tests.conftest import Keys
@@ -197,22 +197,38 @@ def test_a_restore_refuses_what_is_not_this_installations_backup(
 def test_a_postgresql_restore_cut_short_is_refused_until_run_again(
     settings: Settings, keys: Keys, tmp_path: Path
 ) -> None:
-    """pg_restore loads the copy into the register's own database: until the restore
-    has verified it and made the erasures again, the register is marked unfinished and
-    no store opens it (as if the restore were killed after loading)."""
+    """pg_restore replaces the register in its own database: a restore that fails or
+    is killed part-way leaves its mark in the ledger, outside that database, and no
+    store opens the register until a restore succeeds."""
     copy = tmp_path / "register.backup"
     with TestClient(create_app(settings)) as client:
         cid = open_person(client, keys)["id"]
         run(settings, "backup", str(copy))
         assert erase(client, keys.admin, cid).status_code == 200
-    engine = sqlalchemy.create_engine(settings.url())
-    with engine.begin() as conn:
-        migrations.owe(conn, migrations.RESTORE)
-    engine.dispose()
-    with pytest.raises(UpgradeNeeded, match="restore of this register was not finished"):
+    with ErasureLedger.of(settings).engine.begin() as conn:  # killed after the drop
+        conn.execute(sqlalchemy.insert(ledger_facts).values(name="restoring", value="now"))
+    with pytest.raises(LedgerRefused, match="restore of this register was not finished"):
         Store(settings)
     refused = run(settings, "keys", "list", check=False)
     assert refused.returncode == 1 and "casebook restore" in refused.stderr
     run(settings, "restore", str(copy), "--force")
     with TestClient(create_app(settings)) as client:
         assert names_in(client.get(f"/cases/{cid}", headers=keys.auditor).text) == []
+
+
+@pytest.mark.parametrize("settings", ["sqlite"], indirect=True)
+def test_a_restore_without_the_copys_ledger_is_refused_unless_told(
+    settings: Settings, keys: Keys, tmp_path: Path
+) -> None:
+    """The disk that held the register and its ledger died: a new ledger does not know
+    who was erased after the copy. The restore says so, and goes on only when told."""
+    copy = tmp_path / "register.backup"
+    with TestClient(create_app(settings)) as client:
+        open_person(client, keys)
+    run(settings, "backup", str(copy))
+    lost = ledger_url(settings).removeprefix("sqlite:///")
+    Path(lost).unlink()
+    refused = run(settings, "restore", str(copy), "--force", check=False)
+    assert refused.returncode == 1 and "--new-ledger" in refused.stderr, refused.stderr
+    run(settings, "restore", str(copy), "--force", "--new-ledger")
+    assert run(settings, "verify").returncode == 0

@@ -383,3 +383,6 @@ def checkpoint() -> None:
     finally:
         store.close()
     click.echo(json.dumps(made.as_dict()))
+
+
+from api import cli_retention  # noqa: E402,F401  (registers prune)

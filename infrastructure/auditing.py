@@ -6,9 +6,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
-from infrastructure import chain, checkpoints, readlog
+from infrastructure import chain, checkpoints, readlog, retention
 from infrastructure.checkpoints import Checkpoint
 from infrastructure.querying import decode_cursor, next_cursor
 from infrastructure.store import Store
@@ -49,9 +50,11 @@ class AuditReads:
 
     def reads_of(
         self, case_id: uuid.UUID, limit: int, cursor: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]:
-        """Who read the case's personal data, when, through which route: oldest first."""
+    ) -> tuple[list[dict[str, Any]], str | None, datetime | None]:
+        """Who read the case's personal data, when, through which route: oldest first;
+        and before when reads may have been pruned (``retention.pruned_before``)."""
         after = decode_cursor(cursor, "r")
         with self.store.read() as conn:
             rows = readlog.listed(conn, case_id, limit + 1, after)
-        return [item for _, item in rows[:limit]], next_cursor("r", rows, limit)
+            pruned = retention.pruned_before(conn)
+        return [item for _, item in rows[:limit]], next_cursor("r", rows, limit), pruned

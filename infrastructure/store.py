@@ -196,7 +196,9 @@ class WriteUnit:
             status_code, aggregate.id, aggregate.version, False, aggregate, view, others
         )
         if self.key is not None:
-            idempotency.remember(self.session, self.keyring, self.key.id, self.retry_key, written)
+            idempotency.remember(
+                self.session, self.keyring, self.key.id, self.retry_key, written, self.recorded_at
+            )
         return written
 
     def logged(self, recordings: Sequence[Recording[Any]]) -> None:
@@ -224,6 +226,8 @@ class Store:
 
     def __init__(self, settings: Settings, require_current: bool = True):
         self.settings = settings
+        # How long an idempotency record answers a retry (``infrastructure.idempotency``).
+        self.window = timedelta(hours=settings.idempotency_hours)
         if settings.is_sqlite:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.keyring = Keyring(load_master_key(settings))  # production: refuses without
@@ -341,7 +345,9 @@ class Store:
                     retry_key,
                 )
                 if caller is not None:
-                    unit.first = idempotency.remembered(session, self.keyring, caller.id, retry_key)
+                    unit.first = idempotency.remembered(
+                        session, self.keyring, caller.id, retry_key, unit.recorded_at, self.window
+                    )
                 unit_token = current_unit.set(unit)
                 yield unit
                 session.execute(

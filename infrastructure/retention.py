@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, Table, and_, delete, func, insert, select, update
+from sqlalchemy import Column, Delete, Select, Table, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from infrastructure import tables
@@ -141,12 +141,7 @@ class Retention:
             for kind in KINDS:
                 removal = Removal(kind.name, cutoffs[kind.name])
                 if removal.cutoff is not None:
-                    count, oldest, newest = conn.execute(
-                        select(func.count(), func.min(kind.stamp), func.max(kind.stamp)).where(
-                            kind.stamp < removal.cutoff
-                        )
-                    ).one()
-                    removal.add(count, oldest, newest)
+                    removal.add(*conn.execute(past(kind, removal.cutoff)).one())
                 found.append(removal)
         return found
 
@@ -171,19 +166,10 @@ class Retention:
         with self.store.engine.connect() as conn:
             while True:
                 with self._batch(conn, kind):
-                    keyed, removed = () if kind.key is None else (kind.key,), 0
-                    rows = conn.execute(
-                        select(*keyed, kind.stamp.label("stamp"))
-                        .where(kind.stamp < removal.cutoff)
-                        .order_by(kind.stamp)
-                        .limit(self.batch)
-                    ).all()
+                    removed = 0
+                    rows = conn.execute(oldest(kind, removal.cutoff, self.batch)).all()
                     if rows:
-                        removed = conn.execute(
-                            delete(kind.table).where(
-                                _among(kind, rows), kind.stamp < removal.cutoff
-                            )
-                        ).rowcount
+                        removed = conn.execute(removing(kind, rows, removal.cutoff)).rowcount
                         removal.add(removed, rows[0].stamp, rows[-1].stamp)
                         statement = _account(conn, statement, removal)
                     elif statement is not None:
@@ -217,11 +203,30 @@ class Retention:
             driver.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
 
-def _among(kind: _Kind, rows: Sequence[Any]) -> Any:
-    """The condition that picks these rows of ``kind`` (oldest first): within their
-    stamps' range (so that the database reads the batch's rows only), by their key."""
-    within = and_(kind.stamp >= rows[0].stamp, kind.stamp <= rows[-1].stamp)
-    return within if kind.key is None else and_(within, kind.key.in_([row[0] for row in rows]))
+def past(kind: _Kind, cutoff: datetime) -> Select[Any]:
+    """How many rows of ``kind`` are past their time, the oldest and newest stamps."""
+    stamp = kind.stamp
+    return select(func.count(), func.min(stamp), func.max(stamp)).where(stamp < cutoff)
+
+
+def oldest(kind: _Kind, cutoff: datetime, limit: int) -> Select[Any]:
+    """A batch: the oldest rows of ``kind`` past their time (their key, their stamp)."""
+    keyed = () if kind.key is None else (kind.key,)
+    return (
+        select(*keyed, kind.stamp.label("stamp"))
+        .where(kind.stamp < cutoff)
+        .order_by(kind.stamp)
+        .limit(limit)
+    )
+
+
+def removing(kind: _Kind, rows: Sequence[Any], cutoff: datetime) -> Delete:
+    """The deletion of a batch (``oldest``'s rows): within their stamps' range, so that
+    the database reads the batch's rows only, and by their key where stamps are shared."""
+    within = [kind.stamp >= rows[0].stamp, kind.stamp <= rows[-1].stamp, kind.stamp < cutoff]
+    if kind.key is not None:
+        within.append(kind.key.in_([row[0] for row in rows]))
+    return delete(kind.table).where(*within)
 
 
 def _account(conn: Connection, statement: int | None, removal: Removal) -> int:

@@ -386,4 +386,5 @@ def checkpoint() -> None:
     click.echo(json.dumps(made.as_dict()))
 
 
-from api import cli_backup  # noqa: E402,F401  (registers backup and restore)
+# The commands of other modules, registered on ``main`` when they are imported.
+from api import cli_backup, cli_retention  # noqa: E402,F401

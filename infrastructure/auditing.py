@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from infrastructure import chain, checkpoints, readlog
+from infrastructure import chain, checkpoints, readlog, retention
 from infrastructure.checkpoints import Checkpoint
 from infrastructure.querying import decode_cursor, next_cursor
 from infrastructure.store import Store
@@ -53,12 +53,14 @@ class AuditReads:
 
     def reads_of(
         self, case_id: uuid.UUID, limit: int, cursor: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]:
-        """Who read the case's personal data, when, through which route: oldest first."""
+    ) -> tuple[list[dict[str, Any]], str | None, datetime | None]:
+        """Who read the case's personal data, when, through which route: oldest first;
+        and before when reads may have been pruned (``retention.pruned_before``)."""
         after = decode_cursor(cursor, "r")
         with self.store.read() as conn:
             rows = readlog.listed(conn, case_id, limit + 1, after)
-        return [item for _, item in rows[:limit]], next_cursor("r", rows, limit)
+            pruned = retention.pruned_before(conn)
+        return [item for _, item in rows[:limit]], next_cursor("r", rows, limit), pruned
 
 
 def _restored_before(conn: Connection, checkpoint: Checkpoint, key: str) -> str:

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
+
+# Retention (``infrastructure.retention``). The bounds keep every period a date can
+# hold: beyond a year an idempotency record answers no real retry, and beyond a
+# century "forever" says what is meant.
+MAX_IDEMPOTENCY_HOURS = 366 * 24
+DEFAULT_READ_AUDIT_DAYS = 2192  # six years
+MAX_READ_AUDIT_DAYS = 36_525
+READ_AUDIT_DAYS_RULE = f"a whole number of days from 1 to {MAX_READ_AUDIT_DAYS}, or forever"
 
 
 class Settings(BaseSettings):
@@ -74,6 +83,30 @@ class Settings(BaseSettings):
     # minutes when events were recorded since the last one.
     checkpoint_every: int = Field(default=1000, ge=1)
     checkpoint_minutes: float = Field(default=60, gt=0)
+    # An idempotency record answers a retry for this many hours after the write it
+    # records (by the store's stamp, not a client's or a host's clock); after that the
+    # key is forgotten and the same request is a new one. Expired records are removed
+    # by ``casebook prune``, or by the write that reuses their key (``idempotency``).
+    idempotency_hours: int = Field(default=24, ge=1, le=MAX_IDEMPOTENCY_HOURS)
+    # The read audit keeps a record this many days, then ``casebook prune`` removes it;
+    # "forever" keeps them all. Six years (leap days included) by default: long enough
+    # for a leak found years later to be traced, bounded because each record says which
+    # staff member worked on which person's case (README, "Retention").
+    read_audit_days: int | Literal["forever"] = DEFAULT_READ_AUDIT_DAYS
+
+    @field_validator("read_audit_days", mode="before")
+    @classmethod
+    def _days_or_forever(cls, value: object) -> object:
+        """A whole number of days in range, or "forever"; anything else is refused with
+        a message that says what is taken (never a silent "keep forever")."""
+        if isinstance(value, str) and value.strip().lower() == "forever":
+            return "forever"
+        text = str(value).strip()
+        if isinstance(value, bool) or not re.fullmatch(r"[0-9]+", text):
+            raise ValueError(READ_AUDIT_DAYS_RULE)
+        if not 1 <= int(text) <= MAX_READ_AUDIT_DAYS:
+            raise ValueError(READ_AUDIT_DAYS_RULE)
+        return int(text)
 
     # The erasure ledger (``infrastructure.ledger``): a database apart from the register's,
     # holding the ids of every erasure, so that a restored copy made before one does not

@@ -138,6 +138,8 @@ class Store:
 
     def __init__(self, settings: Settings, require_current: bool = True):
         self.settings = settings
+        # How long an idempotency record answers a retry (``infrastructure.idempotency``).
+        self.window = timedelta(hours=settings.idempotency_hours)
         if settings.is_sqlite:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.keyring = Keyring(load_master_key(settings))  # production: refuses without
@@ -261,7 +263,9 @@ class Store:
                     ledger=self.ledger,
                 )
                 if caller is not None:
-                    unit.first = idempotency.remembered(session, self.keyring, caller.id, retry_key)
+                    unit.first = idempotency.remembered(
+                        session, self.keyring, caller.id, retry_key, unit.recorded_at, self.window
+                    )
                 unit_token = current_unit.set(unit)
                 yield unit
                 session.execute(

@@ -202,7 +202,10 @@ idempotency = Table(
     Column("status_code", Integer, nullable=False),
     Column("aggregate_id", Uuid, nullable=False),  # a case, a negotiation, an exchange
     Column("version", Integer, nullable=False),
+    # The write's stamp (``recorded_at``): the record answers retries for
+    # CASEBOOK_IDEMPOTENCY_HOURS after it. Indexed for ``casebook prune``'s oldest first.
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("casebook_idempotency_created", "created_at"),
 )
 
 # Negotiations (``domain.negotiation``): one row each, for listing them and for the
@@ -305,6 +308,28 @@ access_log = Table(
     Column("role", String(20), nullable=False),
     Column("route", String(200), nullable=False),
     Index("casebook_access_log_case", "case_id", "id"),
+    # ``casebook prune`` removes the records past CASEBOOK_READ_AUDIT_DAYS, oldest first.
+    Index("casebook_access_log_read_at", "read_at"),
+)
+
+# What ``casebook prune`` removed, one row per kind ("idempotency", "read_audit") and
+# run that removed anything: the cutoff (records made or read before it were removed),
+# how many, the oldest and newest removed. Written in the transaction of the run's
+# first batch and counted up in each later one's, so that a prune killed half-way is
+# accounted for exactly. An auditor reading a case's reads is told the newest cutoff:
+# before it, an absent read may have been pruned (``GET /audit/access``).
+prunes = Table(
+    "casebook_prunes",
+    metadata,
+    Column("id", BIGINT, primary_key=True, autoincrement=True),
+    Column("kind", String(20), nullable=False),
+    Column("cutoff", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("removed", BIGINT, nullable=False),
+    Column("oldest", DateTime(timezone=True), nullable=True),
+    Column("newest", DateTime(timezone=True), nullable=True),
+    Index("casebook_prunes_kind", "kind", "cutoff"),
 )
 
 # The summary report's counts, kept by every write (``infrastructure.counts``): for each

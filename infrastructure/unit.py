@@ -99,7 +99,9 @@ class WriteUnit:
             status_code, aggregate.id, aggregate.version, False, aggregate, view, others
         )
         if self.key is not None:
-            idempotency.remember(self.session, self.keyring, self.key.id, self.retry_key, written)
+            idempotency.remember(
+                self.session, self.keyring, self.key.id, self.retry_key, written, self.recorded_at
+            )
         return written
 
     def logged(self, recordings: Sequence[Recording[Any]]) -> None:

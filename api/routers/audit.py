@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -132,6 +133,10 @@ class AccessRecord(BaseModel):
 class AccessPublic(BaseModel):
     items: list[AccessRecord]
     next_cursor: str | None
+    pruned_before: str | None = Field(
+        description="reads before this instant may have been removed by `casebook prune` "
+        "(CASEBOOK_READ_AUDIT_DAYS); from it on the list is complete. null: none ever were"
+    )
 
 
 @router.get(
@@ -149,5 +154,6 @@ def access_log(
     """Who read the case's personal data, when, and through which route (key name and
     organisation), oldest first: every answer that carries it is recorded before it
     leaves."""
-    items, next_cursor = audit.reads_of(case_id, limit, cursor)
-    return {"items": items, "next_cursor": next_cursor}
+    items, next_cursor, pruned = audit.reads_of(case_id, limit, cursor)
+    pruned_before = None if pruned is None else pruned.astimezone(UTC).isoformat()
+    return {"items": items, "next_cursor": next_cursor, "pruned_before": pruned_before}

@@ -16,12 +16,12 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from sqlalchemy import select
 
-from infrastructure import access, counts, tables, views
+from infrastructure import access, counts, retention, tables, views
 from infrastructure.cases import CaseReads
 from infrastructure.projections import _CURRENT_PERIODS
 from infrastructure.querying import When
@@ -144,6 +144,37 @@ def test_the_statements_of_one_case_read_no_whole_table(store: Store):
         name: scanned
         for name, (statement, params) in _hot_statements(store).items()
         if (scanned := _full_scans(store, _plan(store, statement, params)))
+    }
+    assert scans == {}
+
+
+def _prune_statements() -> dict[str, Any]:
+    """``casebook prune``'s statements (``infrastructure.retention``) for each kind: how
+    many are past their time, the oldest batch, and its deletion."""
+    cutoff = datetime(2020, 1, 1, tzinfo=UTC)
+    rows = [_Row(7, datetime(2019, 1, 1, tzinfo=UTC)), _Row(8, datetime(2019, 2, 1, tzinfo=UTC))]
+    found: dict[str, Any] = {}
+    for kind in retention.KINDS:
+        found[f"the {kind.name} records past their time"] = retention.past(kind, cutoff)
+        found[f"the oldest {kind.name} records"] = retention.oldest(kind, cutoff, 2000)
+        found[f"a batch of {kind.name} records removed"] = retention.removing(kind, rows, cutoff)
+    return found
+
+
+class _Row(NamedTuple):
+    """A row as ``retention.oldest`` returns it: its key, then its stamp."""
+
+    key: int
+    stamp: datetime
+
+
+def test_a_prune_reads_only_the_rows_past_their_time(store: Store):
+    """At a million reads, a prune finds its oldest batch by the stamps' index and
+    deletes it by key or stamp range, never reading the whole table."""
+    scans = {
+        name: scanned
+        for name, statement in _prune_statements().items()
+        if (scanned := _full_scans(store, _plan(store, statement, {})))
     }
     assert scans == {}
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from infrastructure import chain, checkpoints, readlog
+from infrastructure import chain, checkpoints, readlog, rotation, signing
 from infrastructure.checkpoints import Checkpoint
 from infrastructure.querying import decode_cursor, next_cursor
 from infrastructure.store import Store
@@ -18,26 +18,40 @@ class AuditReads:
     def __init__(self, store: Store):
         self.store = store
 
-    def verify(self, kept: Sequence[Checkpoint] = ()) -> chain.Verification:
-        """Check the whole hash chain against the log and the recorded head, then against
-        every stored checkpoint and those an auditor kept (``kept``)."""
+    def verify(
+        self, kept: Sequence[Checkpoint] = (), trusted: str | None = None
+    ) -> chain.Verification:
+        """Check the whole hash chain against the log and the recorded head, then the
+        signing keys' announcements from a trusted key, and every stored checkpoint and
+        those an auditor kept (``kept``) against the keys so reached."""
         with self.store.snapshot() as conn:
             result = chain.verify(conn, self.store.events_table)
             if not result.ok:
                 return result
-            # Trust only a key that does not come from the database: the installation's
-            # own, or the one on the checkpoints an auditor kept. Without either, stored
-            # checkpoints prove nothing (anyone who can write them can sign them).
-            key = self.store.trusted_key() or (kept[0].public_key if kept else None)
+            # Trust only a key that does not come from the database: one the auditor
+            # gives, the installation's own, or the one on the checkpoints an auditor
+            # kept. Without any, stored checkpoints prove nothing (anyone who can write
+            # them can sign them, and announce their own keys).
+            key = trusted or self.store.trusted_key() or (kept[0].public_key if kept else None)
             if key is None:
                 note = "no trusted key here: stored checkpoints were not checked"
                 return replace(result, note=note)
             stored = [cp for _, cp in reversed(checkpoints.listed(conn))]
-            for checkpoint in [*kept, *stored]:
-                problem = checkpoints.problem_with(conn, checkpoint, key)
-                if problem is not None:
-                    return replace(result, ok=False, broken_at=checkpoint.position, problem=problem)
-            return replace(result, checkpoints=len(kept) + len(stored))
+            spans, broken = signing.check(
+                rotation.stored(conn),
+                key,
+                [*kept, *stored],
+                lambda position: checkpoints.hash_at(conn, position),
+            )
+            if broken is not None:
+                return replace(result, ok=False, broken_at=broken.position, problem=broken.problem)
+            return replace(result, checkpoints=len(kept) + len(stored), keys=len(spans))
+
+    def keys(self) -> list[dict[str, Any]]:
+        """The signing keys as the register lists them (unchecked: see ``verify``)."""
+        first = self.store.trusted_key()
+        with self.store.read() as conn:
+            return rotation.listing(conn, first)
 
     def checkpoints_page(
         self, limit: int, cursor: str | None

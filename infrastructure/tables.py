@@ -64,6 +64,23 @@ checkpoints = Table(
     Column("signature", String(128), nullable=False),
 )
 
+# The checkpoint-signing keys after the first, in the order they took over, each with
+# the statement that announced it, signed by the key before it and by itself
+# (``infrastructure.signing``). The statement is what is trusted, once its signatures
+# are checked; the other columns repeat it, for lookups. Written by migration 0005's
+# revision and later only by ``casebook signing-key rotate``.
+signing_keys = Table(
+    "casebook_signing_keys",
+    metadata,
+    Column("sequence", Integer, primary_key=True, autoincrement=False),
+    Column("public_key", String(64), nullable=False, unique=True),
+    Column("previous_public_key", String(64), nullable=False),
+    Column("position", BIGINT, nullable=False),
+    Column("statement", Text, nullable=False),
+    Column("outgoing_signature", String(88), nullable=False),  # base64
+    Column("incoming_signature", String(88), nullable=False),
+)
+
 # The status projection: one row per case, the rendered view as JSON text, and the
 # columns that list filters need.
 case_views = Table(

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import delete, insert, select, update
 
 from infrastructure import rotation, tables
+from infrastructure.auditing import AuditReads
 from infrastructure.checkpoints import Checkpoint, Signer, StaleSigningKey
 from infrastructure.exports import Export, verify_export
 from infrastructure.keys import KeyStore
@@ -80,7 +81,7 @@ def test_after_two_rotations_every_checkpoint_verifies_with_the_key_of_its_time(
     # key, reaches the newest key from it; so does one who kept the first public key.
     verifier = Store(rotated.settings)
     try:
-        alone = AuditOnly(verifier)
+        alone = AuditReads(verifier)
         result = alone.verify([rotated.made[0]])
         assert (result.ok, result.checkpoints, result.keys) == (True, 4, 3), result.problem
         trusted = rotated.signers[0].public_key
@@ -88,12 +89,6 @@ def test_after_two_rotations_every_checkpoint_verifies_with_the_key_of_its_time(
         assert alone.verify([rotated.made[2]], trusted=rotated.signers[1].public_key).ok
     finally:
         verifier.close()
-
-
-def AuditOnly(store: Store):  # noqa: N802  (reads like the class it returns)
-    from infrastructure.auditing import AuditReads
-
-    return AuditReads(store)
 
 
 class Impostor:
@@ -191,9 +186,7 @@ def test_a_checkpoint_signed_by_a_key_not_in_force_at_its_position_fails(
         conn.execute(insert(tables.checkpoints).values(**late.stored()))
     result = rotated.casebook.verify()
     assert (result.ok, result.broken_at) == (False, 6)
-    assert f"signed with key {first.key_id}, which was not in force there" in (
-        result.problem or ""
-    )
+    assert f"signed with key {first.key_id}, which was not in force there" in (result.problem or "")
     assert "from 0 to 2" in (result.problem or "")
     # Nor a new key for the chain before it was announced.
     early = rotated.casebook.verify([second.sign(1, chain_hash(store, 1))])
@@ -259,7 +252,6 @@ def test_a_register_from_before_rotations_verifies_and_rotates(settings: Setting
     """Its one key, never announced, is the one its checkpoints were signed with: the
     first rotation hands over from it, and its checkpoint still verifies after."""
     from infrastructure import migrations
-    from infrastructure.auditing import AuditReads
     from infrastructure.persistence import plain_engine
     from tests.integration.test_migrations import load_old_register, old
 

@@ -60,7 +60,7 @@ def rotate(new_key_file: Path | None) -> None:
             waiting = rotation.interrupted(settings, conn) if in_folder else None
             done = given is not None and rotation.in_force(conn) == given.public_key
         if waiting is not None:  # killed after its commit: only the file step was left
-            rotation.install_next_key(settings)
+            rotation.install_next_key(settings, waiting)
             click.echo(f"finished the interrupted rotation: key {waiting.key_id} is in force")
             return
         if done and given is not None:  # a rerun after a commit whose answer was lost
@@ -69,9 +69,14 @@ def rotate(new_key_file: Path | None) -> None:
             return
         outgoing = Signer.from_settings(settings)
         incoming = given or rotation.make_next_key(settings)
-        made = rotation.rotate(store, outgoing, incoming)
+        try:
+            made = rotation.rotate(store, outgoing, incoming)
+        except BaseException:
+            if in_folder:  # never announced: a key that can sign nothing, gone
+                rotation.next_key(settings, incoming.public_key).unlink(missing_ok=True)
+            raise
         if in_folder:
-            rotation.install_next_key(settings)
+            rotation.install_next_key(settings, incoming)
     except (MissingSecret, rotation.RotationRefused) as e:
         raise click.ClickException(str(e)) from None
     except StorageFault as e:

@@ -103,7 +103,7 @@ class Checkpoint:
 
 class Signer:
     def __init__(self, private_key: Ed25519PrivateKey):
-        self._key = private_key
+        self._key = self.private_key = private_key
         raw = private_key.public_key().public_bytes(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw
         )
@@ -158,8 +158,12 @@ class Signer:
 def write_new_key(path: Path) -> bool:
     """Make a new key in a new file (mode 0600, synced to disk); False, and the file
     left as it is, if it exists already (another process made it first: use theirs)."""
+    return write_key(path, Ed25519PrivateKey.generate())
+
+
+def write_key(path: Path, key: Ed25519PrivateKey) -> bool:
     path.parent.mkdir(parents=True, exist_ok=True)
-    pem = Ed25519PrivateKey.generate().private_bytes(
+    pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),

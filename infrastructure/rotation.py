@@ -4,15 +4,18 @@ A rotation is a file written before one transaction, in this order, so that a ki
 at any point leaves exactly one key in force:
 
 1. The new key is in a file before anything is recorded. In development (the key in
-   the data folder) it is made as ``checkpoint-signing-key.next.pem`` (synced, mode
-   0600); in production the operator gives it (``--new-key-file``) and it is only read.
+   the data folder) it is made as ``checkpoint-signing-key.next-<key id>.pem`` (synced,
+   mode 0600; named after the key, so that two rotations at once cannot overwrite each
+   other's); in production the operator gives it (``--new-key-file``) and it is only
+   read.
 2. One transaction, under the register's write lock (so the head cannot move between
    the position it announces and its commit; see ``checkpoints.make``): it checks that
    the outgoing key is the one in force, reads the head and records the statement
    announcing the new key, signed by both (``infrastructure.signing``). Killed before
    the commit, nothing in the register changed and the outgoing key stays in force; the
-   ``.next`` file is a leftover no statement names, replaced by the next rotation.
-3. In development, the ``.next`` file then replaces the data folder's key (one rename;
+   ``next-`` file is a key no statement names, which can never sign anything a verifier
+   accepts (a refused rotation deletes its own; one left by a kill may be deleted).
+3. In development, the ``next-`` file then replaces the data folder's key (one rename;
    the retired private key is gone with it: its public key is in the statement, which
    is all a verifier needs). Killed between 2 and 3, the register names the new key and
    the folder holds the old one: the service refuses to start with it, and running
@@ -32,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection, Engine
 
@@ -44,8 +48,6 @@ from infrastructure.signing import Announcement, Stored
 
 if TYPE_CHECKING:  # the store imports what imports this module (exports)
     from infrastructure.store import Store
-
-NEXT_KEY_FILE = "checkpoint-signing-key.next.pem"
 
 
 class RotationRefused(Exception):
@@ -155,35 +157,36 @@ def _record(conn: Connection, announcement: Announcement) -> None:
 # Development: the key in the data folder.
 
 
-def dev_paths(settings: Settings) -> tuple[Path, Path]:
-    """The data folder's key, and where a rotation writes the next one first."""
-    return settings.data_dir / DEV_KEY_FILE, settings.data_dir / NEXT_KEY_FILE
+def dev_key(settings: Settings) -> Path:
+    return settings.data_dir / DEV_KEY_FILE
+
+
+def next_key(settings: Settings, public_key: str) -> Path:
+    """Where a rotation in development writes the new key first."""
+    return settings.data_dir / f"checkpoint-signing-key.next-{key_id(public_key)}.pem"
 
 
 def make_next_key(settings: Settings) -> Signer:
-    """Step 1 in development: a new key in the ``.next`` file (a leftover that no
-    statement names, from a rotation killed before its commit, is replaced)."""
-    _, following = dev_paths(settings)
-    following.unlink(missing_ok=True)
-    checkpoints.write_new_key(following)
-    _sync_folder(following.parent)
-    return Signer.from_file(following)
+    """Step 1 in development: a new key in its own ``next-`` file."""
+    made = Signer(Ed25519PrivateKey.generate())
+    path = next_key(settings, made.public_key)
+    checkpoints.write_key(path, made.private_key)
+    _sync_folder(path.parent)
+    return made
 
 
-def install_next_key(settings: Settings) -> None:
+def install_next_key(settings: Settings, signer: Signer) -> None:
     """Step 3 in development: the announced key becomes the data folder's key."""
-    current, following = dev_paths(settings)
-    os.replace(following, current)
-    _sync_folder(current.parent)
+    os.replace(next_key(settings, signer.public_key), dev_key(settings))
+    _sync_folder(settings.data_dir)
 
 
 def interrupted(settings: Settings, conn: Connection) -> Signer | None:
-    """The ``.next`` key, when the register announced it but step 3 did not happen."""
-    _, following = dev_paths(settings)
-    if not following.exists():
+    """The key in force, when a rotation announced it but step 3 did not happen."""
+    newest = in_force(conn)
+    if newest is None or not next_key(settings, newest).exists():
         return None
-    waiting = Signer.from_file(following)
-    return waiting if in_force(conn) == waiting.public_key else None
+    return Signer.from_file(next_key(settings, newest))
 
 
 def _sync_folder(folder: Path) -> None:

@@ -27,9 +27,9 @@ from tests.e2e.test_cli import run
 
 def rotate_in_folder(store: Store, settings: Settings) -> Signer:
     """What `casebook signing-key rotate` does in development, in this process."""
-    outgoing = Signer.from_settings(settings)
-    rotation.rotate(store, outgoing, rotation.make_next_key(settings))
-    rotation.install_next_key(settings)
+    outgoing, incoming = Signer.from_settings(settings), rotation.make_next_key(settings)
+    rotation.rotate(store, outgoing, incoming)
+    rotation.install_next_key(settings, incoming)
     store.signer = Signer.from_settings(settings)
     return store.signer
 

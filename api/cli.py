@@ -410,7 +410,7 @@ def checkpoint() -> None:
         raise click.ClickException(str(e)) from None
     finally:
         store.close()
-    click.echo(json.dumps(made.as_dict()))
+    click.echo(json.dumps(made.shown()))
 
 
 from api import cli_signing  # noqa: E402,F401  (registers signing-key)

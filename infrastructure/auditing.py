@@ -59,7 +59,7 @@ class AuditReads:
         before = decode_cursor(cursor, "c") or None
         with self.store.read() as conn:
             rows = checkpoints.listed(conn, limit + 1, before)
-        return [cp.as_dict() for _, cp in rows[:limit]], next_cursor("c", rows, limit)
+        return [cp.shown() for _, cp in rows[:limit]], next_cursor("c", rows, limit)
 
     def reads_of(
         self, case_id: uuid.UUID, limit: int, cursor: str | None

@@ -82,12 +82,12 @@ class Checkpoint:
         except ValueError:  # not hex: the signature cannot hold either
             return ""
 
-    def stored(self) -> dict[str, Any]:
-        """The signed fields, as the checkpoints table keeps them."""
+    def as_dict(self) -> dict[str, Any]:
+        """The signed fields, as the checkpoints table and an export keep them."""
         return asdict(self)
 
-    def as_dict(self) -> dict[str, Any]:
-        """What an auditor keeps: the signed fields, and the key's id for people."""
+    def shown(self) -> dict[str, Any]:
+        """What an auditor is given to keep: the signed fields, and the key's id."""
         return {**asdict(self), "key_id": self.key_id}
 
     @classmethod
@@ -144,9 +144,9 @@ class Signer:
             return None
         return Signer.from_settings(settings).public_key
 
-    def sign_bytes(self, data: bytes) -> bytes:
-        """A signature over a statement (``infrastructure.signing``), not a checkpoint."""
-        return self._key.sign(data)
+    def sign_bytes(self, message: bytes) -> bytes:
+        """A signature of ``message`` (a restore statement, ``infrastructure.restore``)."""
+        return self._key.sign(message)
 
     def sign(self, position: int, head: str) -> Checkpoint:
         made_at = datetime.now(UTC).isoformat()
@@ -200,7 +200,7 @@ def make(engine: Engine, signer: Signer) -> Checkpoint:
                 "run `casebook signing-key rotate` again to finish an interrupted rotation)"
             )
         checkpoint = signer.sign(head.chain_position, head.chain_hash)
-        conn.execute(insert(tables.checkpoints).values(**checkpoint.stored()))
+        conn.execute(insert(tables.checkpoints).values(**checkpoint.as_dict()))
     return checkpoint
 
 

@@ -52,23 +52,11 @@ chain = Table(
     Index("casebook_chain_case", "case_id", "version", unique=True),
 )
 
-# Signed checkpoints of the chain (see ``infrastructure.checkpoints``).
-checkpoints = Table(
-    "casebook_checkpoints",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("position", BIGINT, nullable=False),
-    Column("head", String(64), nullable=False),
-    Column("made_at", String(40), nullable=False),
-    Column("public_key", String(64), nullable=False),
-    Column("signature", String(128), nullable=False),
-)
-
 # The checkpoint-signing keys after the first, in the order they took over, each with
 # the statement that announced it, signed by the key before it and by itself
 # (``infrastructure.signing``). The statement is what is trusted, once its signatures
-# are checked; the other columns repeat it, for lookups. Written by migration 0005's
-# revision and later only by ``casebook signing-key rotate``.
+# are checked; the other columns repeat it, for lookups. Made by migration 0005;
+# written only by ``casebook signing-key rotate``.
 signing_keys = Table(
     "casebook_signing_keys",
     metadata,
@@ -79,6 +67,18 @@ signing_keys = Table(
     Column("statement", Text, nullable=False),
     Column("outgoing_signature", String(88), nullable=False),  # base64
     Column("incoming_signature", String(88), nullable=False),
+)
+
+# Signed checkpoints of the chain (see ``infrastructure.checkpoints``).
+checkpoints = Table(
+    "casebook_checkpoints",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("position", BIGINT, nullable=False),
+    Column("head", String(64), nullable=False),
+    Column("made_at", String(40), nullable=False),
+    Column("public_key", String(64), nullable=False),
+    Column("signature", String(128), nullable=False),
 )
 
 # The status projection: one row per case, the rendered view as JSON text, and the

@@ -109,7 +109,7 @@ def list_checkpoints(
 def make_checkpoint(key: Caller, store: StoreDep) -> dict[str, Any]:
     """Sign the chain's head now."""
     try:
-        return store.checkpoint().as_dict()
+        return store.checkpoint().shown()
     except StaleSigningKey:
         raise Problem(
             503,

@@ -231,7 +231,7 @@ def test_verify_trusts_the_installations_key_not_one_found_in_the_database(
     forger = Signer.from_settings(Settings(data_dir=tmp_path / "forger"))
     store = Store(settings)
     with store.engine.begin() as conn:
-        conn.execute(insert(tables.checkpoints).values(**forger.sign(1, "0" * 64).stored()))
+        conn.execute(insert(tables.checkpoints).values(**forger.sign(1, "0" * 64).as_dict()))
     store.close()
     result = run(settings, "verify", check=False)
     assert result.returncode == 1 and "another key" in result.stdout

@@ -50,7 +50,7 @@ def checkpoint(settings: Settings, key_file: Path | None = None) -> dict:
     store = Store(settings)
     try:
         store.signer = Signer.from_settings(settings)
-        return store.checkpoint().as_dict()
+        return store.checkpoint().shown()
     finally:
         store.close()
 

@@ -183,7 +183,7 @@ def test_a_checkpoint_signed_by_a_key_not_in_force_at_its_position_fails(
     head = rotated.casebook.verify().head
     late = first.sign(6, head)  # the first key was retired at position 2
     with store.engine.begin() as conn:
-        conn.execute(insert(tables.checkpoints).values(**late.stored()))
+        conn.execute(insert(tables.checkpoints).values(**late.as_dict()))
     result = rotated.casebook.verify()
     assert (result.ok, result.broken_at) == (False, 6)
     assert f"signed with key {first.key_id}, which was not in force there" in (result.problem or "")

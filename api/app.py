@@ -16,6 +16,7 @@ from api import problems
 from api.auth import KEY_CHECK_THREADS, Authenticate, KeyCheck
 from api.middleware import BodyLimit, InFlightLimit, RequestLog, WriteGate
 from api.routers import audit, cases, exchanges, health, negotiations, reports
+from infrastructure import rotation
 from infrastructure.auditing import AuditReads
 from infrastructure.cases import CaseReads
 from infrastructure.checkpoints import Signer
@@ -50,6 +51,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         signer = Signer.from_settings(settings)  # production: refuses to start without
         store = Store(settings)  # one per process: it owns the connection pool
+        try:
+            rotation.require_current(store.engine, signer)  # not a retired key
+        except Exception:
+            store.close()
+            raise
         store.signer = signer
         app.state.store = store
         app.state.cases = CaseReads(store)

@@ -53,7 +53,7 @@ def main() -> None:
 def serve(host: str, port: int, workers: int) -> None:
     """Start the API."""
     from api.server import run
-    from infrastructure import migrations
+    from infrastructure import migrations, rotation
     from infrastructure.checkpoints import MissingSecret
 
     settings = Settings()
@@ -63,8 +63,11 @@ def serve(host: str, port: int, workers: int) -> None:
         raise click.ClickException(str(e)) from None
     store = _store(settings)  # create the tables once, before the workers race to
     try:
+        rotation.require_current(store.engine, Signer.from_settings(settings))
         with store.engine.connect() as conn:
             owed = migrations.owed(conn)
+    except MissingSecret as e:  # a key that a rotation retired
+        raise click.ClickException(str(e)) from None
     finally:
         store.close()
     if migrations.VIEWS_REBUILD in owed:
@@ -279,15 +282,25 @@ def replay(case_id: UUID) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="verify this export file instead of the store (offline)",
 )
+@click.option(
+    "--trusted-key",
+    "trusted_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="a signing public key you kept (hex, GET /audit/key's JSON, or PEM): the key "
+    "announcements are followed from it",
+)
 @click.option("--replay", "replay_case", type=click.UUID, help="with --export: print a case")
-def verify(kept: Path | None, export_file: Path | None, replay_case: UUID | None) -> None:
+def verify(
+    kept: Path | None, export_file: Path | None, trusted_file: Path | None, replay_case: UUID | None
+) -> None:
     """Check the hash chain: exit 0 when it holds, 1 when it does not (naming the first
     broken position), 2 when it could not be checked."""
+    trusted = _trusted(trusted_file)
     try:
         if export_file is not None:
-            result = _verify_export(export_file, replay_case, kept)
+            result = _verify_export(export_file, replay_case, kept, trusted)
         else:
-            result = _verify_store(kept)
+            result = _verify_store(kept, trusted)
     except click.ClickException:
         raise
     except Exception as e:  # the store or the file could not be read: by type only
@@ -296,9 +309,10 @@ def verify(kept: Path | None, export_file: Path | None, replay_case: UUID | None
     # An export file may come from anyone: whatever it carries is escaped (printable).
     p = printable
     if result.ok:
+        keys = f", signed by {result.keys} keys in turn" if result.keys > 1 else ""
         click.echo(
             f"ok: {p(result.events)} events chained, head {p(result.head)}, "
-            f"{p(result.checkpoints)} checkpoints agree"
+            f"{p(result.checkpoints)} checkpoints agree{keys}"
         )
         if result.note:
             click.echo(f"note: {p(result.note)}")
@@ -310,7 +324,19 @@ def verify(kept: Path | None, export_file: Path | None, replay_case: UUID | None
     sys.exit(1)
 
 
-def _verify_store(kept: Path | None) -> Verification:
+def _trusted(path: Path | None) -> str | None:
+    """The key in ``--trusted-key``; a file that holds none could not be checked (2)."""
+    from infrastructure.signing import read_public_key
+
+    if path is None:
+        return None
+    try:
+        return read_public_key(path.read_text())
+    except (OSError, ValueError) as e:
+        raise click.BadParameter(f"{type(e).__name__}: {e}", param_hint="--trusted-key") from None
+
+
+def _verify_store(kept: Path | None, trusted: str | None) -> Verification:
     from infrastructure.auditing import AuditReads
 
     settings = Settings()
@@ -319,7 +345,7 @@ def _verify_store(kept: Path | None) -> Verification:
     store = Store(settings, require_current=False)
     store.public_key = Signer.installed_public_key(settings)
     try:
-        return AuditReads(store).verify(_kept(kept))
+        return AuditReads(store).verify(_kept(kept), trusted)
     finally:
         store.close()
 
@@ -329,13 +355,15 @@ def _kept(path: Path | None) -> list[Checkpoint]:
     return [Checkpoint.from_dict(c) for c in (loaded if isinstance(loaded, list) else [loaded])]
 
 
-def _verify_export(path: Path, replay_case: UUID | None, kept: Path | None) -> Verification:
+def _verify_export(
+    path: Path, replay_case: UUID | None, kept: Path | None, trusted: str | None
+) -> Verification:
     from infrastructure.exports import Export, replay_from_export, verify_export
     from infrastructure.history import history_of
 
     with path.open() as f:
         export = Export.read(f)
-    result = verify_export(export, _kept(kept))
+    result = verify_export(export, _kept(kept), trusted)
     if replay_case is not None and result.ok:
         try:
             case = replay_from_export(export, replay_case)
@@ -379,12 +407,12 @@ def checkpoint() -> None:
     try:
         store.signer = Signer.from_settings(settings)
         made = store.checkpoint()
-    except MissingSecret as e:
+    except MissingSecret as e:  # none, or one a rotation retired
         raise click.ClickException(str(e)) from None
     finally:
         store.close()
-    click.echo(json.dumps(made.as_dict()))
+    click.echo(json.dumps(made.shown()))
 
 
 # The commands of other modules, registered on ``main`` when they are imported.
-from api import cli_backup, cli_retention  # noqa: E402,F401
+from api import cli_backup, cli_retention, cli_signing  # noqa: E402,F401

@@ -23,10 +23,14 @@ from infrastructure.settings import Settings
 def backup_command(file: Path) -> None:
     """Copy the register to FILE while the service runs, ending with a signed
     checkpoint of the copy's head. FILE must not exist."""
+    from infrastructure.rotation import require_current
+
     settings = Settings()
     store = _store(settings)
     try:
-        made = backup(store, file, Signer.from_settings(settings))
+        signer = Signer.from_settings(settings)
+        require_current(store.engine, signer)  # a retired key signs nothing
+        made = backup(store, file, signer)
     except (BackupError, MissingSecret) as e:
         raise click.ClickException(str(e)) from None
     finally:

@@ -55,5 +55,6 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/audit/checkpoints"): frozenset({AUDITOR, ADMIN}),
     ("POST", "/audit/checkpoints"): frozenset({ADMIN}),
     ("GET", "/audit/key"): frozenset({AUDITOR, ADMIN}),
+    ("GET", "/audit/keys"): frozenset({AUDITOR, ADMIN}),
     ("GET", "/audit/access"): frozenset({AUDITOR}),
 }

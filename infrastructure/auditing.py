@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from infrastructure import chain, checkpoints, readlog, retention
+from infrastructure import chain, checkpoints, readlog, retention, rotation, signing
 from infrastructure.checkpoints import Checkpoint
 from infrastructure.querying import decode_cursor, next_cursor
 from infrastructure.store import Store
@@ -21,27 +21,44 @@ class AuditReads:
     def __init__(self, store: Store):
         self.store = store
 
-    def verify(self, kept: Sequence[Checkpoint] = ()) -> chain.Verification:
-        """Check the whole hash chain against the log and the recorded head, then against
-        every stored checkpoint and those an auditor kept (``kept``)."""
+    def verify(
+        self, kept: Sequence[Checkpoint] = (), trusted: str | None = None
+    ) -> chain.Verification:
+        """Check the whole hash chain against the log and the recorded head, then the
+        signing keys' announcements from a trusted key, and every stored checkpoint and
+        those an auditor kept (``kept``) against the keys so reached."""
         with self.store.snapshot() as conn:
             result = chain.verify(conn, self.store.events_table)
             if not result.ok:
                 return result
-            # Trust only a key that does not come from the database: the installation's
-            # own, or the one on the checkpoints an auditor kept. Without either, stored
-            # checkpoints prove nothing (anyone who can write them can sign them).
-            key = self.store.trusted_key() or (kept[0].public_key if kept else None)
+            # Trust only a key that does not come from the database: one the auditor
+            # gives, the installation's own, or the one on the checkpoints an auditor
+            # kept. Without any, stored checkpoints prove nothing (anyone who can write
+            # them can sign them, and announce their own keys).
+            key = trusted or self.store.trusted_key() or (kept[0].public_key if kept else None)
             if key is None:
                 note = "no trusted key here: stored checkpoints were not checked"
                 return replace(result, note=note)
             stored = [cp for _, cp in reversed(checkpoints.listed(conn))]
-            for checkpoint in [*kept, *stored]:
-                problem = checkpoints.problem_with(conn, checkpoint, key)
-                if problem is not None:
-                    problem += _restored_before(conn, checkpoint, key)
-                    return replace(result, ok=False, broken_at=checkpoint.position, problem=problem)
-            return replace(result, checkpoints=len(kept) + len(stored))
+            spans, broken = signing.check(
+                rotation.stored(conn),
+                key,
+                [*kept, *stored],
+                lambda position: checkpoints.hash_at(conn, position),
+            )
+            if broken is not None:
+                failed = next((c for c in [*kept, *stored] if c.position == broken.position), None)
+                problem = broken.problem
+                if failed is not None:
+                    problem += _restored_before(conn, failed, {s.public_key for s in spans})
+                return replace(result, ok=False, broken_at=broken.position, problem=problem)
+            return replace(result, checkpoints=len(kept) + len(stored), keys=len(spans))
+
+    def keys(self) -> list[dict[str, Any]]:
+        """The signing keys as the register lists them (unchecked: see ``verify``)."""
+        first = self.store.trusted_key()
+        with self.store.read() as conn:
+            return rotation.listing(conn, first)
 
     def checkpoints_page(
         self, limit: int, cursor: str | None
@@ -49,7 +66,7 @@ class AuditReads:
         before = decode_cursor(cursor, "c") or None
         with self.store.read() as conn:
             rows = checkpoints.listed(conn, limit + 1, before)
-        return [cp.as_dict() for _, cp in rows[:limit]], next_cursor("c", rows, limit)
+        return [cp.shown() for _, cp in rows[:limit]], next_cursor("c", rows, limit)
 
     def reads_of(
         self, case_id: uuid.UUID, limit: int, cursor: str | None
@@ -63,15 +80,16 @@ class AuditReads:
         return [item for _, item in rows[:limit]], next_cursor("r", rows, limit), pruned
 
 
-def _restored_before(conn: Connection, checkpoint: Checkpoint, key: str) -> str:
+def _restored_before(conn: Connection, checkpoint: Checkpoint, keys: set[str]) -> str:
     """Why a checkpoint may no longer match: a restore, recorded in a statement signed
-    with the trusted ``key`` (``infrastructure.restore``), made after the checkpoint
-    from a copy that ends before it. Nothing for a checkpoint made after the restore."""
+    with one of the trusted ``keys`` (those the verification reached;
+    ``infrastructure.restore``), made after the checkpoint from a copy that ends
+    before it. Nothing for a checkpoint made after the restore."""
     from infrastructure.restore import statements
 
     made = _instant(checkpoint.made_at)
     for restored in reversed(statements(conn)):
-        trusted = restored.public_key == key and restored.signature_holds()
+        trusted = restored.public_key in keys and restored.signature_holds()
         later = made is not None and made < (_instant(restored.restored_at) or made)
         if trusted and later and restored.position < checkpoint.position:
             return (

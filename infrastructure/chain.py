@@ -90,6 +90,7 @@ class Verification:
     broken_at: int | None = None
     problem: str | None = None
     checkpoints: int = 0  # signed checkpoints the chain was found to agree with
+    keys: int = 0  # signing keys reached from the trusted one (0: none was checked)
     note: str | None = None  # what a successful check could not establish
 
     def as_dict(self) -> dict[str, object]:
@@ -99,6 +100,8 @@ class Verification:
             "head": self.head,
             "checkpoints": self.checkpoints,
         }
+        if self.keys:
+            out["keys"] = self.keys
         if not self.ok:
             out["first_broken_position"] = self.broken_at
             out["problem"] = self.problem

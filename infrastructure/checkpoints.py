@@ -6,6 +6,12 @@ can write to the database and recompute every hash: they cannot sign for the
 installation's key. In development mode the key is made in the data folder on first
 use; in production mode the operator provides it (``CASEBOOK_SIGNING_KEY_FILE``) and
 the service refuses to start without it.
+
+A checkpoint names the key that signed it by its public key, which is part of what is
+signed; its ``key_id`` (the first 16 hex digits of the key's SHA-256 fingerprint) is
+printed beside it for people. The key is rotated by ``casebook signing-key rotate``
+(``infrastructure.rotation``); a checkpoint is made only with the key in force, the
+newest one the register announced.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection, Engine
 
 from infrastructure import tables
+from infrastructure.chain import GENESIS
 from infrastructure.settings import Settings
 
 TAG = "casebook-checkpoint-v1"
@@ -32,6 +39,19 @@ DEV_KEY_FILE = "checkpoint-signing-key.pem"
 
 class MissingSecret(RuntimeError):
     """Production mode without an operator-provided secret."""
+
+
+class StaleSigningKey(MissingSecret):
+    """The key given is not the one in force: a rotation announced a newer one."""
+
+
+def fingerprint(public_key: str) -> str:
+    """The SHA-256 of a raw Ed25519 public key (hex), which names it in statements."""
+    return hashlib.sha256(bytes.fromhex(public_key)).hexdigest()
+
+
+def key_id(public_key: str) -> str:
+    return fingerprint(public_key)[:16]
 
 
 @dataclass(frozen=True)
@@ -55,8 +75,20 @@ class Checkpoint:
             return False
         return True
 
+    @property
+    def key_id(self) -> str:
+        try:
+            return key_id(self.public_key)
+        except ValueError:  # not hex: the signature cannot hold either
+            return ""
+
     def as_dict(self) -> dict[str, Any]:
+        """The signed fields, as the checkpoints table and an export keep them."""
         return asdict(self)
+
+    def shown(self) -> dict[str, Any]:
+        """What an auditor is given to keep: the signed fields, and the key's id."""
+        return {**asdict(self), "key_id": self.key_id}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Checkpoint:
@@ -71,12 +103,12 @@ class Checkpoint:
 
 class Signer:
     def __init__(self, private_key: Ed25519PrivateKey):
-        self._key = private_key
+        self._key = self.private_key = private_key
         raw = private_key.public_key().public_bytes(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw
         )
         self.public_key = raw.hex()
-        self.key_id = hashlib.sha256(raw).hexdigest()[:16]
+        self.key_id = key_id(self.public_key)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Signer:
@@ -88,8 +120,17 @@ class Signer:
                 )
             path = settings.data_dir / DEV_KEY_FILE
             if not path.exists():
-                _write_new_key(path)
-        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+                write_new_key(path)
+        return cls.from_file(path)
+
+    @classmethod
+    def from_file(cls, path: Path) -> Signer:
+        """The key in a PEM file (an Ed25519 private key), or ``MissingSecret``."""
+        try:
+            key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+        except (OSError, ValueError, TypeError) as e:
+            problem = f"{path}: not a readable PEM private key ({type(e).__name__})"
+            raise MissingSecret(problem) from None
         if not isinstance(key, Ed25519PrivateKey):
             raise MissingSecret(f"{path} is not an Ed25519 private key")
         return cls(key)
@@ -114,9 +155,15 @@ class Signer:
         return Checkpoint(position, head, made_at, self.public_key, signature)
 
 
-def _write_new_key(path: Path) -> None:
+def write_new_key(path: Path) -> bool:
+    """Make a new key in a new file (mode 0600, synced to disk); False, and the file
+    left as it is, if it exists already (another process made it first: use theirs)."""
+    return write_key(path, Ed25519PrivateKey.generate())
+
+
+def write_key(path: Path, key: Ed25519PrivateKey) -> bool:
     path.parent.mkdir(parents=True, exist_ok=True)
-    pem = Ed25519PrivateKey.generate().private_bytes(
+    pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
@@ -124,17 +171,34 @@ def _write_new_key(path: Path) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        return  # another process made it first: use theirs
+        return False
     with os.fdopen(fd, "wb") as f:
         f.write(pem)
+        f.flush()
+        os.fsync(f.fileno())
+    return True
 
 
 def make(engine: Engine, signer: Signer) -> Checkpoint:
-    """Sign the chain's committed head and keep the checkpoint in the register too."""
+    """Sign the chain's committed head and keep the checkpoint in the register too.
+
+    Only with the key in force: the head and the newest announced key are read by one
+    statement, so from one snapshot. A rotation holds the write lock from reading the
+    head it announces at to its commit, so a head read without seeing the rotation is
+    at or before that position, where the outgoing key still signs; a head past it is
+    read with the rotation, and the outgoing key is refused."""
+    h, k = tables.register_head, tables.signing_keys
+    newest = select(k.c.public_key).order_by(k.c.sequence.desc()).limit(1).scalar_subquery()
     with engine.begin() as conn:
-        head = conn.execute(
-            select(tables.register_head.c.chain_position, tables.register_head.c.chain_hash)
-        ).one()
+        head = conn.execute(select(h.c.chain_position, h.c.chain_hash, newest)).one()
+        in_force = head[2]
+        if in_force is not None and in_force != signer.public_key:
+            raise StaleSigningKey(
+                f"the signing key given (key id {signer.key_id}) is not the one in force "
+                f"(key id {key_id(in_force)}): point CASEBOOK_SIGNING_KEY_FILE at the key "
+                "`casebook signing-key rotate` announced and restart (in development, "
+                "run `casebook signing-key rotate` again to finish an interrupted rotation)"
+            )
         checkpoint = signer.sign(head.chain_position, head.chain_hash)
         conn.execute(insert(tables.checkpoints).values(**checkpoint.as_dict()))
     return checkpoint
@@ -156,21 +220,11 @@ def listed(
     ]
 
 
-def problem_with(conn: Connection, checkpoint: Checkpoint, public_key: str) -> str | None:
-    """Why the chain does not agree with a checkpoint signed by ``public_key``, or None."""
-    if checkpoint.public_key != public_key:
-        return "the checkpoint was signed with another key than this installation's"
-    if not checkpoint.signature_holds():
-        return "the checkpoint's signature does not hold"
-    if checkpoint.position == 0:
-        return None
+def hash_at(conn: Connection, position: int) -> str | None:
+    """The chain's hash at a position (the genesis hash at 0), None past its end: what a
+    checkpoint or a key's announcement signed there is compared with."""
+    if position == 0:
+        return GENESIS
     c = tables.chain
-    found = conn.execute(select(c.c.hash).where(c.c.position == checkpoint.position)).scalar()
-    if found is None:
-        return f"the chain is shorter than the checkpoint at position {checkpoint.position}"
-    if found != checkpoint.head:
-        return (
-            f"the chain was rewritten at or before position {checkpoint.position}: "
-            "its hash there is not the one signed in the checkpoint"
-        )
-    return None
+    found: str | None = conn.execute(select(c.c.hash).where(c.c.position == position)).scalar()
+    return found

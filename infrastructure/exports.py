@@ -1,9 +1,12 @@
 """Exports an auditor can take home and verify with nothing but casebook installed.
 
 An export is JSON Lines: a header; one line per event in chain order, with its stored
-bytes (base64), its link hash and the hash of the link before it; then the chain's
-head and the latest signed checkpoint. A whole-register export is verified from the
-first link to the head and against the checkpoint's signature; a one-case export holds
+bytes (base64), its link hash and the hash of the link before it; the statements that
+announced each signing key after the first (``infrastructure.signing``); then the
+chain's head and the latest signed checkpoint. A whole-register export is verified
+from the first link to the head, and its checkpoint against the key in force at its
+position, reached through the statements from the key of a checkpoint the auditor
+kept (or a key they trust); a one-case export holds
 only that case's links, each verified against the link before it (which the export
 carries), so it proves the events are the ones chained at those positions, and its
 head and checkpoint let it be compared with the register's.
@@ -25,11 +28,12 @@ from sqlalchemy.engine import Connection
 
 from domain.case import Case
 from domain.register import Register
-from infrastructure import checkpoints, tables
+from infrastructure import checkpoints, rotation, signing, tables
 from infrastructure.chain import GENESIS, Verification, link_hash
 from infrastructure.checkpoints import Checkpoint
 from infrastructure.crypto import NoKeys
 from infrastructure.sealing import SealingMapper
+from infrastructure.signing import Stored
 
 FORMAT = "casebook-export"
 FORMAT_VERSION = 1
@@ -49,6 +53,8 @@ def export_lines(conn: Connection, events_table: Any, case_id: UUID | None = Non
     )
     for event in _chained_events(conn, events_table, case_id):
         yield _line(event)
+    for announcement in rotation.stored(conn):
+        yield _line({"kind": "signing_key", **announcement._asdict()})
     head = conn.execute(
         select(tables.register_head.c.chain_position, tables.register_head.c.chain_hash)
     ).one()
@@ -105,6 +111,7 @@ class Export:
     events: list[dict[str, Any]] = field(default_factory=list)
     head: dict[str, Any] | None = None
     checkpoint: Checkpoint | None = None
+    announcements: list[Stored] = field(default_factory=list)
 
     @classmethod
     def read(cls, lines: Iterable[str]) -> Export:
@@ -119,18 +126,31 @@ class Export:
                 export.head = item
             elif item.get("kind") == "checkpoint":
                 export.checkpoint = Checkpoint.from_dict(item)
+            elif item.get("kind") == "signing_key":
+                export.announcements.append(
+                    Stored(
+                        int(item["position"]),
+                        str(item["statement"]),
+                        str(item["outgoing_signature"]),
+                        str(item["incoming_signature"]),
+                    )
+                )
         return export
 
 
-def verify_export(export: Export, kept: Sequence[Checkpoint] = ()) -> Verification:
+def verify_export(
+    export: Export, kept: Sequence[Checkpoint] = (), trusted: str | None = None
+) -> Verification:
     """Check an export's links, and what they can be anchored to.
 
     A whole-register export must run from the first link to its head without a gap.
-    Its checkpoint, and any the auditor kept (``kept``), must be signed with the key of
-    the kept checkpoints and agree with the export's links: only a kept checkpoint is an
-    anchor, since whoever rewrote the file could have signed its own. A one-case export
-    must hold exactly that case's versions 1..n; its links are checked, but nothing in
-    it ties them to the register's head (``note`` says so)."""
+    Its checkpoint, and any the auditor kept (``kept``), must be signed by a key the
+    export's signing-key statements reach from the ``trusted`` key or else the key of
+    the kept checkpoints, in force at its position, and agree with the export's links:
+    only a key the auditor kept is an anchor, since whoever rewrote the file could have
+    signed its own. A one-case export must hold exactly that case's versions 1..n; its
+    links are checked, but nothing in it ties them to the register's head (``note``
+    says so)."""
     case_id = export.header.get("case_id")
     scope = export.header.get("scope")
     if scope not in ("register", "case") or (scope == "case") != bool(case_id):
@@ -160,7 +180,7 @@ def verify_export(export: Export, kept: Sequence[Checkpoint] = ()) -> Verificati
     if scope == "case":
         note = "links hold, but a one-case export is not anchored to the register's head"
         return Verification(True, verified, export.head["hash"], note=note)
-    return _anchored(export, list(kept), verified)
+    return _anchored(export, list(kept), verified, trusted)
 
 
 def _one_case_problem(export: Export, case_id: str) -> str | None:
@@ -171,31 +191,32 @@ def _one_case_problem(export: Export, case_id: str) -> str | None:
     return None
 
 
-def _anchored(export: Export, kept: list[Checkpoint], verified: int) -> Verification:
+def _anchored(
+    export: Export, kept: list[Checkpoint], verified: int, trusted: str | None
+) -> Verification:
     head = export.head
     assert head is not None
     result = Verification(True, verified, head["hash"])
     checkpoints = ([export.checkpoint] if export.checkpoint else []) + kept
     links = {e["position"]: e["hash"] for e in export.events}
-    # Without a kept checkpoint the file's own can still show it is inconsistent, but
-    # not that it is genuine: whoever rewrote the file could have signed it.
-    key = kept[0].public_key if kept else (checkpoints[0].public_key if checkpoints else "")
-    for checkpoint in checkpoints:
-        problem = _checkpoint_problem(checkpoint, key, links)
-        if problem is not None:
-            return Verification(False, verified, head["hash"], checkpoint.position, problem)
-    if not kept:
+    # Without a kept key the file's own can still show it is inconsistent, but not that
+    # it is genuine: whoever rewrote the file could have signed it.
+    anchored = trusted or (kept[0].public_key if kept else None)
+    key = anchored or (checkpoints[0].public_key if checkpoints else None)
+
+    def hash_at(position: int) -> str | None:
+        return GENESIS if position == 0 else links.get(position)
+
+    if key is None:  # nothing signed to check: the statements must still hold together
+        spans, broken = signing.walk(export.announcements, hash_at)
+    else:
+        spans, broken = signing.check(export.announcements, key, checkpoints, hash_at)
+    if broken is not None:
+        return Verification(False, verified, head["hash"], broken.position, broken.problem)
+    if anchored is None:
         note = "unanchored: give a checkpoint you kept to find a full rewrite of the file"
         return replace(result, note=note)
-    return replace(result, checkpoints=len(checkpoints))
-
-
-def _checkpoint_problem(checkpoint: Checkpoint, key: str, links: dict[int, str]) -> str | None:
-    if checkpoint.public_key != key or not checkpoint.signature_holds():
-        return "a checkpoint is not signed with the key of the checkpoints you kept"
-    if checkpoint.position != 0 and links.get(checkpoint.position) != checkpoint.head:
-        return "the export disagrees with a signed checkpoint: it was rewritten"
-    return None
+    return replace(result, checkpoints=len(checkpoints), keys=len(spans))
 
 
 def _broken(verified: int, position: int, problem: str) -> Verification:

@@ -61,7 +61,7 @@ from infrastructure.backup import (
     read_manifest,
     tool,
 )
-from infrastructure.checkpoints import Checkpoint, Signer
+from infrastructure.checkpoints import Checkpoint, Signer, key_id
 from infrastructure.ledger import ErasureLedger, ledger_url
 from infrastructure.reconcile import adopt, reapply_all
 from infrastructure.settings import Settings
@@ -125,6 +125,14 @@ def restore(
         raise RestoreRefused(f"the copy is of a {manifest.dialect} register; this one is {kind}")
     signer = Signer.from_settings(settings)
     if not manifest.signed_by(signer.public_key):
+        if manifest.signed_by(manifest.checkpoint.public_key):
+            raise RestoreRefused(
+                f"the backup is signed with another key (key id "
+                f"{key_id(manifest.checkpoint.public_key)}) than the one in force here (key "
+                f"id {signer.key_id}): a copy made before a signing-key rotation cannot be "
+                "restored by this version (the restored register would not know the key "
+                "now in force); take a fresh backup after every rotation"
+            )
         raise RestoreRefused("the backup is not signed by this installation's key")
     with _one_restore(settings):
         held = _events_held(settings)

@@ -52,6 +52,23 @@ chain = Table(
     Index("casebook_chain_case", "case_id", "version", unique=True),
 )
 
+# The checkpoint-signing keys after the first, in the order they took over, each with
+# the statement that announced it, signed by the key before it and by itself
+# (``infrastructure.signing``). The statement is what is trusted, once its signatures
+# are checked; the other columns repeat it, for lookups. Made by migration 0005;
+# written only by ``casebook signing-key rotate``.
+signing_keys = Table(
+    "casebook_signing_keys",
+    metadata,
+    Column("sequence", Integer, primary_key=True, autoincrement=False),
+    Column("public_key", String(64), nullable=False, unique=True),
+    Column("previous_public_key", String(64), nullable=False),
+    Column("position", BIGINT, nullable=False),
+    Column("statement", Text, nullable=False),
+    Column("outgoing_signature", String(88), nullable=False),  # base64
+    Column("incoming_signature", String(88), nullable=False),
+)
+
 # Signed checkpoints of the chain (see ``infrastructure.checkpoints``).
 checkpoints = Table(
     "casebook_checkpoints",

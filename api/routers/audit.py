@@ -15,7 +15,7 @@ from api.problems import Problem
 from api.schemas import LINE_PATTERN, Strict, problems
 from api.writes import NoIfMatch
 from domain.values import check_text
-from infrastructure.checkpoints import Checkpoint
+from infrastructure.checkpoints import Checkpoint, StaleSigningKey
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
@@ -27,6 +27,9 @@ class VerificationPublic(BaseModel):
     events: int
     head: str
     checkpoints: int = Field(description="signed checkpoints the chain agrees with")
+    keys: int | None = Field(
+        default=None, description="signing keys reached from the trusted one, in order"
+    )
     first_broken_position: int | None = None
     problem: str | None = None
     note: str | None = Field(default=None, description="what the check could not establish")
@@ -45,6 +48,9 @@ class CheckpointPublic(Strict):
     ]
     public_key: Hex
     signature: Hex
+    key_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]*$", max_length=16)] | None = Field(
+        default=None, description="of public_key, which is what was signed"
+    )
 
 
 class CheckpointsPublic(BaseModel):
@@ -76,7 +82,7 @@ async def verify(key: Caller, audit: AuditDep) -> dict[str, Any]:
 )
 async def verify_against(body: KeptCheckpoints, key: Caller, audit: AuditDep) -> dict[str, Any]:
     """The same, also against checkpoints an auditor kept: finds a full rewrite."""
-    kept = [Checkpoint.from_dict(c.model_dump()) for c in body.checkpoints]
+    kept = [Checkpoint.from_dict(c.model_dump()) for c in body.checkpoints]  # key_id: derived
     return (await run_in_threadpool(audit.verify, kept)).as_dict()
 
 
@@ -98,12 +104,20 @@ def list_checkpoints(
     "/checkpoints",
     status_code=201,
     response_model=CheckpointPublic,
-    responses=problems(401, 403, 422),
+    responses=problems(401, 403, 422, (503, "the signing key was rotated: restart needed")),
     dependencies=[NoIfMatch],
 )
 def make_checkpoint(key: Caller, store: StoreDep) -> dict[str, Any]:
     """Sign the chain's head now."""
-    return store.checkpoint().as_dict()
+    try:
+        return store.checkpoint().shown()
+    except StaleSigningKey:
+        raise Problem(
+            503,
+            "signing-key-rotated",
+            "the signing key was rotated since this service started: it signs no "
+            "checkpoint until restarted with the key in force",
+        ) from None
 
 
 class PublicKey(BaseModel):
@@ -119,6 +133,39 @@ def public_key(key: Caller, store: StoreDep) -> dict[str, str]:
     if signer is None:
         raise Problem(404, "not-found", "this service signs no checkpoints")
     return {"public_key": signer.public_key, "key_id": signer.key_id}
+
+
+class Statement(BaseModel):
+    statement: str = Field(
+        description="canonical JSON announcing the key; its ASCII bytes are what was signed"
+    )
+    outgoing_signature: str = Field(description="Ed25519, base64, by the key before this one")
+    incoming_signature: str = Field(description="Ed25519, base64, by this key itself")
+
+
+class SigningKeyPublic(BaseModel):
+    sequence: int = Field(description="0 for the first key, then one more at each rotation")
+    public_key: str = Field(description="hex of the raw Ed25519 public key")
+    fingerprint: str = Field(description="SHA-256 of the raw public key, hex")
+    key_id: str = Field(description="the fingerprint's first 16 hex digits")
+    in_force_from: int = Field(description="the chain position from which it signs")
+    in_force_until: int | None = Field(description="the position at which the next took over")
+    current: bool
+    first_checkpoint: int | None = Field(description="position of the first it signed")
+    last_checkpoint: int | None = Field(description="position of the last it signed")
+    announcement: Statement | None = Field(description="none for the first key")
+
+
+class SigningKeysPublic(BaseModel):
+    items: list[SigningKeyPublic]
+
+
+@router.get("/keys", response_model=SigningKeysPublic, responses=problems(401, 403))
+def signing_keys(key: Caller, audit: AuditDep) -> dict[str, Any]:
+    """Every checkpoint-signing key, oldest first, with the signed statement that
+    announced it: check them offline from a key you kept (the register's list alone
+    proves nothing)."""
+    return {"items": audit.keys()}
 
 
 class AccessRecord(BaseModel):

@@ -110,7 +110,7 @@ def test_an_old_register_is_refused_until_upgraded_then_answers_as_before(
     statuses = status_counts(settings)
 
     upgraded = run(settings, "upgrade", env=env)
-    assert "applied 5 migrations: 0002, 0003, 0004, 0007, 0008" in upgraded.stdout
+    assert "applied 6 migrations: 0002, 0003, 0004, 0005, 0007, 0008" in upgraded.stdout
     assert "up to date" in run(settings, "upgrade", env=env).stdout
 
     store = Store(settings)

@@ -125,7 +125,8 @@ def restore(
         raise RestoreRefused(f"the copy is of a {manifest.dialect} register; this one is {kind}")
     signer = Signer.from_settings(settings)
     if not manifest.signed_by(signer.public_key):
-        if manifest.signed_by(manifest.checkpoint.public_key):
+        earlier = manifest.checkpoint.public_key in _retired_keys(settings)
+        if earlier and manifest.signed_by(manifest.checkpoint.public_key):
             raise RestoreRefused(
                 f"the backup is signed with another key (key id "
                 f"{key_id(manifest.checkpoint.public_key)}) than the one in force here (key "
@@ -160,6 +161,23 @@ def restore(
             ledger.close()
     done.kept_past = [k for k in kept if k.position > position]
     return done
+
+
+def _retired_keys(settings: Settings) -> set[str]:
+    """The signing keys this installation's register announced a successor for, as
+    far as it can still be read (nothing if not)."""
+    k = tables.signing_keys
+    if settings.is_sqlite and not settings.sqlite_path().exists():
+        return set()
+    try:
+        engine = sqlalchemy.create_engine(settings.url())
+        try:
+            with engine.connect() as conn:
+                return set(conn.execute(select(k.c.previous_public_key)).scalars())
+        finally:
+            engine.dispose()
+    except sqlalchemy.exc.SQLAlchemyError:
+        return set()
 
 
 @contextmanager

@@ -184,6 +184,9 @@ def test_a_restore_refuses_what_is_not_this_installations_backup(
     assert refused.returncode == 1 and "nothing restored" in refused.stderr
     copy = tmp_path / "register.backup"
     run(settings, "backup", str(copy))
+    run(settings, "signing-key", "rotate")  # the copy's key is retired
+    refused = run(settings, "restore", str(copy), "--force", check=False)
+    assert refused.returncode == 1 and "before a signing-key rotation" in refused.stderr
     stranger = settings.model_copy(update={"data_dir": tmp_path / "elsewhere"})
     (tmp_path / "elsewhere").mkdir()
     if settings.is_sqlite:  # another installation: another signing key

@@ -96,7 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reports.router)
     app.include_router(audit.router)
     app.include_router(metrics.router)
-    # Added innermost first: the request passes RequestLog, Authenticate, BodyLimit,
+    # Added innermost first: the request passes RequestId, RequestLog, Authenticate, BodyLimit,
     # InFlightLimit and WriteGate in that order (see api.middleware).
     app.add_middleware(WriteGate, slots=settings.write_slots, wait=settings.write_wait_seconds)
     app.add_middleware(

@@ -65,7 +65,8 @@ def route_template(scope: Scope) -> str:
     path = getattr(scope.get("route"), "path", None)
     if path:
         return str(path)
-    for pattern, template in _PATTERNS.get(scope.get("app"), ()):
+    app = scope.get("app")
+    for pattern, template in _PATTERNS.get(app, ()) if app is not None else ():
         if pattern.fullmatch(scope["path"]):
             return template
     return UNMATCHED

@@ -64,8 +64,13 @@ def keys_for(tmp_path: Path) -> tuple[dict[str, str], dict[str, str]]:
     return {"Authorization": f"Bearer {worker}"}, {"Authorization": f"Bearer {admin}"}
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, Path, dict[str, str], dict[str, str]]]:
+Served = tuple[str, Path, dict[str, str], dict[str, str], Path]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """One server for the module: each test leaves it as it found it."""
+    tmp_path = tmp_path_factory.mktemp("overload")
     worker, admin = keys_for(tmp_path)
     limits = {
         "CASEBOOK_MAX_IN_FLIGHT": str(IN_FLIGHT),
@@ -75,7 +80,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path, dict[str, str], dict[str
     }
     process, url, log = start(tmp_path, limits)
     try:
-        yield url, log, worker, admin
+        yield url, log, worker, admin, tmp_path
     finally:
         process.terminate()
         process.wait(timeout=20)
@@ -91,9 +96,9 @@ def post(url: str, headers: dict[str, str]) -> httpx.Response:
 
 @pytest.mark.slow
 def test_above_capacity_the_answer_is_503_with_retry_after_never_500_never_a_hang(
-    server: tuple[str, Path, dict[str, str], dict[str, str]], tmp_path: Path
+    server: Served,
 ) -> None:
-    url, log, worker, admin = server
+    url, log, worker, admin, tmp_path = server
     lock = sqlite3.connect(tmp_path / "casebook.sqlite", timeout=5)
     lock.execute("BEGIN IMMEDIATE")  # another process's long write holds the lock
     pool = ThreadPoolExecutor(32)
@@ -134,10 +139,8 @@ def test_above_capacity_the_answer_is_503_with_retry_after_never_500_never_a_han
 
 
 @pytest.mark.slow
-def test_beyond_the_connection_limit_the_answer_is_503_with_retry_after(
-    server: tuple[str, Path, dict[str, str], dict[str, str]],
-) -> None:
-    url, _, worker, _ = server
+def test_beyond_the_connection_limit_the_answer_is_503_with_retry_after(server: Served) -> None:
+    url, _, worker, _, _ = server
     port = int(url.rsplit(":", 1)[1])
     idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(CONNECTIONS)]
     try:

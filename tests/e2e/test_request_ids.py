@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from api.app import create_app
 from api.requestid import LineFormatter
+from infrastructure.settings import Settings
 from tests.conftest import Keys, new_case
 
 UNKNOWN = "0b6a4b7e-6a0e-4d0e-9b1e-3f0f4f5e6a7b"
@@ -33,14 +36,21 @@ def test_every_answer_carries_a_request_id_of_its_own(client: TestClient, keys: 
     assert all(ids) and len(set(ids)) == len(ids)
 
 
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """An app on SQLite alone: what is done with a client's id does not touch the store."""
+    with TestClient(create_app(Settings(data_dir=tmp_path_factory.mktemp("ids")))) as c:
+        yield c
+
+
 @pytest.mark.parametrize("sent", ["a1b2c3", "proxy-7.req_42", "x" * 64])
-def test_a_clients_safe_id_is_kept(client: TestClient, sent: str) -> None:
-    assert client.get("/health", headers={"X-Request-ID": sent}).headers["X-Request-ID"] == sent
+def test_a_clients_safe_id_is_kept(plain: TestClient, sent: str) -> None:
+    assert plain.get("/health", headers={"X-Request-ID": sent}).headers["X-Request-ID"] == sent
 
 
 @pytest.mark.parametrize("sent", ["x" * 65, "a b", "name=Testyan;", "<script>", "\u00e9t\u00e9"])
-def test_an_unsafe_id_is_replaced(client: TestClient, sent: str) -> None:
-    got = client.get("/health", headers={"X-Request-ID": sent.encode("utf-8")}).headers
+def test_an_unsafe_id_is_replaced(plain: TestClient, sent: str) -> None:
+    got = plain.get("/health", headers={"X-Request-ID": sent.encode("utf-8")}).headers
     assert got["X-Request-ID"] != sent and len(got["X-Request-ID"]) == 16
 
 

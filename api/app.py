@@ -12,11 +12,13 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi_offline import FastAPIOffline
 
-from api import problems
+from api import metrics_address, problems, requestid
 from api.auth import KEY_CHECK_THREADS, Authenticate, KeyCheck
+from api.metrics import Metrics, learn_routes
 from api.middleware import BodyLimit, InFlightLimit, RequestLog, WriteGate
-from api.routers import audit, cases, exchanges, health, negotiations, reports
-from infrastructure import rotation
+from api.requestid import RequestId
+from api.routers import audit, cases, exchanges, health, metrics, negotiations, reports
+from infrastructure import rotation, vitals
 from infrastructure.auditing import AuditReads
 from infrastructure.cases import CaseReads
 from infrastructure.checkpoints import Signer
@@ -29,7 +31,8 @@ from infrastructure.store import Store
 DESCRIPTION = """An event-sourced register of people deprived of liberty in armed conflict.
 
 Every route but `/health`, `/ready` and these docs needs `Authorization: Bearer <key>`.
-Errors are RFC 9457 problem details."""
+Errors are RFC 9457 problem details. Every answer carries `X-Request-ID` (a client's
+own, when it is up to 64 of `A-Za-z0-9._-`)."""
 
 
 async def _checkpoint_timer(store: Store, minutes: float) -> None:
@@ -68,11 +71,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             limiter=anyio.CapacityLimiter(KEY_CHECK_THREADS),
         )
         app.state.readiness = health.Readiness(store)
+        app.state.metrics = Metrics(lambda: vitals.read(store))
+        learn_routes(app)
+        store.on_written = app.state.metrics.written
+        store.read_audit.on_recorded = app.state.metrics.read_audit.inc
+        address = settings.metrics_host_port()
+        apart = await metrics_address.serve(app.state.metrics, *address) if address else None
         timer = asyncio.create_task(_checkpoint_timer(store, settings.checkpoint_minutes))
         try:
             yield
         finally:
             timer.cancel()
+            if apart is not None:
+                apart.close()
             store.close()
 
     # The docs are served from the installed package: the service runs offline.
@@ -89,7 +100,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(exchanges.router)
     app.include_router(reports.router)
     app.include_router(audit.router)
-    # Added innermost first: the request passes RequestLog, Authenticate, BodyLimit,
+    app.include_router(metrics.router)
+    # Added innermost first: the request passes RequestId, RequestLog, Authenticate, BodyLimit,
     # InFlightLimit and WriteGate in that order (see api.middleware).
     app.add_middleware(WriteGate, slots=settings.write_slots, wait=settings.write_wait_seconds)
     app.add_middleware(
@@ -104,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(Authenticate)
     app.add_middleware(RequestLog)
+    app.add_middleware(RequestId)
     _log_to_stderr()
     return app
 
@@ -111,9 +124,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def _log_to_stderr() -> None:
     """The request log, in every worker process (uvicorn starts workers afresh, so a
     configuration made by the parent process does not reach them)."""
+    requestid.install_record_factory()  # every line made while serving: the request's id
     logger = logging.getLogger("casebook")
     logger.setLevel(logging.INFO)
     if not logger.handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.setFormatter(requestid.LineFormatter("%(message)s"))
         logger.addHandler(handler)

@@ -1,7 +1,9 @@
 """ASGI middleware, outermost first (``api.app`` adds them in this order):
 
-1. ``RequestLog``: one log line per request, and the barrier that turns an unexpected
-   error into a problem answer (a storage fault into 503/507, anything else into 500).
+0. ``api.requestid.RequestId``: the request's id, on its answer and its log lines.
+1. ``RequestLog``: one log line per request, counted in the metrics (``api.metrics``),
+   and the barrier that turns an unexpected error into a problem answer (a storage
+   fault into 503/507, anything else into 500).
 2. ``api.auth.Authenticate``: the caller's key, checked from the headers alone.
 3. ``BodyLimit``: the body, read whole within a size limit and a deadline.
 4. ``InFlightLimit`` and 5. ``WriteGate``: the shared slots.
@@ -10,8 +12,9 @@ So nothing shared (an in-flight slot, a write slot, a worker thread for the rout
 taken for a caller whose key is unchecked or whose body has not arrived: a slow or
 absent body costs its own connection and nothing else.
 
-The log line names the route template (``/cases/{case_id}``), never the path as sent
-and never the query string: a search for a name must not write the name to the log.
+The log line names the route template (``/cases/{case_id}``, found by matching the path
+when the request was refused before routing), never the path as sent and never the
+query string: a search for a name must not write the name to the log.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api import requestid
+from api.metrics import REFUSALS, Metrics, problem_slug, route_template
 from api.problems import fault_response, problem_response
 from infrastructure.faults import classify
 
@@ -34,6 +39,7 @@ log = logging.getLogger("casebook.requests")
 
 # Probes for load balancers and monitors: never counted against the in-flight limit.
 PROBES = frozenset({"/health", "/ready"})
+METRICS = "/metrics"  # refused for load only when its own key has too many in progress
 # The connection is closed after these answers: the rest of the body is not awaited.
 CLOSE = {"Connection": "close"}
 
@@ -191,7 +197,8 @@ class InFlightLimit:
     ``limit`` requests are in progress in this process, and 429 when one key has
     ``per_key`` of them (a key that leaves its answers unread cannot take every slot).
     The probes (``/health``, ``/ready``) are not counted and never refused: a busy
-    instance is still alive."""
+    instance is still alive; nor is a scrape of ``/metrics`` refused for the others'
+    load (only for its own key's): a busy instance is the one to look at."""
 
     def __init__(self, app: ASGIApp, limit: int, per_key: int):
         self.app, self.limit, self.in_flight = app, limit, 0
@@ -201,7 +208,7 @@ class InFlightLimit:
         if scope["type"] != "http" or scope["path"] in PROBES:
             await self.app(scope, receive, send)
             return
-        if self.in_flight >= self.limit:
+        if self.in_flight >= self.limit and scope["path"] != METRICS:
             await retry_later("overloaded", "too many requests in progress")(scope, receive, send)
             return
         who = self.per_key.take(scope)
@@ -218,7 +225,8 @@ class InFlightLimit:
 
 
 class RequestLog:
-    """One JSON line per request: method, route template, status, duration, key name;
+    """One JSON line per request: method, route template, status, duration, key name,
+    request id (and its count in ``api.metrics``);
     and the barrier that turns an error nobody answered into a problem: a storage
     fault (``infrastructure.faults``) into its 503 or 507, anything else into a 500.
     A client that went away before its answer is logged as 499, not as an error."""
@@ -232,6 +240,7 @@ class RequestLog:
             return
         start = time.perf_counter()
         status: int | None = None
+        problem: str | None = None
         gone = False
 
         async def watch() -> Message:
@@ -241,9 +250,11 @@ class RequestLog:
             return message
 
         async def capture(message: Message) -> None:
-            nonlocal status
+            nonlocal status, problem
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif problem is None and status in REFUSALS:  # the first part of its body
+                problem = problem_slug(message.get("body", b""))
             await send(message)
 
         try:
@@ -256,7 +267,7 @@ class RequestLog:
             return
         # Nothing was answered only when the client went away first (499, as nginx
         # logs it): the app answers every request it can.
-        log.info(json.dumps(_line(scope, 499 if status is None else status, start)))
+        _done(scope, _line(scope, 499 if status is None else status, start), problem)
 
     @staticmethod
     async def _failed(
@@ -272,29 +283,41 @@ class RequestLog:
             line = _line(scope, 499, start)
             if not isinstance(exc, ClientDisconnect):  # kept, though nobody was answered
                 line = {"error": type(exc).__name__, **line}
-            log.info(json.dumps(line))
+            _done(scope, line, None)
             return
         fault = classify(exc)
         if status is not None:  # the answer had started: it cannot be changed now
-            log.error(json.dumps({"error": type(exc).__name__, **_line(scope, status, start)}))
+            line = {"error": type(exc).__name__, **_line(scope, status, start)}
+            _done(scope, line, None, logging.ERROR)
             return
         if fault is not None:
-            line = _line(scope, fault.status, start)
-            log.warning(json.dumps({"fault": fault.slug, "error": type(exc).__name__, **line}))
+            line = {"fault": fault.slug, "error": type(exc).__name__}
+            _done(scope, {**line, **_line(scope, fault.status, start)}, fault.slug, logging.WARNING)
             await fault_response(fault)(scope, receive, send)
             return
-        log.error(json.dumps({"error": type(exc).__name__, **_line(scope, 500, start)}))
+        line = {"error": type(exc).__name__, **_line(scope, 500, start)}
+        _done(scope, line, "internal-error", logging.ERROR)
         response = problem_response(500, "internal-error", "an internal error occurred")
         await response(scope, receive, send)
 
 
 def _line(scope: Scope, status: int, start: float) -> dict[str, Any]:
-    route = scope.get("route")
     state = scope.get("state") or {}
     return {
         "method": scope.get("method"),
-        "route": getattr(route, "path", None) or "(unmatched)",
+        "route": route_template(scope),
         "status": status,
         "duration_ms": round((time.perf_counter() - start) * 1000, 2),
         "key": state.get("key_name"),
+        "request_id": requestid.current.get(),
     }
+
+
+def _done(
+    scope: Scope, line: dict[str, Any], problem: str | None, level: int = logging.INFO
+) -> None:
+    """The request's log line, and its count in the metrics (when the app keeps them)."""
+    log.log(level, json.dumps(line))
+    metrics: Metrics | None = getattr(getattr(scope.get("app"), "state", None), "metrics", None)
+    if metrics is not None:
+        metrics.observe(scope, line["status"], line["duration_ms"] / 1000, problem)

@@ -57,4 +57,6 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/audit/key"): frozenset({AUDITOR, ADMIN}),
     ("GET", "/audit/keys"): frozenset({AUDITOR, ADMIN}),
     ("GET", "/audit/access"): frozenset({AUDITOR}),
+    # Prometheus metrics (no personal data; also keyless on CASEBOOK_METRICS_ADDRESS).
+    ("GET", "/metrics"): frozenset({ADMIN}),
 }

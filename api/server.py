@@ -1,10 +1,13 @@
 """How ``casebook serve`` runs uvicorn, with the limits a hostile network needs.
 
-uvicorn bounds open connections (``limit_concurrency``, beyond which it answers 503)
-and idle kept-alive connections (``timeout_keep_alive``), and both are set from the
-settings. Its httptools parser bounds neither the time nor the size of a request's
-line and headers, so a client could hold a connection for ever by sending a header
-byte every few seconds (slowloris), or make the process buffer headers without end.
+uvicorn bounds open connections (``limit_concurrency``) and idle kept-alive
+connections (``timeout_keep_alive``), and both are set from the settings; beyond the
+first, a request is answered 503 with ``Retry-After: 1`` here (uvicorn's own 503 has
+none), and the connection closed. Every refusal written here (503, 408, 411, 431)
+carries an ``X-Request-ID`` like the app's. Its httptools parser bounds neither the
+time nor the size of a request's line and headers, so a client could hold a connection
+for ever by sending a header byte every few seconds (slowloris), or make the process
+buffer headers without end.
 ``GuardedHttpToolsProtocol`` adds both limits: the request line and headers must
 arrive within ``CASEBOOK_HEADER_TIMEOUT_SECONDS`` of the connection being opened, of
 the request's first byte, or of the previous answer's end on a kept-alive connection,
@@ -16,11 +19,14 @@ one is refused with 411), and has its own deadline (``api.middleware.BodyLimit``
 from __future__ import annotations
 
 import asyncio
+import os
 from functools import cache
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from api.metrics import MULTIPROCESS, workers_folder
+from api.requestid import new_id
 from infrastructure.settings import Settings
 
 
@@ -121,6 +127,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._disarm()
         self.awaiting_headers, self.in_request, self.header_bytes = False, False, 0
+        if self._over_capacity():  # uvicorn's own 503 would say nothing of when to retry
+            self._refuse(503, b"Service Unavailable")
+            return
         headers = dict(self.headers)
         if b"transfer-encoding" in headers:
             self._refuse(411, b"Length Required")
@@ -142,6 +151,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_response_complete()
         if not self.transport.is_closing():
             self._arm()  # the next request's headers, or the end of this connection
+
+    def _over_capacity(self) -> bool:
+        """uvicorn's ``limit_concurrency`` test: as many connections or requests in
+        progress as ``CASEBOOK_MAX_CONNECTIONS`` (this connection among them)."""
+        limit = self.limit_concurrency
+        return limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit)
 
     def _answering(self) -> bool:
         return self.cycle is not None and not self.cycle.response_complete
@@ -178,9 +193,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.flow.pause_reading()
             return
         body = reason + b"\n"
+        retry = b"retry-after: 1\r\n" if status == 503 else b""
         self.transport.write(
             b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
-            b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (status, reason, len(body), body)
+            b"content-length: %d\r\nconnection: close\r\n%sx-request-id: %s\r\n\r\n%s"
+            % (status, reason, len(body), retry, new_id().encode(), body)
         )
         self.transport.close()
 
@@ -189,8 +206,12 @@ def run(
     host: str, port: int, workers: int, settings: Settings, app: str = "api.app:create_app"
 ) -> None:
     """Start uvicorn on an app factory with the limits above (the benchmark serves its
-    bare baseline app the same way)."""
+    bare baseline app the same way). Several workers count their metrics together, in
+    files of a folder of their own (``api.metrics``): set before they start."""
     import uvicorn
+
+    if workers > 1:
+        os.environ[MULTIPROCESS] = str(workers_folder(settings.data_dir, port))
 
     uvicorn.run(
         app,

@@ -14,6 +14,8 @@ higher is better on every row) and, with ``--json FILE``, saves the figures.
   --people N     the scale bench's large registers: N people on SQLite and on PostgreSQL
                  (--people 1000000: a million on each; two hours or more, see the README)
   --pg-people M  PostgreSQL's large register alone (0: skip PostgreSQL)
+  --only overload  a ramp of wrk connections against GET /cases/{id}: throughput,
+                 p50/p99 and the share of 503s at each step (bench.overload)
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import appends, bulk, chain, negotiations, rebuild, replay, scale, web
+from bench import appends, bulk, chain, negotiations, overload, rebuild, replay, scale, web
 from bench.common import Result, log
 
 MEASURES = (
@@ -48,6 +50,7 @@ MEASURES = (
     "reconcile",
     "matching",
     "scale",
+    "overload",
 )
 
 
@@ -341,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
                     workdir, plan.http_seconds, plan.http_warmup, plan.concurrency, plan.http_cases
                 )
             )
+        if "overload" in chosen:  # prints its own table: where 503s begin
+            overload.measure(workdir, plan.http_seconds, plan.http_cases, mode == "quick")
         if "replay" in chosen:
             results.extend(replay.measure(workdir, plan.replay_events, plan.replay_repeats))
         if "rebuild" in chosen:

@@ -1,5 +1,12 @@
 """Whether the service can serve (``GET /ready``): its database answers a read and
-accepts writes, and a SQLite register's disk has room."""
+accepts writes, the register's schema is the one this code works with and owes no views
+rebuild, the chain's head can be read, the master key opens the register's keys and a
+signing key is loaded, and a SQLite register's disk has room.
+
+Each of those can change under a running service: an upgrade run by a newer casebook,
+a migration whose rebuild has not run, a master key rotated by another process, a head
+row damaged by hand. ``unready`` names every one that is missing, so that the operator
+reads the whole answer at once."""
 
 from __future__ import annotations
 
@@ -7,11 +14,14 @@ import errno
 import os
 import shutil
 import sqlite3
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
+from sqlalchemy.engine import Connection
 
-from infrastructure import tables
+from infrastructure import migrations, tables
+from infrastructure.startup import master_key_opens
 
 if TYPE_CHECKING:
     from infrastructure.store import Store
@@ -21,22 +31,92 @@ if TYPE_CHECKING:
 MIN_FREE_BYTES = 64 * 2**20
 
 
-def unready(store: Store) -> str | None:
-    """What keeps the service from serving, or None: the database must answer a
-    read and accept writes (not a read-only file, a standby, a read-only session),
-    and on SQLite the disk must have room (``MIN_FREE_BYTES``). A write lock held
-    by a long write is not a problem: it will end."""
+@dataclass(frozen=True)
+class Missing:
+    """One thing the service lacks: ``what`` is a short fixed code (``database``,
+    ``writes``, ``disk``, ``schema``, ``views-rebuild``, ``chain-head``, ``master-key``,
+    ``signing-key``) for monitors; ``detail`` says it to the operator."""
+
+    what: str
+    detail: str
+
+
+def unready(store: Store) -> list[Missing]:
+    """Everything that keeps the service from serving; empty when it can. The database
+    must answer a read and accept writes (not a read-only file, a standby, a read-only
+    session), and on SQLite the disk must have room (``MIN_FREE_BYTES``). A write lock
+    held by a long write is not a problem: it will end."""
+    missing: list[Missing] = []
+    if store.signer is None:
+        missing.append(Missing("signing-key", "no signing key is loaded to sign checkpoints"))
     with store.engine.connect() as conn:
-        conn.execute(select(tables.register_head.c.position)).scalar_one()
+        schema = _schema(conn)
+        missing += schema
+        if not schema:  # the other tables are as this code knows them
+            missing += _chain_head(conn)
+            if not master_key_opens(conn, store.keyring):
+                missing.append(
+                    Missing(
+                        "master-key",
+                        "the master key does not open the register's keys (rotated by "
+                        "another process? restart with the register's master key)",
+                    )
+                )
         if store.dialect == "postgresql":
             standby, read_only = conn.exec_driver_sql(
                 "SELECT pg_is_in_recovery(), current_setting('transaction_read_only')"
             ).one()
             if standby or read_only == "on":
-                return "the database refuses writes (a standby, or read-only)"
-            return None
+                missing.append(
+                    Missing("writes", "the database refuses writes (a standby, or read-only)")
+                )
+            return missing
+    return missing + _sqlite_room(store)
+
+
+BEHIND = (
+    "the register's schema is older than this casebook: run `casebook upgrade` "
+    "(with the service stopped)"
+)
+AHEAD = "the register's schema is newer than this casebook: run the newer version"
+OWED = (
+    "a migration's views rebuild has not run: run `casebook views rebuild` "
+    "(searches may miss people until then)"
+)
+
+
+def _schema(conn: Connection) -> list[Missing]:
+    state = migrations.state(conn)
+    if state == "behind":
+        return [Missing("schema", BEHIND)]
+    if state == "ahead":
+        return [Missing("schema", AHEAD)]
+    if state == "empty":
+        return [Missing("schema", "the register has no tables")]
+    owed = set(conn.execute(select(tables.owed.c.what)).scalars())
+    if migrations.VIEWS_REBUILD in owed:
+        return [Missing("views-rebuild", OWED)]
+    return []
+
+
+def _chain_head(conn: Connection) -> list[Missing]:
+    """The head row, and the chain's link at its position with the hash it names."""
+    h, c = tables.register_head, tables.chain
+    head = conn.execute(select(h.c.chain_position, h.c.chain_hash)).first()
+    if head is None:
+        return [Missing("chain-head", "the register has no head row")]
+    if head.chain_position == 0:
+        return []
+    link = conn.execute(select(c.c.hash).where(c.c.position == head.chain_position)).scalar()
+    if link != head.chain_hash:
+        detail = f"the chain has no link matching its head at position {head.chain_position}"
+        return [Missing("chain-head", detail + ": run `casebook verify`")]
+    return []
+
+
+def _sqlite_room(store: Store) -> list[Missing]:
     if not _sqlite_writable(store):
-        return "the database file refuses writes (read-only?)"
+        return [Missing("writes", "the database file refuses writes (read-only?)")]
     folder = store.settings.sqlite_path().parent
     try:  # a file system remounted read-only after an error shows only here
         probe = folder / ".casebook-ready"
@@ -47,11 +127,11 @@ def unready(store: Store) -> str | None:
         probe.unlink()
     except OSError as e:
         code = errno.errorcode.get(e.errno or 0, "error")
-        return f"the database's folder refuses writes ({code})"
+        return [Missing("writes", f"the database's folder refuses writes ({code})")]
     free = shutil.disk_usage(folder).free
     if free < MIN_FREE_BYTES:
-        return f"the disk holding the register has {free // 2**20} MB free"
-    return None
+        return [Missing("disk", f"the disk holding the register has {free // 2**20} MB free")]
+    return []
 
 
 def _sqlite_writable(store: Store) -> bool:

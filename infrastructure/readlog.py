@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -102,6 +102,8 @@ class ReadAudit:
         self._next = _Batch()
         self._thread: threading.Thread | None = None
         self._closed = False
+        # Told how many records each committed batch wrote (``api.metrics``).
+        self.on_recorded: Callable[[int], None] = lambda _: None
 
     def record(self, reader: Reader | None, case_ids: Iterable[UUID]) -> None:
         """Record that ``reader`` read these cases' personal data, durably, before this
@@ -163,6 +165,7 @@ class ReadAudit:
                 batch.done(e)
             else:
                 batch.done(None)
+                self.on_recorded(len(batch.rows))
             # (``done`` never raises: the thread lives on for the next batch.)
 
     def close(self) -> None:

@@ -114,6 +114,18 @@ class Settings(BaseSettings):
     # folder beside a PostgreSQL one; with several hosts, a second database they all reach.
     erasure_ledger_url: str | None = None
 
+    # ``GET /metrics`` needs an admin key on the API's address; set this (``host:port``,
+    # e.g. ``127.0.0.1:9464``) to serve it also, without a key, on an address of its own
+    # that only the monitoring network reaches (``api.metrics_address``).
+    metrics_address: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.:\[\]-]+:\d{1,5}$")
+
+    def metrics_host_port(self) -> tuple[str, int] | None:
+        """``metrics_address`` split into host and port (an IPv6 host in brackets)."""
+        if not self.metrics_address:
+            return None
+        host, _, port = self.metrics_address.rpartition(":")
+        return host.strip("[]"), int(port)
+
     def url(self) -> str:
         if self.database_url:
             return self.database_url

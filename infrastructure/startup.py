@@ -10,7 +10,7 @@ import hmac
 import sqlalchemy
 import sqlalchemy.exc
 from sqlalchemy import insert, select, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from infrastructure import tables
 from infrastructure.crypto import Keyring, MissingMasterKey
@@ -47,9 +47,17 @@ def _check_master_key(engine: Engine, keyring: Keyring) -> None:
         with engine.connect() as conn:
             recorded = conn.execute(select(t.c.check_value)).scalar_one()
     if not hmac.compare_digest(recorded, value):
-        raise MissingMasterKey(
-            "this is not the master key the register's data keys are wrapped with"
-        )
+        raise MissingMasterKey(WRONG_MASTER_KEY)
+
+
+WRONG_MASTER_KEY = "this is not the master key the register's data keys are wrapped with"
+
+
+def master_key_opens(conn: Connection, keyring: Keyring) -> bool:
+    """Whether the register's recorded check value is this master key's (``GET /ready``
+    asks again while serving: the check value can change under a running service)."""
+    recorded = conn.execute(select(tables.master_check.c.check_value)).scalar()
+    return recorded is not None and hmac.compare_digest(recorded, keyring.check_value)
 
 
 def _backfill_access(engine: Engine) -> None:

@@ -173,6 +173,8 @@ class Store:
         self.signer: Signer | None = None  # set by whoever may sign checkpoints
         # The installation's public key when no signer is loaded (a verifier).
         self.public_key: str | None = None
+        # Told the events of each committed write that recorded any (``api.metrics``).
+        self.on_written: Callable[[int], None] = lambda _: None
         # The schema is the migrations' (``infrastructure.migrations``): an empty database
         # gets today's; an older register is refused until `casebook upgrade` (unless
         # ``require_current`` is False: verifying a copy reads only the chain's tables).
@@ -304,6 +306,8 @@ class Store:
         if checkpoint_due:  # committed: sign the new head, every so many events
             self.auto_checkpoint()
         self.statistics.wrote(written, unit.position if unit is not None else 0)
+        if written:
+            self.on_written(written)
 
     @staticmethod
     def _ledger_quietly(mark: Callable[[int], None], entry: int) -> None:

@@ -3,16 +3,13 @@ never refused for load (``api.middleware.InFlightLimit``)."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 
+from api.cached import OneAtATime
 from api.problems import Problem
 from api.schemas import Health, Ready, problems
 from infrastructure.faults import classify
-from infrastructure.readiness import unready
+from infrastructure.readiness import Missing, unready
 from infrastructure.store import Store
 
 router = APIRouter(tags=["health"])
@@ -28,11 +25,15 @@ async def health() -> dict[str, str]:
 @router.get("/ready", response_model=Ready, responses=problems((503, "what is missing")))
 @router.head("/ready", include_in_schema=False)
 async def ready(request: Request) -> dict[str, str]:
-    """The service can serve: its database answers a read and accepts writes, and a
-    SQLite register's disk has room. Otherwise 503, saying what is missing."""
+    """The service can serve: its database answers a read and accepts writes, the schema
+    is current and owes no views rebuild, the chain's head is readable, the master key
+    opens the register's keys and a signing key is loaded, and a SQLite register's disk
+    has room. Otherwise 503, saying what is missing (``missing``: their codes)."""
     missing = await request.app.state.readiness.missing()
-    if missing is not None:
-        raise Problem(503, "not-ready", missing, headers={"Retry-After": "1"})
+    if missing:
+        detail = "; ".join(m.detail for m in missing)
+        what = [m.what for m in missing]
+        raise Problem(503, "not-ready", detail, headers={"Retry-After": "1"}, missing=what)
     return {"status": "ready"}
 
 
@@ -44,31 +45,17 @@ class Readiness:
     thread per probe)."""
 
     def __init__(self, store: Store, ttl: float = 1.0, timeout: float = 2.0):
-        self.store, self.ttl, self.timeout = store, ttl, timeout
-        self.lock = asyncio.Lock()
-        self.checked_at: float | None = None
-        self.result: str | None = None
-        self.running: asyncio.Task[str | None] | None = None
+        self.store, self.timeout = store, timeout
+        self.check = OneAtATime(lambda: unready(store), self._failed, ttl, timeout)
 
-    async def missing(self) -> str | None:
-        """None when ready, else what is missing."""
-        async with self.lock:  # one check at a time; the others take its answer
-            if self.checked_at is None or time.monotonic() - self.checked_at >= self.ttl:
-                self.result = await self._check()
-                self.checked_at = time.monotonic()
-            return self.result
+    async def missing(self) -> list[Missing]:
+        """Empty when ready, else what is missing."""
+        return await self.check.get()
 
-    async def _check(self) -> str | None:
-        if self.running is None or self.running.done():
-            self.running = asyncio.create_task(self._in_thread())
-        try:
-            return await asyncio.wait_for(asyncio.shield(self.running), self.timeout)
-        except TimeoutError:
-            return f"the database did not answer within {self.timeout:g} seconds"
-
-    async def _in_thread(self) -> str | None:
-        try:
-            return await run_in_threadpool(unready, self.store)
-        except Exception as e:
-            fault = classify(e)
-            return f"the database cannot be used ({fault.slug if fault else type(e).__name__})"
+    def _failed(self, error: Exception | None) -> list[Missing]:
+        if error is None:
+            detail = f"the database did not answer within {self.timeout:g} seconds"
+            return [Missing("database", detail)]
+        fault = classify(error)
+        slug = fault.slug if fault else type(error).__name__
+        return [Missing("database", f"the database cannot be used ({slug})")]

@@ -1,6 +1,6 @@
 """``casebook prune``'s batches, on both databases: a prune killed half-way has removed
 whole batches, says so, and finishes when run again; between two batches the write lock
-is free, so writes go on while it runs."""
+is free, so writes go on while it runs; a read audit kept forever is never pruned."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy
 from sqlalchemy import func, insert, select
 
+from api.cli_retention import said
 from infrastructure import tables
 from infrastructure.persistence import plain_engine
 from infrastructure.retention import IDEMPOTENCY, READ_AUDIT, PruneStopped, Retention
@@ -112,3 +113,17 @@ def test_between_two_batches_the_write_lock_is_free(settings: Settings, store: S
         other.dispose()
     assert [r.removed for r in removed] == [6, 6]
     assert took == [IDEMPOTENCY] * 3 + [READ_AUDIT] * 3
+
+
+def test_a_read_audit_kept_forever_is_never_pruned(settings: Settings) -> None:
+    store = Store(settings.model_copy(update={"read_audit_days": "forever"}))
+    try:
+        old_records(store, reads=3, records=2)
+        removed = Retention(store, pause=0).prune()
+        assert [(r.kind, r.cutoff, r.removed) for r in removed][1] == (READ_AUDIT, None, 0)
+        assert removed[0].removed == 2 and count(store, tables.access_log) == 4
+        lines = [said(r, store.settings) for r in removed]
+    finally:
+        store.close()
+    assert lines[1] == "read-audit records (kept forever): none removed"
+    assert lines[0].startswith("idempotency records (kept 24 h, made before ")

@@ -249,4 +249,5 @@ def pg_database() -> Iterator[str]:
     finally:
         with admin.connect() as conn:
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}_erasures WITH (FORCE)")
         admin.dispose()

@@ -71,6 +71,7 @@ log = logging.getLogger("casebook.erasures")
 REAPPLIED_BY = "casebook-erasure-ledger"  # the name on an erasure made again
 REAPPLIER_ID = uuid.uuid5(uuid.NAMESPACE_URL, "casebook:erasure-ledger")
 WAIT_SECONDS = 5  # a ledger that does not answer within this refuses the erasure
+PG_SUFFIX = "_erasures"  # the default ledger's database, beside the register's
 
 metadata = MetaData()
 entries = Table(
@@ -109,23 +110,31 @@ class Entry:
 
 def ledger_url(settings: Settings) -> str:
     """Where the ledger is: the setting, else a SQLite file beside a SQLite register
-    (``casebook.sqlite`` -> ``casebook.erasures.sqlite``), else in the data folder."""
+    (``casebook.sqlite`` -> ``casebook.erasures.sqlite``), else a second database on
+    the register's PostgreSQL server (``DB`` -> ``DB_erasures``), which every API
+    process on every host reaches as it reaches the register, and which a restore of
+    the register's database does not touch."""
     if settings.erasure_ledger_url:
         return settings.erasure_ledger_url
     if settings.is_sqlite:
         db = settings.sqlite_path()
         return f"sqlite:///{db.with_name(db.stem + '.erasures.sqlite')}"
-    return f"sqlite:///{(settings.data_dir / 'casebook.erasures.sqlite').resolve()}"
+    url = make_url(settings.url())
+    return url.set(database=f"{url.database}{PG_SUFFIX}").render_as_string(hide_password=False)
 
 
 class ErasureLedger:
-    def __init__(self, url: str):
+    def __init__(self, url: str, create_from: str | None = None):
+        """The ledger at ``url``, its tables made if missing; on PostgreSQL its database
+        too, if missing, through a connection to ``create_from`` (the register's)."""
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             args: dict[str, Any] = {"timeout": WAIT_SECONDS}
         else:
             options = f"-c statement_timeout={WAIT_SECONDS * 1000}"
             args = {"connect_timeout": WAIT_SECONDS, "options": options}
+            if create_from is not None:
+                _create_database(url, create_from)
         self.engine = sqlalchemy.create_engine(
             url, poolclass=sqlalchemy.pool.NullPool, connect_args=args
         )
@@ -147,14 +156,8 @@ class ErasureLedger:
                 "CASEBOOK_ERASURE_LEDGER_URL names the register's own database: a restore "
                 "replaces it, ledger and all; give the ledger a database of its own"
             )
-        on_one_host = not settings.is_sqlite and not settings.erasure_ledger_url
-        if on_one_host and settings.mode == "production":
-            log.warning(
-                "the erasure ledger is a file on this host: with API processes on "
-                "several hosts, set CASEBOOK_ERASURE_LEDGER_URL to a database they all "
-                "reach, or a restore may not know of erasures made on another host"
-            )
-        return cls(url)
+        beside = not settings.is_sqlite and not settings.erasure_ledger_url
+        return cls(url, create_from=settings.url() if beside else None)
 
     # ---- the erasures ------------------------------------------------------------------
 
@@ -273,3 +276,29 @@ def _same_database(a: str, b: str) -> bool:
     if ua.get_backend_name() != ub.get_backend_name():
         return False
     return (ua.host, ua.port or 5432, ua.database) == (ub.host, ub.port or 5432, ub.database)
+
+
+def _create_database(url: str, via: str) -> None:
+    """Make the ledger's PostgreSQL database if it does not exist (two processes at
+    once: one makes it). Needs the CREATEDB privilege; without it, the error says to
+    make the database or to name another with ``CASEBOOK_ERASURE_LEDGER_URL``."""
+    name = make_url(url).database or ""
+    engine = sqlalchemy.create_engine(via, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(
+                sqlalchemy.text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                {"name": name},
+            ).first()
+            if found is None:
+                try:
+                    conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+                except sqlalchemy.exc.ProgrammingError as e:
+                    if "already exists" not in str(e):
+                        raise LedgerRefused(
+                            f"the erasure ledger's database {name} does not exist and "
+                            "cannot be made here: make it, or name another with "
+                            "CASEBOOK_ERASURE_LEDGER_URL"
+                        ) from None
+    finally:
+        engine.dispose()

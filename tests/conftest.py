@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from infrastructure.crypto import new_master_key
 from infrastructure.keys import KeyStore
+from infrastructure.ledger import PG_SUFFIX
 from infrastructure.settings import Settings
 from infrastructure.store import Store
 
@@ -52,14 +53,19 @@ def pg_database() -> Iterator[str]:
     yield url
     with admin.connect() as conn:
         conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}{PG_SUFFIX} WITH (FORCE)")
     admin.dispose()
 
 
 def _empty_postgres(url: str) -> None:
+    """The run's database emptied, and the erasure ledger's beside it dropped (each
+    test's register is new, and pairs with a new ledger)."""
     engine = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.exec_driver_sql("DROP SCHEMA public CASCADE")
         conn.exec_driver_sql("CREATE SCHEMA public")
+        name = url.rsplit("/", 1)[1]
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}{PG_SUFFIX} WITH (FORCE)")
     engine.dispose()
 
 

@@ -43,7 +43,7 @@ from infrastructure import (
 )
 from infrastructure.chain import ChainHead
 from infrastructure.checkpoints import Checkpoint, MissingSecret, Signer
-from infrastructure.crypto import Keyring, load_master_key
+from infrastructure.crypto import Keyring, MasterKeyChanged, load_master_key
 from infrastructure.faults import classify
 from infrastructure.idempotency import Idempotency
 from infrastructure.persistence import (
@@ -206,11 +206,14 @@ class WriteUnit:
         self.position = max(self.position, *(n.id for n in notifications))
 
 
-# The head of the register and the newest erasure (for the keyring's cache), in the one
+# The head of the register, the newest erasure (for the keyring's cache) and which
+# master key wraps the register's keys (and whether a rotation is under way), in the one
 # statement every write begins with.
 HEAD_AND_EPOCH = select(
     tables.register_head,
     select(func.max(tables.erasures.c.id)).scalar_subquery().label("epoch"),
+    select(tables.master_check.c.check_value).scalar_subquery().label("master"),
+    select(tables.master_check.c.rotating_to).scalar_subquery().label("rotating_to"),
 )
 
 HEAD_UPDATE = update(tables.register_head)  # values bound at each write's end
@@ -266,7 +269,7 @@ class Store:
                 self.events_table = migrations.events_table_of(conn, self.events_table)
         if found == "empty":
             migrations.create(engine, [tables.metadata, self.events_table])
-        startup.prepare(self.engine, self.keyring)
+        startup.prepare(self.engine, self.keyring, current=found in ("empty", "current"))
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -330,6 +333,10 @@ class Store:
                 # until this one ends. The keys it makes are kept on the write itself.
                 keys_mark = self.keyring.mark()
                 head = session.execute(HEAD_AND_EPOCH).one()
+                if head.master != self.keyring.check_value or head.rotating_to is not None:
+                    # A master-key rotation has begun (or is done) since this process
+                    # started: nothing is sealed or wrapped under the old key any more.
+                    raise MasterKeyChanged()
                 self.keyring.refresh_to(head.epoch or 0)  # erasures by other processes
                 unit = WriteUnit(
                     session,

@@ -223,8 +223,9 @@ def persistence_env(settings: Settings) -> dict[str, str]:
     }
 
 
-# An erasure's scrub on SQLite: tries, and how long each waits for readers.
-SCRUB_TRIES, SCRUB_WAIT_MS = 30, 100
+# An erasure's scrub on SQLite: tries (0.1 s apart: about five seconds in all), and how
+# long each waits for a reader of an older snapshot, holding the write lock meanwhile.
+SCRUB_TRIES, SCRUB_WAIT_MS = 45, 10
 
 
 def scrub(engine: Engine) -> None:

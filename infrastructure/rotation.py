@@ -43,6 +43,9 @@ from infrastructure.crypto import Keyring, wrap_aad
 from infrastructure.persistence import writing
 
 BATCH = 1000  # keys a transaction: each batch holds the write lock for a few ms
+# Passes over the keys before giving up: one, unless something wrote meanwhile (a store
+# opened before the rotation began, whose writes are refused: it cannot).
+PASSES = 3
 EVENTS = "casebook_events"  # the register's log, whose lock is its write lock (PostgreSQL)
 
 
@@ -93,7 +96,7 @@ def rotate(
     total = _count(engine, None)
     if progress is not None:
         progress(done, total)
-    while True:
+    for _ in range(PASSES):
         last: UUID | None = None
         while True:
             with _locked(engine) as conn:
@@ -106,6 +109,10 @@ def rotate(
         with _locked(engine) as conn:
             if _finish(conn, old, new):
                 return Rotated(done - before, before, rewrapped_secrets)
+    raise RotationRefused(
+        "keys wrapped by the old master key keep appearing: something still writes to the "
+        "register (stop the service), then run this again"
+    )
 
 
 def _begin(conn: Connection, old: Keyring, new: Keyring) -> bool:
@@ -182,7 +189,8 @@ def _rewrap_batch(
 
 def _finish(conn: Connection, old: Keyring, new: Keyring) -> bool:
     """Switch the register to the new key if every key and secret is wrapped by it;
-    False if some were still wrapped by the old one (rewrapped on another pass)."""
+    False if some keys were still wrapped by the old one (rewrapped on another pass)."""
+    _rewrap_secrets(conn, old, new)  # none left, unless the register was changed
     stray = 0
     for t in (tables.person_keys, tables.secrets):
         by = conn.execute(

@@ -209,11 +209,12 @@ class WriteUnit:
 # The head of the register, the newest erasure (for the keyring's cache) and which
 # master key wraps the register's keys (and whether a rotation is under way), in the one
 # statement every write begins with.
+MASTER = tables.master_check
 HEAD_AND_EPOCH = select(
     tables.register_head,
     select(func.max(tables.erasures.c.id)).scalar_subquery().label("epoch"),
-    select(tables.master_check.c.check_value).scalar_subquery().label("master"),
-    select(tables.master_check.c.rotating_to).scalar_subquery().label("rotating_to"),
+    select(MASTER.c.check_value).where(MASTER.c.id == 1).scalar_subquery().label("master"),
+    select(MASTER.c.rotating_to).where(MASTER.c.id == 1).scalar_subquery().label("rotating_to"),
 )
 
 HEAD_UPDATE = update(tables.register_head)  # values bound at each write's end

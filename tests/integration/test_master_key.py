@@ -232,8 +232,10 @@ def test_a_register_made_when_its_secrets_were_derived_answers_as_before_once_up
 def test_after_a_rotation_the_new_key_alone_opens_the_register_and_the_old_is_refused(
     settings: Settings, tmp_path: Path
 ) -> None:
+    """The runbook's steps: a new key from `casebook master-key`, the rotation with the
+    old key given as to the service, then the service with the new key alone."""
     settings, made = upgraded(settings)
-    new = new_master_key()
+    new = cli(settings, "master-key").output.strip()
     erased_before = key_row(settings, made["erased"])
     keys = sum(wrapped_by(settings).values())
     assert keys >= 3

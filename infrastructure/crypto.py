@@ -210,6 +210,13 @@ class Keyring:
         wrapped = bytes(wrapped)
         return self._master.decrypt(wrapped[:NONCE], wrapped[NONCE:], aad)
 
+    def still_current(self, check_value: str, rotating_to: str | None) -> None:
+        """``MasterKeyChanged`` unless this is the register's master key and no rotation
+        is under way (as a write reads them first, under the write lock): once a
+        rotation has begun, nothing is sealed or wrapped under the old key."""
+        if check_value != self.check_value or rotating_to is not None:
+            raise MasterKeyChanged()
+
     # -- keys ------------------------------------------------------------------------
     def connect(
         self, on: Connection | None = None

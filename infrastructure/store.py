@@ -43,7 +43,7 @@ from infrastructure import (
 )
 from infrastructure.chain import ChainHead
 from infrastructure.checkpoints import Checkpoint, MissingSecret, Signer
-from infrastructure.crypto import Keyring, MasterKeyChanged, load_master_key
+from infrastructure.crypto import Keyring, load_master_key
 from infrastructure.faults import classify
 from infrastructure.idempotency import Idempotency
 from infrastructure.persistence import (
@@ -334,10 +334,7 @@ class Store:
                 # until this one ends. The keys it makes are kept on the write itself.
                 keys_mark = self.keyring.mark()
                 head = session.execute(HEAD_AND_EPOCH).one()
-                if head.master != self.keyring.check_value or head.rotating_to is not None:
-                    # A master-key rotation has begun (or is done) since this process
-                    # started: nothing is sealed or wrapped under the old key any more.
-                    raise MasterKeyChanged()
+                self.keyring.still_current(head.master, head.rotating_to)  # or a 503
                 self.keyring.refresh_to(head.epoch or 0)  # erasures by other processes
                 unit = WriteUnit(
                     session,

@@ -22,7 +22,7 @@ import click
 from api.timeline import print_timeline, printable
 from infrastructure.chain import Verification
 from infrastructure.checkpoints import Checkpoint, Signer
-from infrastructure.crypto import MissingMasterKey, new_master_key
+from infrastructure.crypto import MissingMasterKey, load_master_key
 from infrastructure.keys import ROLES, KeyError_, KeyStore
 from infrastructure.ledger import LedgerRefused
 from infrastructure.migrations import UpgradeNeeded
@@ -103,10 +103,11 @@ def upgrade() -> None:
             behind = migrations.state(conn) == "behind"
         if behind:  # what an interrupted or online views rebuild left, set straight
             before_migrations(engine)
-        applied = migrations.upgrade(engine)
+        # read only if a revision needs it (0006: the register's secrets, wrapped by it)
+        applied = migrations.upgrade(engine, lambda: load_master_key(settings))
         with engine.connect() as conn:
             owed = migrations.VIEWS_REBUILD in migrations.owed(conn)
-    except UpgradeNeeded as e:
+    except (UpgradeNeeded, MissingMasterKey) as e:
         raise click.ClickException(str(e)) from None
     except Exception as e:  # by type only: the URL may hold a password
         raise click.ClickException(
@@ -128,14 +129,6 @@ def upgrade() -> None:
         finally:
             store.close()
         click.echo(f"rebuilt the views from {count} events, as a migration asked")
-
-
-@main.command("master-key")
-def master_key() -> None:
-    """Print a new master key (32 random bytes, base64) for CASEBOOK_MASTER_KEY or the
-    file CASEBOOK_MASTER_KEY_FILE. Keep it apart from the database and its backups:
-    whoever holds both reads every person's data that is not erased."""
-    click.echo(new_master_key())
 
 
 @main.group()
@@ -415,4 +408,4 @@ def checkpoint() -> None:
 
 
 # The commands of other modules, registered on ``main`` when they are imported.
-from api import cli_backup, cli_retention, cli_signing  # noqa: E402,F401
+from api import cli_backup, cli_masterkey, cli_retention, cli_signing  # noqa: E402,F401

@@ -16,6 +16,9 @@ higher is better on every row) and, with ``--json FILE``, saves the figures.
   --pg-people M  PostgreSQL's large register alone (0: skip PostgreSQL)
   --only overload  a ramp of wrk connections against GET /cases/{id}: throughput,
                  p50/p99 and the share of 503s at each step (bench.overload)
+  --only erasure how long reads (and SQLite's writes) wait during one erasure and its
+                 scrub, on registers of 200,000 people (PostgreSQL, if reachable, and
+                 SQLite), against the scrub it replaced (bench.erasure); --quick: 5,000
 """
 
 from __future__ import annotations
@@ -36,7 +39,18 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import appends, bulk, chain, negotiations, overload, rebuild, replay, scale, web
+from bench import (
+    appends,
+    bulk,
+    chain,
+    erasure,
+    negotiations,
+    overload,
+    rebuild,
+    replay,
+    scale,
+    web,
+)
 from bench.common import Result, log
 
 MEASURES = (
@@ -51,6 +65,7 @@ MEASURES = (
     "matching",
     "scale",
     "overload",
+    "erasure",
 )
 
 
@@ -79,16 +94,17 @@ class Plan:
     scale_people: int  # on SQLite, and a register a hundred times smaller
     scale_pg_people: int  # on PostgreSQL, the same
     scale_seconds: float  # each read timed for this long (a slow one longer)
+    erasure_people: int  # on PostgreSQL and on SQLite (bench.erasure)
 
 
 PLANS = {
     "quick": Plan(
         1.5, 200, 2.0, 0.5, 200, 8, 1000, 5, 10_000, 10_000, 2.5, 5,
-        1000, 500, 100, 4_000, 3, 10_000, 1_000, 5_000, 5_000, 2_000, 1.0,
+        1000, 500, 100, 4_000, 3, 10_000, 1_000, 5_000, 5_000, 2_000, 1.0, 5_000,
     ),
     "default": Plan(
         9.0, 1000, 10.0, 2.0, 200, 8, 1000, 25, 100_000, 100_000, 15.0, 9,
-        1000, 2000, 1000, 10_000, 5, 100_000, 10_000, 20_000, 200_000, 50_000, 3.0,
+        1000, 2000, 1000, 10_000, 5, 100_000, 10_000, 20_000, 200_000, 50_000, 3.0, 200_000,
     ),
 }  # fmt: skip
 
@@ -275,6 +291,7 @@ def notes(results: list[Result]) -> str:
                 f"{reg['share_with_namesake']:.0%} of people share theirs"
             )
     lines.extend(scale.notes(results))
+    lines.extend(erasure.notes(results))
     return "\n".join(lines)
 
 
@@ -364,6 +381,8 @@ def main(argv: list[str] | None = None) -> int:
                     plan.concurrency,
                 )
             )
+        if "erasure" in chosen:
+            results.extend(erasure.measure(workdir, plan.erasure_people))
         if "chain" in chosen:
             results.extend(
                 chain.measure(

@@ -69,6 +69,7 @@ class Manifest:
     made_at: str
     sha256: str  # of the copy (the archive's other member)
     ledger_id: str  # the erasure ledger the register was paired with
+    master_check: str  # the check value of the master key that wraps its keys
     signature: str = ""  # hex: of ``message()``, with the checkpoint's key
 
     @property
@@ -78,7 +79,7 @@ class Manifest:
     def message(self) -> bytes:
         head = (
             f"{FORMAT}\n{self.dialect}\n{self.made_at}\n{self.member}\n{self.sha256}\n"
-            f"{self.ledger_id}\n"
+            f"{self.ledger_id}\n{self.master_check}\n"
         )
         return head.encode() + self.checkpoint.message()
 
@@ -101,6 +102,7 @@ class Manifest:
             "member": self.member,
             "sha256": self.sha256,
             "ledger_id": self.ledger_id,
+            "master_check": self.master_check,
             "checkpoint": self.checkpoint.as_dict(),
             "signature": self.signature,
         }
@@ -124,10 +126,12 @@ def backup(store: Store, target: Path, signer: Signer) -> Manifest:
         work.mkdir(mode=0o700)
         copy = work / "copy"
         if store.dialect == "sqlite":
-            checkpoint, ledger_id = _sqlite(store, copy, signer)
+            checkpoint, ledger_id, master = _sqlite(store, copy, signer)
         else:
-            checkpoint, ledger_id = _postgres(store, copy, signer)
-        unsigned = Manifest(store.dialect, checkpoint, checkpoint.made_at, sha256(copy), ledger_id)
+            checkpoint, ledger_id, master = _postgres(store, copy, signer)
+        unsigned = Manifest(
+            store.dialect, checkpoint, checkpoint.made_at, sha256(copy), ledger_id, master
+        )
         manifest = replace(unsigned, signature=signer.sign_bytes(unsigned.message()).hex())
         with tarfile.open(partial, "w:") as archive:
             data = json.dumps(manifest.as_dict(), indent=1).encode()
@@ -145,7 +149,7 @@ def backup(store: Store, target: Path, signer: Signer) -> Manifest:
     return manifest
 
 
-def _sqlite(store: Store, copy_path: Path, signer: Signer) -> tuple[Checkpoint, str]:
+def _sqlite(store: Store, copy_path: Path, signer: Signer) -> tuple[Checkpoint, str, str]:
     source = sqlite3.connect(f"file:{store.settings.sqlite_path()}?mode=ro", uri=True)
     copy = sqlite3.connect(copy_path)
     try:
@@ -162,10 +166,11 @@ def _sqlite(store: Store, copy_path: Path, signer: Signer) -> tuple[Checkpoint, 
         copy.commit()
         copy.execute("PRAGMA journal_mode = DELETE")  # the copy is one file
         paired = copy.execute(f"SELECT ledger_id FROM {tables.ledger_pairing.name}").fetchone()
+        master = copy.execute(f"SELECT check_value FROM {tables.master_check.name}").fetchone()
     finally:
         copy.close()
         source.close()
-    return checkpoint, paired[0] if paired else ""
+    return checkpoint, paired[0] if paired else "", master[0] if master else ""
 
 
 def libpq(url: str) -> tuple[str, dict[str, str]]:
@@ -189,7 +194,7 @@ def tool(name: str) -> str:
     return found
 
 
-def _postgres(store: Store, dump: Path, signer: Signer) -> tuple[Checkpoint, str]:
+def _postgres(store: Store, dump: Path, signer: Signer) -> tuple[Checkpoint, str, str]:
     pg_dump = tool("pg_dump")
     url, env = libpq(store.settings.url())
     h = tables.register_head
@@ -199,6 +204,7 @@ def _postgres(store: Store, dump: Path, signer: Signer) -> tuple[Checkpoint, str
             snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
             head = conn.execute(select(h.c.chain_position, h.c.chain_hash)).one()
             paired = conn.execute(select(tables.ledger_pairing.c.ledger_id)).scalar()
+            master = conn.execute(select(tables.master_check.c.check_value)).scalar()
             command = [
                 pg_dump,
                 "--format=custom",
@@ -211,7 +217,8 @@ def _postgres(store: Store, dump: Path, signer: Signer) -> tuple[Checkpoint, str
             done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise BackupError(f"pg_dump failed: {_first_line(done.stderr)}")
-    return signer.sign(int(head.chain_position), str(head.chain_hash)), paired or ""
+    checkpoint = signer.sign(int(head.chain_position), str(head.chain_hash))
+    return checkpoint, paired or "", master or ""
 
 
 def read_manifest(path: Path) -> Manifest:
@@ -236,6 +243,7 @@ def read_manifest(path: Path) -> Manifest:
             str(loaded["made_at"]),
             str(loaded["sha256"]),
             str(loaded["ledger_id"]),
+            str(loaded["master_check"]),
             str(loaded["signature"]),
         )
         if manifest.member != loaded["member"]:

@@ -21,9 +21,9 @@ with it:
   destroys the keys of the entries tied to their case (matched or confirmed), and
   records ``NamesErased`` on each such negotiation.
 
-Search needs no name in clear: the name index holds keyed hashes (HMAC-SHA-256 with a
-key derived from the master key) of the normalised name parts, and candidates are
-scored in memory after their views are opened.
+Search needs no name in clear: the name index holds keyed hashes (HMAC-SHA-256 with the
+register's name-index key) of the normalised name parts, and candidates are scored in
+memory after their views are opened.
 
 Erasing destroys the wrapped key (``destroy``) and records that it was done
 (``casebook_erasures``); every sealed blob of that person is then noise. Each process
@@ -32,9 +32,15 @@ changes (``refresh``, called by the store at the start of every read and write a
 before a replay), so an erasure in one process takes effect in the others on their
 next request.
 
-The wrapping key, the name index's key and a check value are derived from the master
-key with HKDF, one per use; the check value is recorded on first start, so a store
-opened with another master key refuses to start.
+The wrapping key is derived from the master key with HKDF, and so is the master key's
+check value, which says which master key this is: it is recorded on first start
+(``casebook_master_check``), so a store opened with another master key refuses to
+start, and its first 16 hex digits (``fingerprint``) are stored next to every key it
+wraps (``wrapped_by``), so a master-key rotation (``infrastructure.rotation``) knows
+which keys it has rewrapped. The name index's key and the request digests' key are
+secrets of the register's own (``infrastructure.secrets``), wrapped by the master key
+like the people's keys: a rotation rewraps them and leaves their values, so the name
+index and the idempotency records stay good.
 
 Each blob is bound to where it belongs (the case and version of an event, the case of a
 view) as associated data, so a blob moved elsewhere does not open.
@@ -62,6 +68,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from infrastructure import tables
+from infrastructure.faults import StoreUnavailable
 from infrastructure.inserts import insert_rows
 from infrastructure.settings import Settings
 
@@ -71,6 +78,7 @@ DEV_MASTER_KEY_FILE = "master.key"
 SEALED_TEXT = "s1:"  # a sealed view starts so; a view in clear starts with "{"
 NONCE = 12
 CACHE_LIMIT = 100_000
+FINGERPRINT = 16  # hex digits of the check value stored next to each wrapped key
 
 
 class MissingMasterKey(Exception):
@@ -84,6 +92,18 @@ class MissingPersonKey(Exception):
 
 class NoKeyRow(MissingPersonKey):
     """No key was ever made for this id."""
+
+
+class MasterKeyChanged(StoreUnavailable):
+    """A key is wrapped by another master key than this process's: the master key is
+    being rotated (or was), and this process must be restarted with the new one. Its
+    writes are refused too (``Store.write``): nothing is sealed under the old key once
+    a rotation has begun."""
+
+    detail = (
+        "the register's master key is being rotated (or was): the service must be "
+        "restarted with the new key; nothing was recorded"
+    )
 
 
 def load_master_key(settings: Settings) -> bytes:
@@ -103,15 +123,20 @@ def load_master_key(settings: Settings) -> bytes:
         if not path.exists():
             _write_new_master(path)
             log.warning("development master key made at %s: keep it apart from the data", path)
+    return read_master_key_file(path)
+
+
+def new_master_key() -> str:
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+def read_master_key_file(path: Path) -> bytes:
+    """A master key kept in a file (the new key of a rotation): 32 bytes, base64."""
     try:
         text = Path(path).read_text().strip()
     except OSError as e:
         raise MissingMasterKey(f"cannot read the master key file: {e.strerror}") from None
     return _decode_master(text, str(path))
-
-
-def new_master_key() -> str:
-    return base64.b64encode(os.urandom(32)).decode()
 
 
 def _decode_master(text: str, where: str) -> bytes:
@@ -138,12 +163,15 @@ class Keyring:
     """The people's data keys: made, opened (and cached), destroyed."""
 
     def __init__(self, master: bytes):
-        # Keys derived from the master key, one per use: wrapping data keys, hashing the
-        # name index, digesting requests; and a check value that tells a wrong master key.
+        # Derived from the master key: the key that wraps data keys and secrets, and the
+        # check value that says which master key this is (one-way: it tells nothing of
+        # the key), recorded on first start and, shortened, next to each wrapped key.
         self._master = AESGCM(_derive(master, b"casebook key wrap"))
-        self._index_key = _derive(master, b"casebook name index")
-        self._digest_key = _derive(master, b"casebook request digest")
         self.check_value = _derive(master, b"casebook master key check").hex()
+        self.fingerprint = self.check_value[:FINGERPRINT]
+        # The register's own secrets (``use_secrets``), read when the store opens.
+        self._index_key: bytes | None = None
+        self._digest_key: bytes | None = None
         self._cache: dict[UUID, AESGCM | None] = {}  # None: erased
         self._epoch: int | None = None
         self._generation = 0  # bumped when the cache is emptied
@@ -156,15 +184,38 @@ class Keyring:
         # when one is open in this context, else a new connection).
         self.connection: Callable[[], AbstractContextManager[tuple[Connection, bool]]] | None = None
 
-    # -- the name index ------------------------------------------------------------
+    # -- the register's secrets ----------------------------------------------------
+    def use_secrets(self, index_key: bytes, digest_key: bytes) -> None:
+        """The name index's key and the request digests' key, as the register keeps
+        them (``infrastructure.secrets``)."""
+        self._index_key, self._digest_key = index_key, digest_key
+
     def name_key(self, key: str) -> str:
         """A blocking key as the name index stores it: keyed, so not reversible by
-        hashing a dictionary of names without the master key."""
-        return hmac.new(self._index_key, key.encode(), hashlib.sha256).hexdigest()[:32]
+        hashing a dictionary of names without the register's secret."""
+        return hmac.new(_loaded(self._index_key), key.encode(), hashlib.sha256).hexdigest()[:32]
 
     def digest(self, text: str) -> str:
         """A keyed digest of a request (its idempotency record): 256 bits."""
-        return hmac.new(self._digest_key, text.encode(), hashlib.sha256).hexdigest()
+        return hmac.new(_loaded(self._digest_key), text.encode(), hashlib.sha256).hexdigest()
+
+    def wrap(self, aad: bytes, secret: bytes) -> bytes:
+        """``secret`` (a data key, a secret of the register) wrapped by the master key,
+        bound to ``aad`` (whose key it is)."""
+        nonce = os.urandom(NONCE)
+        return nonce + self._master.encrypt(nonce, secret, aad)
+
+    def unwrap(self, aad: bytes, wrapped: bytes) -> bytes:
+        """What ``wrap`` wrapped; ``InvalidTag`` for another master key or place."""
+        wrapped = bytes(wrapped)
+        return self._master.decrypt(wrapped[:NONCE], wrapped[NONCE:], aad)
+
+    def still_current(self, check_value: str, rotating_to: str | None) -> None:
+        """``MasterKeyChanged`` unless this is the register's master key and no rotation
+        is under way (as a write reads them first, under the write lock): once a
+        rotation has begun, nothing is sealed or wrapped under the old key."""
+        if check_value != self.check_value or rotating_to is not None:
+            raise MasterKeyChanged()
 
     # -- keys ------------------------------------------------------------------------
     def connect(
@@ -223,9 +274,15 @@ class Keyring:
         rows, made = [], {}
         for key_id in key_ids:
             data_key = AESGCM.generate_key(bit_length=256)
-            nonce = os.urandom(NONCE)
-            wrapped = nonce + self._master.encrypt(nonce, data_key, _wrap_aad(key_id))
-            rows.append({"key_id": key_id, "wrapped": wrapped, "created_at": at})
+            wrapped = self.wrap(wrap_aad(key_id), data_key)
+            rows.append(
+                {
+                    "key_id": key_id,
+                    "wrapped": wrapped,
+                    "wrapped_by": self.fingerprint,
+                    "created_at": at,
+                }
+            )
             made[key_id] = AESGCM(data_key)
         if not rows:
             return
@@ -243,7 +300,11 @@ class Keyring:
         """Destroy a key (the row keeps that it existed and when it went) and record
         the erasure, which makes every process forget its cached keys."""
         t = tables.person_keys
-        conn.execute(update(t).where(t.c.key_id == key_id).values(wrapped=None, erased_at=at))
+        conn.execute(
+            update(t)
+            .where(t.c.key_id == key_id)
+            .values(wrapped=None, wrapped_by=None, erased_at=at)
+        )
         conn.execute(insert(tables.erasures).values(key_id=key_id, erased_at=at))
         with self._lock:
             self._cache.pop(key_id, None)  # read again: from this transaction, or after it
@@ -272,9 +333,13 @@ class Keyring:
         with self.connect(on) as (conn, in_write):
             for i in range(0, len(missing), 500):
                 rows = conn.execute(
-                    select(t.c.key_id, t.c.wrapped).where(t.c.key_id.in_(missing[i : i + 500]))
+                    select(t.c.key_id, t.c.wrapped, t.c.wrapped_by).where(
+                        t.c.key_id.in_(missing[i : i + 500])
+                    )
                 )
-                for key_id, wrapped in rows:
+                for key_id, wrapped, wrapped_by in rows:
+                    if wrapped is not None and wrapped_by != self.fingerprint:
+                        raise MasterKeyChanged()
                     found[key_id] = None if wrapped is None else self._unwrap(key_id, wrapped)
         with self._lock:
             # Read before another thread saw a new erasure and emptied the cache: the
@@ -287,9 +352,8 @@ class Keyring:
         return found
 
     def _unwrap(self, key_id: UUID, wrapped: bytes) -> AESGCM:
-        wrapped = bytes(wrapped)
         try:
-            data_key = self._master.decrypt(wrapped[:NONCE], wrapped[NONCE:], _wrap_aad(key_id))
+            data_key = self.unwrap(wrap_aad(key_id), wrapped)
         except InvalidTag:
             raise MissingPersonKey("a data key does not open with this master key") from None
         return AESGCM(data_key)
@@ -342,6 +406,7 @@ class NoKeys(Keyring):
 
     def __init__(self) -> None:
         super().__init__(os.urandom(32))
+        self.use_secrets(os.urandom(32), os.urandom(32))
 
     def key(self, key_id: UUID) -> AESGCM | None:
         return None
@@ -356,8 +421,16 @@ def _derive(master: bytes, purpose: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(master)
 
 
-def _wrap_aad(case_id: UUID) -> bytes:
-    return b"casebook person key:" + case_id.bytes
+def _loaded(secret: bytes | None) -> bytes:
+    if secret is None:
+        raise RuntimeError("the register's secrets are not loaded (Store opens them)")
+    return secret
+
+
+def wrap_aad(key_id: UUID) -> bytes:
+    """Where a data key belongs, bound to its wrapped form: a wrapped key copied to
+    another row does not open."""
+    return b"casebook person key:" + key_id.bytes
 
 
 def _view_aad(case_id: UUID) -> bytes:

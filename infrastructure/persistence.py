@@ -223,28 +223,47 @@ def persistence_env(settings: Settings) -> dict[str, str]:
     }
 
 
-def scrub(engine: Engine) -> None:
-    """After an erasure: push what it overwrote out of the database's files.
+# An erasure's scrub on SQLite: tries (0.1 s apart: about five seconds in all), and how
+# long each waits for a reader of an older snapshot, holding the write lock meanwhile.
+SCRUB_TRIES, SCRUB_WAIT_MS = 45, 10
 
-    SQLite (``secure_delete`` is on, so the freed cells are zeros): copy the WAL
-    into the database file and truncate it, so that no older copy of the destroyed
-    key's page remains in either; a reader holding an old snapshot can delay that,
-    so it is tried for a few seconds, then left to the next erasure with a warning.
-    PostgreSQL: rewrite the key table (VACUUM FULL: no dead copy of the key is left
-    in its files) and vacuum the view tables. Neither reaches backups, replicas or
-    PostgreSQL's own write-ahead log: see the README's data-protection section."""
+
+def scrub(engine: Engine) -> None:
+    """After an erasure: push what it overwrote out of the database's files, without
+    stopping the register's reads (or, for more than a moment, its writes).
+
+    SQLite (``secure_delete`` is on, so the freed cells are zeros): copy the WAL into
+    the database file and truncate it, so that no older copy of the destroyed key's
+    page remains in either. That checkpoint holds the write lock while it copies the
+    WAL (its frames since the last checkpoint: a few MB at most, not the file) and
+    while it waits for readers of an older snapshot; readers never wait for it. So each
+    try waits at most ``SCRUB_WAIT_MS`` for them (not the connection's busy timeout of
+    many seconds, during which every write would wait too), then lets writes through
+    before the next; after ``SCRUB_TRIES`` it is left to the next erasure, logged.
+    PostgreSQL: a plain VACUUM of the key, view and name tables, outside any
+    transaction, which removes the dead row versions (the destroyed wrapped key's among
+    them) and takes no lock that reads or writes wait for; not VACUUM FULL, whose
+    exclusive lock stopped every read of the register while it rewrote the table, nor
+    the truncation of empty pages at the end, which takes one briefly. Neither reaches
+    backups, replicas or PostgreSQL's write-ahead log: a master-key rotation does (the
+    README's data-protection section)."""
     if engine.dialect.name == "sqlite":
-        for _ in range(50):
+        for _ in range(SCRUB_TRIES):
             with engine.connect() as conn:
-                busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()
+                waited = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
+                conn.exec_driver_sql(f"PRAGMA busy_timeout = {SCRUB_WAIT_MS}")
+                try:
+                    busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()
+                finally:
+                    conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(waited or 0)}")
             if busy is not None and busy[0] == 0:
                 return
             time.sleep(0.1)
         log.warning("erasure: the WAL could not be truncated yet (readers); retry later")
         return
+    names = (tables.person_keys, tables.case_views, tables.case_name_keys)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.exec_driver_sql(f"VACUUM FULL {tables.person_keys.name}")
-        conn.exec_driver_sql(f"VACUUM {tables.case_views.name}, {tables.case_name_keys.name}")
+        conn.exec_driver_sql(f"VACUUM (TRUNCATE false) {', '.join(t.name for t in names)}")
 
 
 class PlannerStatistics:

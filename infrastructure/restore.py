@@ -7,8 +7,9 @@ a running service would be written by it no more), one restore at a time (a lock
 in the data folder):
 
 1. The backup's manifest (the copy's SHA-256, the checkpoint of its head, the id of
-   the erasure ledger the register was paired with) must be signed by this
-   installation's key; the copy must be of this store's kind and hash to what the
+   the erasure ledger the register was paired with, the check value of the master key
+   that wraps its keys) must be signed by this installation's key and name the master
+   key given; the copy must be of this store's kind and hash to what the
    manifest says before a byte of it is written anywhere. A register that holds events
    is replaced only with ``--force``. The ledger must be the copy's: a new one (the
    old lost) does not know the erasures made after the copy, so it is refused unless
@@ -62,6 +63,7 @@ from infrastructure.backup import (
     tool,
 )
 from infrastructure.checkpoints import Checkpoint, Signer, key_id
+from infrastructure.crypto import Keyring, load_master_key
 from infrastructure.ledger import ErasureLedger, ledger_url
 from infrastructure.reconcile import adopt, reapply_all
 from infrastructure.settings import Settings
@@ -135,6 +137,12 @@ def restore(
                 "now in force); take a fresh backup after every rotation"
             )
         raise RestoreRefused("the backup is not signed by this installation's key")
+    if manifest.master_check != Keyring(load_master_key(settings)).check_value:
+        raise RestoreRefused(
+            "the copy's keys are wrapped by another master key than the one given (one in "
+            "use before a master-key rotation?): restore it with the master key of its "
+            "time, then rotate again"
+        )
     with _one_restore(settings):
         held = _events_held(settings)
         if held and not force:

@@ -1,25 +1,29 @@
 """What a store checks and writes once when it opens a register: the head row, the
-master key's check value, and the access rows of cases recorded before organisations
-were enforced. Each is read first and written only when missing, so that a read-only
-store (a replica, a copy being verified) opens without writing."""
+master key's check value and the register's secrets, and the access rows of cases
+recorded before organisations were enforced. Each is read first and written only when
+missing, so that a read-only store (a replica, a copy being verified) opens without
+writing."""
 
 from __future__ import annotations
 
 import hmac
+from datetime import UTC, datetime
 
 import sqlalchemy
 import sqlalchemy.exc
 from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Connection, Engine
 
-from infrastructure import tables
+from infrastructure import secrets, tables
 from infrastructure.crypto import Keyring, MissingMasterKey
 
 
-def prepare(engine: Engine, keyring: Keyring) -> None:
-    """The head row, the master key's check value and the access rows, each
-    written only when missing, so that a read-only store (a replica, a copy being
-    verified) opens without writing."""
+def prepare(engine: Engine, keyring: Keyring, current: bool = True) -> None:
+    """The head row, the master key's check value (and, on a new register, its
+    secrets) and the access rows, each written only when missing, so that a read-only
+    store (a replica, a copy being verified) opens without writing. ``current``: the
+    register is at this code's schema (a verifier may open an older one, which has
+    neither secrets nor rotations)."""
     with engine.connect() as conn:
         has_head = conn.execute(select(tables.register_head.c.id)).first() is not None
     if not has_head:
@@ -28,29 +32,43 @@ def prepare(engine: Engine, keyring: Keyring) -> None:
                 conn.execute(insert(tables.register_head).values(id=1, position=0))
         except sqlalchemy.exc.IntegrityError:
             pass  # another process starting at the same time made it
-    _check_master_key(engine, keyring)
+    _check_master_key(engine, keyring, current)
     _backfill_access(engine)
 
 
-def _check_master_key(engine: Engine, keyring: Keyring) -> None:
-    """Refuse a master key other than the one this register's keys are wrapped
-    with; the first start records which one that is."""
-    t, value = tables.master_check, keyring.check_value
+UNFINISHED = (
+    "a master-key rotation was begun and has not finished: run `casebook master-key rotate "
+    "--new-key-file FILE` again with the same two keys (the old one as the master key, "
+    "the new one in FILE) to finish it; nothing starts until then"
+)
+
+
+def _check_master_key(engine: Engine, keyring: Keyring, current: bool) -> None:
+    """Refuse a master key other than the one this register's keys are wrapped with,
+    and any start while a rotation is unfinished; open the register's secrets. The
+    first start records which master key it is and makes the secrets, together."""
+    t = tables.master_check
+    columns = [t.c.check_value, t.c.rotating_to] if current else [t.c.check_value]
     with engine.connect() as conn:
-        recorded = conn.execute(select(t.c.check_value)).scalar()
-    if recorded is None:
+        found = conn.execute(select(*columns)).first()
+    if found is None:
         try:
             with engine.begin() as conn:
-                conn.execute(insert(t).values(id=1, check_value=value))
+                conn.execute(insert(t).values(id=1, check_value=keyring.check_value))
+                if current:
+                    made = secrets.rows(keyring, secrets.new(), datetime.now(UTC))
+                    conn.execute(insert(tables.secrets), made)
         except sqlalchemy.exc.IntegrityError:
-            pass  # another process starting at the same time recorded it
+            pass  # another process starting at the same time recorded them
         with engine.connect() as conn:
-            recorded = conn.execute(select(t.c.check_value)).scalar_one()
-    if not hmac.compare_digest(recorded, value):
-        raise MissingMasterKey(WRONG_MASTER_KEY)
-
-
-WRONG_MASTER_KEY = "this is not the master key the register's data keys are wrapped with"
+            found = conn.execute(select(*columns)).one()
+    if current and found.rotating_to is not None:
+        raise MissingMasterKey(UNFINISHED)
+    if not hmac.compare_digest(found.check_value, keyring.check_value):
+        raise MissingMasterKey(secrets.NOT_THIS_KEY)
+    if current:
+        with engine.connect() as conn:
+            secrets.load(conn, keyring)
 
 
 def master_key_opens(conn: Connection, keyring: Keyring) -> bool:

@@ -123,11 +123,15 @@ class ChainedRegister(Register):
             return read_aggregates(conn, events, self.mapper, self.keyring, aggregate_ids)
 
 
-# The head of the register and the newest erasure (for the keyring's cache), in the one
+# The head of the register, the newest erasure (for the keyring's cache) and which
+# master key wraps the register's keys (and whether a rotation is under way), in the one
 # statement every write begins with.
+MASTER = tables.master_check
 HEAD_AND_EPOCH = select(
     tables.register_head,
     select(func.max(tables.erasures.c.id)).scalar_subquery().label("epoch"),
+    select(MASTER.c.check_value).where(MASTER.c.id == 1).scalar_subquery().label("master"),
+    select(MASTER.c.rotating_to).where(MASTER.c.id == 1).scalar_subquery().label("rotating_to"),
 )
 
 HEAD_UPDATE = update(tables.register_head)  # values bound at each write's end
@@ -184,7 +188,7 @@ class Store:
                 self.events_table = migrations.events_table_of(conn, self.events_table)
         if found == "empty":
             migrations.create(engine, [tables.metadata, self.events_table])
-        startup.prepare(self.engine, self.keyring)
+        startup.prepare(self.engine, self.keyring, current=found in ("empty", "current"))
         # The erasure ledger, outside this database; a service's store makes again any
         # erasure the register does not hold (a restored copy) before it answers.
         self.ledger = ErasureLedger.of(settings)
@@ -253,6 +257,7 @@ class Store:
                 # until this one ends. The keys it makes are kept on the write itself.
                 keys_mark = self.keyring.mark()
                 head = session.execute(HEAD_AND_EPOCH).one()
+                self.keyring.still_current(head.master, head.rotating_to)  # or a 503
                 self.keyring.refresh_to(head.epoch or 0)  # erasures by other processes
                 unit = WriteUnit(
                     session,

@@ -163,16 +163,34 @@ person_keys = Table(
     Column("wrapped", LargeBinary, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("erased_at", DateTime(timezone=True), nullable=True),
+    # Which master key wraps it (the first hex digits of that key's check value), so
+    # that a master-key rotation knows what it has rewrapped; NULL once erased.
+    Column("wrapped_by", String(16), nullable=True),
+)
+
+# The register's own secrets (``infrastructure.secrets``): the name index's key and the
+# request digests' key, random, wrapped by the master key like the people's keys (and
+# rewrapped with them by a rotation), so that their values outlive any master key.
+secrets = Table(
+    "casebook_secrets",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("wrapped", LargeBinary, nullable=False),
+    Column("wrapped_by", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
 # One row: a value derived from the master key, so that a store opened with another
 # master key (a typo, a lost development key file) refuses to start instead of failing
 # on every person's data, or sealing new data with keys nobody can open together.
+# While a master-key rotation is under way, ``rotating_to`` is the new key's: nothing
+# starts or writes until the rotation has finished and switched ``check_value``.
 master_check = Table(
     "casebook_master_check",
     metadata,
     Column("id", Integer, primary_key=True),
     Column("check_value", String(64), nullable=False),
+    Column("rotating_to", String(64), nullable=True),
 )
 
 # Every erasure, in order: its count tells each process when to forget cached keys.

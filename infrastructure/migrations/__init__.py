@@ -21,7 +21,7 @@ lock, and says whether one of them asked for the projections to be rebuilt
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache
@@ -53,11 +53,34 @@ class UpgradeNeeded(Exception):
     """The register's schema is not the one this code works with."""
 
 
-def _config(connection: Connection | None = None) -> Config:
+def _config(
+    connection: Connection | None = None, master_key: Callable[[], bytes] | None = None
+) -> Config:
     config = Config()
     config.set_main_option("script_location", str(HERE))
     config.attributes["connection"] = connection
+    config.attributes[MASTER_KEY] = master_key
     return config
+
+
+# The config attribute through which a revision that needs the master key (0006: the
+# register's secrets, wrapped by it) asks for it (``master_key``).
+MASTER_KEY = "master_key"
+
+
+def master_key() -> bytes:
+    """The master key, for a revision that needs it, as ``upgrade`` was given it: read
+    only when asked for, so that an upgrade that needs none never reads it."""
+    from alembic import context
+
+    given = context.config.attributes.get(MASTER_KEY)
+    if given is None:
+        raise UpgradeNeeded(
+            "this upgrade needs the master key (CASEBOOK_MASTER_KEY or "
+            "CASEBOOK_MASTER_KEY_FILE): give it and run `casebook upgrade` again"
+        )
+    key: bytes = given()
+    return key
 
 
 @cache
@@ -147,8 +170,9 @@ def create(engine: Engine, metadatas: Sequence[MetaData | Table]) -> None:
         )
 
 
-def upgrade(engine: Engine) -> list[str]:
-    """Bring a register to the newest revision; the revisions applied, oldest first."""
+def upgrade(engine: Engine, master_key: Callable[[], bytes] | None = None) -> list[str]:
+    """Bring a register to the newest revision; the revisions applied, oldest first.
+    ``master_key`` gives the master key to a revision that needs it."""
     with _locked(engine) as conn:
         found = state(conn)
         if found == "ahead":
@@ -164,7 +188,7 @@ def upgrade(engine: Engine) -> list[str]:
         applied = [
             s.revision for s in scripts().iterate_revisions(head(), start) if s.revision != start
         ]
-        command.upgrade(_config(conn), "head")
+        command.upgrade(_config(conn, master_key), "head")
         applied.reverse()
         if needs_rebuild(applied):  # owed until a rebuild swaps its views in
             _owe(conn, VIEWS_REBUILD)

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from infrastructure import tables
+from infrastructure.crypto import new_master_key
 from infrastructure.ledger import ErasureLedger, LedgerRefused, ledger_url
 from infrastructure.ledger import facts as ledger_facts
 from infrastructure.settings import Settings
@@ -184,6 +185,9 @@ def test_a_restore_refuses_what_is_not_this_installations_backup(
     assert refused.returncode == 1 and "nothing restored" in refused.stderr
     copy = tmp_path / "register.backup"
     run(settings, "backup", str(copy))
+    other_master = {"CASEBOOK_MASTER_KEY": new_master_key()}
+    refused = run(settings, "restore", str(copy), "--force", check=False, env=other_master)
+    assert refused.returncode == 1 and "another master key" in refused.stderr, refused.stderr
     run(settings, "signing-key", "rotate")  # the copy's key is retired
     refused = run(settings, "restore", str(copy), "--force", check=False)
     assert refused.returncode == 1 and "before a signing-key rotation" in refused.stderr

@@ -53,6 +53,8 @@ def golden(settings: Settings) -> Iterator[Store]:
             "wrapped": base64.b64decode(k["wrapped"]) if k["wrapped"] else None,
             "created_at": datetime.fromisoformat(k["created_at"]),
             "erased_at": datetime.fromisoformat(k["erased_at"]) if k["erased_at"] else None,
+            # which master key wraps it, as migration 0006 records it for a key of its day
+            "wrapped_by": store.keyring.fingerprint if k["wrapped"] else None,
         }
         for k in GOLDEN["person_keys"]
     ]

@@ -5,6 +5,7 @@ by ``tests/fixtures/make_old_register.py`` at commit e6fda4e) is refused until
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import sqlite3
@@ -110,7 +111,7 @@ def test_an_old_register_is_refused_until_upgraded_then_answers_as_before(
     statuses = status_counts(settings)
 
     upgraded = run(settings, "upgrade", env=env)
-    assert "applied 6 migrations: 0002, 0003, 0004, 0005, 0007, 0008" in upgraded.stdout
+    assert "applied 7 migrations: 0002, 0003, 0004, 0005, 0006, 0007, 0008" in upgraded.stdout
     assert "up to date" in run(settings, "upgrade", env=env).stdout
 
     store = Store(settings)
@@ -164,7 +165,8 @@ def test_an_upgrade_killed_before_its_rebuild_rebuilds_when_run_again(
     ids = load_old_register(settings)
     engine = plain_engine(settings)
     try:
-        assert migrations.upgrade(engine)  # the migrations, and then the process died
+        # the migrations (0006 with the master key), and then the process died
+        assert migrations.upgrade(engine, lambda: base64.b64decode(MADE["master_key"]))
         with engine.connect() as conn:
             assert migrations.owed(conn) == {migrations.VIEWS_REBUILD}
     finally:

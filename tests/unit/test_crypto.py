@@ -27,6 +27,7 @@ from infrastructure.crypto import (
     DEV_MASTER_KEY_FILE,
     SEALED_TEXT,
     Keyring,
+    MasterKeyChanged,
     MissingMasterKey,
     MissingPersonKey,
     NoKeys,
@@ -372,11 +373,28 @@ def test_the_name_index_holds_keyed_hashes_only(store: Store, worker: ApiKey) ->
         assert [i["id"] for i in items] == [str(case_id)]
 
 
-def test_the_name_index_depends_on_the_master_key() -> None:
-    a, b = Keyring(bytes(32)), Keyring(b"\x01" * 32)
-    assert a.name_key("rkr") == Keyring(bytes(32)).name_key("rkr")  # deterministic
-    assert a.name_key("rkr") != b.name_key("rkr")
-    assert a.name_key("rkr") != a.name_key("rks")
+def test_the_name_index_key_is_the_registers_own_not_derived_from_the_master_key(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Two registers opened with the same master key hash names differently: each made
+    a random key of its own on its first start (wrapped by the master key, so that a new
+    master key leaves it as it is); a register opened again keeps its own."""
+    first = Store(settings)
+    other = Store(Settings(data_dir=tmp_path / "other"))
+    try:
+        assert first.keyring.check_value == other.keyring.check_value  # one master key
+        assert first.keyring.name_key("rkr") != other.keyring.name_key("rkr")
+        assert first.keyring.digest("request") != other.keyring.digest("request")
+        assert first.keyring.name_key("rkr") != first.keyring.name_key("rks")
+        again = Store(settings)
+        try:
+            assert again.keyring.name_key("rkr") == first.keyring.name_key("rkr")
+            assert again.keyring.digest("request") == first.keyring.digest("request")
+        finally:
+            again.close()
+    finally:
+        first.close()
+        other.close()
 
 
 # ---- blobs are bound to where they belong ----------------------------------------------
@@ -466,6 +484,9 @@ def test_another_master_key_is_refused_at_start_and_opens_nothing(
         stored = conn.execute(
             select(tables.case_views.c.view).where(tables.case_views.c.case_id == case_id)
         ).scalar_one()
+    with pytest.raises(MasterKeyChanged):  # each key says which master key wraps it
+        wrong.open_text(case_id, stored)
+    wrong.fingerprint = store.keyring.fingerprint  # and were that tampered with too
     with pytest.raises(MissingPersonKey):
         wrong.open_text(case_id, stored)
     # The right key still opens everything.

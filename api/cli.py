@@ -1,5 +1,7 @@
 """The ``casebook`` command: serve, upgrade, keys, views rebuild, replay, verify, export,
-checkpoint.
+checkpoint here; backup, restore and erasure-ledger (``api.cli_backup``), prune
+(``api.cli_retention``), signing-key (``api.cli_signing``) and master-key
+(``api.cli_masterkey``) in modules of their own, registered at the end of this one.
 
 Every command reads ``CASEBOOK_DATABASE_URL`` (and the other ``CASEBOOK_*`` settings)
 and creates the store's tables when the database is empty; a register made by an

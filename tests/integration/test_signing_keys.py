@@ -252,6 +252,7 @@ def test_a_register_from_before_rotations_verifies_and_rotates(settings: Setting
     """Its one key, never announced, is the one its checkpoints were signed with: the
     first rotation hands over from it, and its checkpoint still verifies after."""
     from infrastructure import migrations
+    from infrastructure.crypto import load_master_key
     from infrastructure.persistence import plain_engine
     from tests.integration.test_migrations import load_old_register, old
 
@@ -259,7 +260,7 @@ def test_a_register_from_before_rotations_verifies_and_rotates(settings: Setting
     load_old_register(settings)
     engine = plain_engine(settings)
     try:
-        assert "0005" in migrations.upgrade(engine)
+        assert "0005" in migrations.upgrade(engine, lambda: load_master_key(settings))
     finally:
         engine.dispose()
     store = Store(settings)

@@ -22,6 +22,8 @@ from api.app import create_app
 from infrastructure.crypto import new_master_key
 from infrastructure.keys import KeyStore
 from infrastructure.ledger import PG_SUFFIX
+from infrastructure.ledger import entries as ledger_entries
+from infrastructure.ledger import facts as ledger_facts
 from infrastructure.settings import Settings
 from infrastructure.store import Store
 
@@ -58,15 +60,26 @@ def pg_database() -> Iterator[str]:
 
 
 def _empty_postgres(url: str) -> None:
-    """The run's database emptied, and the erasure ledger's beside it dropped (each
-    test's register is new, and pairs with a new ledger)."""
+    """The run's database emptied, and the erasure ledger's beside it emptied of its
+    entries and marks (each test's register is new, and pairs with the ledger when it
+    first opens; the ledger's database is kept: making one costs a test a second)."""
     engine = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.exec_driver_sql("DROP SCHEMA public CASCADE")
         conn.exec_driver_sql("CREATE SCHEMA public")
         name = url.rsplit("/", 1)[1]
-        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}{PG_SUFFIX} WITH (FORCE)")
+        found = conn.exec_driver_sql(
+            f"SELECT 1 FROM pg_database WHERE datname = '{name}{PG_SUFFIX}'"
+        ).first()
     engine.dispose()
+    if found is None:
+        return
+    ledger = sqlalchemy.create_engine(url + PG_SUFFIX)
+    with ledger.begin() as conn:
+        if sqlalchemy.inspect(conn).has_table(ledger_entries.name):
+            conn.execute(sqlalchemy.delete(ledger_entries))
+            conn.execute(sqlalchemy.delete(ledger_facts).where(ledger_facts.c.name != "ledger_id"))
+    ledger.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -41,13 +41,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from infrastructure import tables
-from infrastructure.checkpoints import Checkpoint, Signer
+from infrastructure.checkpoints import Checkpoint, Signer, signature_holds
 
 if TYPE_CHECKING:
     from infrastructure.store import Store
@@ -87,12 +85,7 @@ class Manifest:
         """Whether ``public_key`` signed this manifest and its checkpoint."""
         if self.checkpoint.public_key != public_key or not self.checkpoint.signature_holds():
             return False
-        try:
-            key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key))
-            key.verify(bytes.fromhex(self.signature), self.message())
-        except (ValueError, InvalidSignature):
-            return False
-        return True
+        return signature_holds(public_key, self.signature, self.message())
 
     def as_dict(self) -> dict[str, Any]:
         return {

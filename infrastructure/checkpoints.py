@@ -50,6 +50,17 @@ def fingerprint(public_key: str) -> str:
     return hashlib.sha256(bytes.fromhex(public_key)).hexdigest()
 
 
+def signature_holds(public_key: str, signature: str, message: bytes) -> bool:
+    """Whether ``signature`` (hex) is the Ed25519 signature of ``message`` by
+    ``public_key`` (hex of the raw key): checkpoints, backups' manifests, restores."""
+    try:
+        key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key))
+        key.verify(bytes.fromhex(signature), message)
+    except (ValueError, InvalidSignature):
+        return False
+    return True
+
+
 def key_id(public_key: str) -> str:
     return fingerprint(public_key)[:16]
 
@@ -68,12 +79,7 @@ class Checkpoint:
         return f"{TAG}\n{self.position}\n{self.head}\n{self.made_at}\n{self.public_key}".encode()
 
     def signature_holds(self) -> bool:
-        try:
-            key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(self.public_key))
-            key.verify(bytes.fromhex(self.signature), self.message())
-        except (ValueError, InvalidSignature):
-            return False
-        return True
+        return signature_holds(self.public_key, self.signature, self.message())
 
     @property
     def key_id(self) -> str:

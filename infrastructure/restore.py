@@ -48,8 +48,6 @@ from pathlib import Path
 from uuid import UUID
 
 import sqlalchemy
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import func, insert, select
 
 from infrastructure import migrations, tables
@@ -62,7 +60,7 @@ from infrastructure.backup import (
     read_manifest,
     tool,
 )
-from infrastructure.checkpoints import Checkpoint, Signer, key_id
+from infrastructure.checkpoints import Checkpoint, Signer, key_id, signature_holds
 from infrastructure.crypto import Keyring, load_master_key
 from infrastructure.ledger import ErasureLedger, ledger_url
 from infrastructure.reconcile import adopt, reapply_all
@@ -94,12 +92,7 @@ class RestoreStatement:
         ).encode()
 
     def signature_holds(self) -> bool:
-        try:
-            key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(self.public_key))
-            key.verify(bytes.fromhex(self.signature), self.message())
-        except (ValueError, InvalidSignature):
-            return False
-        return True
+        return signature_holds(self.public_key, self.signature, self.message())
 
 
 @dataclass

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from infrastructure import migrations, tables
+from infrastructure import migrations, rotation, tables
 from infrastructure.startup import master_key_opens
 
 if TYPE_CHECKING:
@@ -58,8 +58,17 @@ def unready(store: Store) -> list[Missing]:
                 missing.append(
                     Missing(
                         "master-key",
-                        "the master key does not open the register's keys (rotated by "
-                        "another process? restart with the register's master key)",
+                        "the master key does not open the register's keys, or a rotation "
+                        "is under way (finish it, then restart with the register's key)",
+                    )
+                )
+            newest = rotation.in_force(conn)
+            if store.signer is not None and newest not in (None, store.signer.public_key):
+                missing.append(
+                    Missing(
+                        "signing-key",
+                        "the signing key loaded is not the one in force (rotated by "
+                        "another process): restart with the key the rotation announced",
                     )
                 )
         if store.dialect == "postgresql":

@@ -72,10 +72,14 @@ def _check_master_key(engine: Engine, keyring: Keyring, current: bool) -> None:
 
 
 def master_key_opens(conn: Connection, keyring: Keyring) -> bool:
-    """Whether the register's recorded check value is this master key's (``GET /ready``
-    asks again while serving: the check value can change under a running service)."""
-    recorded = conn.execute(select(tables.master_check.c.check_value)).scalar()
-    return recorded is not None and hmac.compare_digest(recorded, keyring.check_value)
+    """Whether the register's recorded check value is this master key's, and no
+    rotation is under way (``GET /ready`` asks again while serving: either can change
+    under a running service, and then every write is refused)."""
+    t = tables.master_check
+    found = conn.execute(select(t.c.check_value, t.c.rotating_to)).first()
+    if found is None or found.rotating_to is not None:
+        return False
+    return hmac.compare_digest(found.check_value, keyring.check_value)
 
 
 def _backfill_access(engine: Engine) -> None:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, insert, select, update
 
@@ -56,6 +57,31 @@ def another_master_key(store: Store) -> Iterator[None]:
 
 
 @contextmanager
+def master_key_rotating(store: Store) -> Iterator[None]:
+    """A master-key rotation begun by another process: every write is refused."""
+    t = tables.master_check
+    with store.engine.begin() as conn:
+        conn.execute(update(t).values(rotating_to="0" * 64))
+    yield
+    with store.engine.begin() as conn:
+        conn.execute(update(t).values(rotating_to=None))
+
+
+@contextmanager
+def signing_key_rotated(store: Store) -> Iterator[None]:
+    """Another process rotated the signing key: this one's makes no more checkpoints."""
+    from infrastructure.checkpoints import Signer
+    from infrastructure.rotation import rotate
+
+    assert store.signer is not None
+    outgoing, incoming = store.signer, Signer(Ed25519PrivateKey.generate())
+    rotate(store, outgoing, incoming)
+    yield
+    with store.engine.begin() as conn:  # for the test only: its own key in force again
+        conn.execute(delete(tables.signing_keys))
+
+
+@contextmanager
 def head_unreadable(store: Store) -> Iterator[None]:
     """A head row that names a link the chain does not have."""
     t = tables.register_head
@@ -80,6 +106,8 @@ def no_signing_key(store: Store) -> Iterator[None]:
         (schema_behind, "schema", "casebook upgrade"),
         (rebuild_owed, "views-rebuild", "casebook views rebuild"),
         (another_master_key, "master-key", "master key"),
+        (master_key_rotating, "master-key", "rotation"),
+        (signing_key_rotated, "signing-key", "in force"),
         (head_unreadable, "chain-head", "casebook verify"),
         (no_signing_key, "signing-key", "signing key"),
     ],

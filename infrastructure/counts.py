@@ -35,7 +35,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
-from domain.state import Period
+from domain.timeline import Period
 from infrastructure import tables
 
 DIMENSIONS = ("status", "held_by", "nationality", "category")

@@ -34,7 +34,8 @@ from domain.case import Case
 from domain.exchange import Exchange
 from domain.facts import HANDOVER_TYPES, OPENED, Fact
 from domain.negotiation import Negotiation
-from domain.state import CaseState, Period, active_facts, earliest_new_day, timeline
+from domain.state import CaseState, active_facts
+from domain.timeline import Period, earliest_new_day, timeline
 from infrastructure import counts, names, tables
 from infrastructure.crypto import Keyring
 from infrastructure.inserts import insert_rows
@@ -226,7 +227,7 @@ def case_history(
     the write's time) and new ones added. What stands now per case may be given (a new
     case has none; a rebuild knows) instead of read. ``since``: for each case, the
     earliest day of the facts just added, when the periods before it stand as they are
-    (``domain.state.timeline``). Returns what stands after."""
+    (``domain.timeline.timeline``). Returns what stands after."""
     return (
         _write_periods_many(session, periods, periods_now or {}, since or {}),
         _write_handovers_many(session, handovers, standing_now or {}) if handovers else {},

@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session
 
 from domain.case import Case
 from domain.facts import OPENED
-from domain.state import Period, earliest_new_day
+from domain.timeline import Period, earliest_new_day
 from infrastructure import tables
 from infrastructure.crypto import NONCE, SEALED_TEXT, Keyring, NoKeyRow
 from infrastructure.projections import (

@@ -19,7 +19,8 @@ from sqlalchemy import bindparam, exists, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from domain.state import CaseState, Period
+from domain.state import CaseState
+from domain.timeline import Period
 from infrastructure import tables
 from infrastructure.crypto import SEALED_TEXT, Keyring, MissingPersonKey
 

@@ -17,7 +17,7 @@ from domain.input import parse_fact, parse_opening
 from domain.ports import MemoryWrites
 from domain.register import Register
 from domain.rules import InvalidTransition
-from domain.state import timeline
+from domain.timeline import timeline
 
 TODAY = date(2026, 11, 27)
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

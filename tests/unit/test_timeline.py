@@ -15,15 +15,8 @@ from domain.case import Case, NewFact, Stamp
 from domain.facts import ALL_FACT_TYPES, OPENED, FactError
 from domain.identity import Identity
 from domain.rules import InvalidTransition
-from domain.state import (
-    DATED_EFFECT,
-    UNDATED_EFFECT,
-    Period,
-    active_facts,
-    derive,
-    earliest_new_day,
-    timeline,
-)
+from domain.state import active_facts, derive
+from domain.timeline import DATED_EFFECT, UNDATED_EFFECT, Period, earliest_new_day, timeline
 
 T0 = datetime(2021, 1, 1, tzinfo=UTC)
 PARTIES = ["AM", "AZ", "RU", "GE"]

@@ -39,7 +39,7 @@ import tarfile
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
@@ -257,28 +257,27 @@ def extract_copy(path: Path, manifest: Manifest, target: Path) -> None:
             raise BackupError(f"{path} holds no {manifest.member}") from None
         if not info.isreg() or info.issparse():
             raise BackupError(f"{path}: {manifest.member} is not a plain file")
-        for write in (False, True):  # read through and hash, then write
-            source = archive.extractfile(info)
-            assert source is not None  # a regular member
-            digest = hashlib.sha256()
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600) if write else None
-            with os.fdopen(fd, "wb") if fd is not None else _Nowhere() as out:
-                while block := source.read(1 << 20):
-                    digest.update(block)
-                    out.write(block)
-                out.flush()
-                if fd is not None:
-                    os.fsync(out.fileno())
-            if not hmac.compare_digest(digest.hexdigest(), manifest.sha256):
-                target.unlink(missing_ok=True)
-                raise BackupError(f"{path}: the copy is not the one the manifest signed")
+        source = archive.extractfile(info)
+        assert source is not None  # a regular member
+        if not hmac.compare_digest(_digest(source), manifest.sha256):
+            raise BackupError(f"{path}: the copy is not the one the manifest signed")
+        source.seek(0)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            shutil.copyfileobj(source, out, 1 << 20)
+            out.flush()
+            os.fsync(out.fileno())
 
 
 def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
+        return _digest(f)
+
+
+def _digest(stream: IO[bytes]) -> str:
+    digest = hashlib.sha256()
+    while block := stream.read(1 << 20):
+        digest.update(block)
     return digest.hexdigest()
 
 
@@ -293,13 +292,3 @@ def fsync(path: Path) -> None:
 def _first_line(text: str) -> str:
     lines = [line for line in text.splitlines() if line.strip()]
     return lines[0][:300] if lines else "no message"
-
-
-class _Nowhere(io.RawIOBase):
-    """A sink for a first read-through."""
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, b: Any) -> int:
-        return len(b)

@@ -141,12 +141,14 @@ class ErasureLedger:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _durable)
         metadata.create_all(self.engine)
-        with self.engine.begin() as conn:
-            if conn.execute(select(facts.c.value).where(facts.c.name == "ledger_id")).first():
-                pass
-            else:
-                conn.execute(insert(facts).values(name="ledger_id", value=str(uuid.uuid4())))
         self.id = self._fact("ledger_id") or ""
+        if not self.id:  # a new ledger: its id, once (two processes at once: one wins)
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(insert(facts).values(name="ledger_id", value=str(uuid.uuid4())))
+            except sqlalchemy.exc.IntegrityError:
+                pass
+            self.id = self._fact("ledger_id") or ""
 
     @classmethod
     def of(cls, settings: Settings) -> ErasureLedger:
